@@ -1,0 +1,78 @@
+//===- Target.h - The interface every code generation target implements ----===//
+//
+// A target turns the imported module (func + TOSA) into files in an artifact
+// directory. The driver (Compiler.cpp) runs the target's pass pipeline, with the
+// user's IR dumps, then calls emit(). One folder per target; codegen/null is the
+// template to copy for a new one.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_CODEGEN_TARGET_H
+#define KILN_CODEGEN_TARGET_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/LLVM.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln::codegen {
+
+/// One model input or output as the runtime will see it.
+struct TensorSignature {
+  std::string name;
+  int32_t dtype = 0; ///< kiln_dtype_t
+  std::vector<int64_t> dims;
+  uint64_t sizeBytes = 0;
+};
+
+struct ModelSignature {
+  std::vector<TensorSignature> inputs, outputs;
+};
+
+struct CompileOptions {
+  std::string name;          ///< C identifier used for symbols and file names
+  std::string target = "x86-64";
+  std::string cpu;           ///< target CPU; empty = the target's default
+  std::string entryName = "forward";
+  /// Print the IR after these passes ("all" for every pass) to stderr.
+  std::vector<std::string> dumpIrAfter;
+};
+
+/// Files a target wrote, relative to the artifact directory.
+struct Artifact {
+  std::vector<std::string> files;
+  uint64_t weightsBytes = 0, arenaBytes = 0, objectBytes = 0;
+};
+
+class Target {
+public:
+  virtual ~Target() = default;
+  virtual llvm::StringRef name() const = 0;
+  /// Textual MLIR pass pipeline from the imported module to what emit() reads.
+  virtual std::string pipeline(const CompileOptions &options) const = 0;
+  /// Writes the artifact files into `dir` (which exists and is empty).
+  virtual mlir::LogicalResult emit(mlir::ModuleOp module, const ModelSignature &signature,
+                                   const CompileOptions &options, const std::string &dir,
+                                   Artifact &artifact) = 0;
+};
+
+/// Known target names, and a factory (null for an unknown name).
+std::vector<std::string> targetNames();
+std::unique_ptr<Target> createTarget(llvm::StringRef name);
+
+/// Reads the entry function's signature (before the pipeline rewrites it).
+mlir::FailureOr<ModelSignature> readSignature(mlir::ModuleOp module, llvm::StringRef entry);
+
+/// Runs the target's pipeline on `module`, then emits into `dir`.
+mlir::LogicalResult compileModule(mlir::ModuleOp module, Target &target, const CompileOptions &options,
+                                  const std::string &dir, Artifact &artifact);
+
+// Per-target factories.
+std::unique_ptr<Target> createCpuTarget(llvm::StringRef arch);
+std::unique_ptr<Target> createNullTarget();
+
+} // namespace kiln::codegen
+
+#endif

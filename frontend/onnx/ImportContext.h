@@ -1,0 +1,138 @@
+//===- ImportContext.h - What an op import function sees --------------------===//
+//
+// Each ONNX op is imported by one function of type ImportFn (see OpTable.cpp).
+// It reads its inputs and attributes through NodeImporter, emits TOSA (or
+// tensor/linalg where TOSA lacks the op) with the helpers below, and either sets
+// its outputs or calls fail() with the reason. A result that can be computed on
+// the host (a shape subgraph, a constant weight transform) is set with outConst
+// and never reaches the IR unless something needs it as a tensor.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_FRONTEND_ONNX_IMPORTCONTEXT_H
+#define KILN_FRONTEND_ONNX_IMPORTCONTEXT_H
+
+#include "frontend/onnx/HostTensor.h"
+#include "frontend/onnx/Importer.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Value.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <functional>
+#include <optional>
+
+namespace kiln::onnx_frontend {
+
+class GraphImporter;
+
+/// The importer's record of one ONNX value.
+struct ValueEntry {
+  mlir::Value value;                 ///< materialised tensor (may be null for constants)
+  std::optional<HostTensor> constant;
+};
+
+class NodeImporter {
+public:
+  NodeImporter(GraphImporter &graph, const onnx::NodeProto &node, int64_t opset);
+
+  const onnx::NodeProto &node;
+  const int64_t opset;
+  mlir::OpBuilder &b;
+  mlir::Location loc;
+
+  // Inputs.
+  size_t numInputs() const { return node.input_size(); }
+  bool hasInput(size_t i) const { return i < size_t(node.input_size()) && !node.input(i).empty(); }
+  mlir::Value in(size_t i);                   ///< materialised as a tensor
+  const HostTensor *inConst(size_t i) const;  ///< null unless known at import time
+  mlir::RankedTensorType inType(size_t i) const;
+  std::vector<int64_t> inShape(size_t i) const;
+  DType inDType(size_t i) const;
+  int64_t inRank(size_t i) const { return int64_t(inShape(i).size()); }
+
+  // Attributes.
+  const onnx::AttributeProto *attr(llvm::StringRef name) const;
+  bool hasAttr(llvm::StringRef name) const { return attr(name) != nullptr; }
+  int64_t attrInt(llvm::StringRef name, int64_t def) const;
+  float attrFloat(llvm::StringRef name, float def) const;
+  std::string attrString(llvm::StringRef name, const std::string &def) const;
+  std::vector<int64_t> attrInts(llvm::StringRef name) const;
+  std::vector<float> attrFloats(llvm::StringRef name) const;
+
+  // Outputs.
+  size_t numOutputs() const { return node.output_size(); }
+  bool wantsOutput(size_t i) const { return i < size_t(node.output_size()) && !node.output(i).empty(); }
+  void out(size_t i, mlir::Value v);
+  void outConst(size_t i, HostTensor t);
+
+  /// Records why this node cannot be imported; returns failure().
+  mlir::LogicalResult fail(const llvm::Twine &reason);
+
+  // ---- Emission helpers (all results carry this node's location) ----
+  mlir::Type elementType(DType t) const;
+  mlir::RankedTensorType tensorType(llvm::ArrayRef<int64_t> shape, mlir::Type elem) const;
+  /// Generic op creation: name, operands, one result type, attributes.
+  mlir::Value emit(llvm::StringRef opName, mlir::ValueRange operands, mlir::Type result,
+                   llvm::ArrayRef<mlir::NamedAttribute> attrs = {});
+  mlir::NamedAttribute named(llvm::StringRef name, mlir::Attribute a) { return b.getNamedAttr(name, a); }
+
+  mlir::Value constant(const HostTensor &t);
+  mlir::Value constF32(llvm::ArrayRef<int64_t> shape, llvm::ArrayRef<float> data);
+  /// A [1,...,1] tensor of `rank` holding v, of element type `elem`.
+  mlir::Value splat(double v, int64_t rank, mlir::Type elem);
+  mlir::Value zeroPoint(mlir::Type elem); ///< tensor<1xelem> zero, for TOSA zp operands
+  mlir::Value shapeValue(llvm::ArrayRef<int64_t> values); ///< tosa.const_shape
+
+  mlir::Value reshape(mlir::Value x, llvm::ArrayRef<int64_t> shape);
+  mlir::Value transpose(mlir::Value x, llvm::ArrayRef<int64_t> perm);
+  mlir::Value toRank(mlir::Value x, int64_t rank); ///< prepend unit dims
+  /// Elementwise TOSA binary op with numpy broadcasting (add, sub, mul, ...).
+  mlir::Value binary(llvm::StringRef tosaOp, mlir::Value a, mlir::Value c, mlir::Type resultElem = {});
+  mlir::Value add(mlir::Value a, mlir::Value c) { return binary("tosa.add", a, c); }
+  mlir::Value sub(mlir::Value a, mlir::Value c) { return binary("tosa.sub", a, c); }
+  mlir::Value mul(mlir::Value a, mlir::Value c);
+  mlir::Value unary(llvm::StringRef tosaOp, mlir::Value x);
+  mlir::Value clamp(mlir::Value x, double lo, double hi);
+  /// Elementwise linalg.generic over broadcast operands for what TOSA lacks.
+  mlir::Value generic(mlir::ValueRange operands, mlir::Type resultElem,
+                      const std::function<mlir::Value(mlir::OpBuilder &, mlir::Location,
+                                                      mlir::ValueRange)> &body);
+  /// Reduce over one axis keeping it as size 1 (tosa.reduce_sum/max/min/prod).
+  mlir::Value reduce(llvm::StringRef tosaOp, mlir::Value x, int64_t axis);
+  mlir::Value slice(mlir::Value x, llvm::ArrayRef<int64_t> start, llvm::ArrayRef<int64_t> size);
+  mlir::Value concat(mlir::ValueRange parts, int64_t axis);
+
+  static std::vector<int64_t> shapeOf(mlir::Value v);
+  GraphImporter &graph;
+};
+
+using ImportFn = mlir::LogicalResult (*)(NodeImporter &);
+
+/// One row of the op table: ONNX op type and the opset range one function imports.
+struct OpTableEntry {
+  const char *opType;
+  int64_t minOpset, maxOpset;
+  ImportFn fn;
+};
+
+/// The table (OpTable.cpp). Lookup returns null if (op, opset) is not supported.
+const OpTableEntry *lookupOp(llvm::StringRef opType, int64_t opset);
+llvm::ArrayRef<OpTableEntry> opTable();
+
+/// Decodes an ONNX TensorProto; returns the reason on failure.
+std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &out);
+
+/// Normalises a possibly negative axis; nullopt if out of range.
+std::optional<int64_t> normalizeAxis(int64_t axis, int64_t rank);
+
+// Import functions, grouped by file.
+#define KILN_OP(opType, lo, hi, name) mlir::LogicalResult import##name(NodeImporter &n);
+#include "frontend/onnx/OpList.def"
+#undef KILN_OP
+
+} // namespace kiln::onnx_frontend
+
+#endif

@@ -1,0 +1,767 @@
+//===- Importer.cpp - ONNX ModelProto to MLIR func + TOSA -------------------===//
+//
+// Loads a model with libonnx, runs the ONNX checker and shape inference with the
+// user's input shapes fixed, then walks the (topologically sorted) graph calling
+// one import function per node from the op table. Every problem is collected with
+// the node's name; nothing is returned unless the whole graph imported.
+//
+//===----------------------------------------------------------------------===//
+#include "frontend/onnx/Importer.h"
+#include "frontend/onnx/ImportContext.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tosa/IR/TosaOps.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <onnx/checker.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+using namespace mlir;
+
+namespace kiln::onnx_frontend {
+
+void registerImporterDialects(DialectRegistry &registry) {
+  registry.insert<func::FuncDialect, tosa::TosaDialect, arith::ArithDialect, tensor::TensorDialect,
+                  linalg::LinalgDialect, math::MathDialect>();
+}
+
+std::string formatDiagnostics(const std::vector<ImportDiagnostic> &diags) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "error: the model cannot be compiled (" << diags.size() << " problem"
+     << (diags.size() == 1 ? "" : "s") << ")\n";
+  for (const ImportDiagnostic &d : diags) {
+    os << "  ";
+    if (!d.node.empty() || !d.op.empty())
+      os << "node '" << d.node << "' (" << d.op << "): ";
+    os << d.reason << "\n";
+  }
+  return s;
+}
+
+//===----------------------------------------------------------------------===//
+// Loading tensors from the protobuf.
+//===----------------------------------------------------------------------===//
+
+static float halfToFloat(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (mant == 0) bits = sign;
+    else {
+      exp = 127 - 15 + 1;
+      while (!(mant & 0x400)) { mant <<= 1; --exp; }
+      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 31) bits = sign | 0x7f800000 | (mant << 13);
+  else bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+/// Decodes a TensorProto; returns a reason string on failure.
+std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &out) {
+  out.dtype = dtypeFromOnnx(t.data_type());
+  if (out.dtype == DType::Unknown)
+    return "tensor '" + t.name() + "' has unsupported element type " + std::to_string(t.data_type());
+  if (t.data_location() == onnx::TensorProto::EXTERNAL)
+    return "tensor '" + t.name() + "' uses external data, which Kiln does not read yet";
+  out.shape.assign(t.dims().begin(), t.dims().end());
+  int64_t n = 1;
+  for (int64_t d : out.shape) {
+    if (d < 0) return "tensor '" + t.name() + "' has a negative dimension";
+    if (d > 0 && n > (int64_t(1) << 40) / d)
+      return "tensor '" + t.name() + "' is absurdly large";
+    n *= d;
+  }
+  const std::string &raw = t.raw_data();
+  size_t esz = out.dtype == DType::F64 || out.dtype == DType::I64 ? 8
+               : out.dtype == DType::F32 || out.dtype == DType::I32 ? 4
+               : out.dtype == DType::F16 || out.dtype == DType::I16 ? 2 : 1;
+  bool useRaw = t.has_raw_data();
+  if (useRaw && raw.size() != size_t(n) * esz)
+    return "tensor '" + t.name() + "' holds " + std::to_string(raw.size()) + " bytes, expected " +
+           std::to_string(size_t(n) * esz);
+  auto rawAt = [&](int64_t k, auto dummy) {
+    decltype(dummy) v;
+    std::memcpy(&v, raw.data() + k * sizeof(v), sizeof(v));
+    return v;
+  };
+  auto need = [&](int count) -> std::optional<std::string> {
+    if (count != n)
+      return "tensor '" + t.name() + "' holds " + std::to_string(count) + " values, expected " +
+             std::to_string(n);
+    return std::nullopt;
+  };
+  if (out.floating()) out.f.resize(n);
+  else out.i.resize(n);
+  switch (out.dtype) {
+  case DType::F32:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.f[k] = rawAt(k, float());
+    else { if (auto e = need(t.float_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.f[k] = t.float_data(k); }
+    break;
+  case DType::F64:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.f[k] = float(rawAt(k, double()));
+    else { if (auto e = need(t.double_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.f[k] = float(t.double_data(k)); }
+    break;
+  case DType::F16:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.f[k] = halfToFloat(rawAt(k, uint16_t()));
+    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.f[k] = halfToFloat(uint16_t(t.int32_data(k))); }
+    break;
+  case DType::I64:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int64_t());
+    else { if (auto e = need(t.int64_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = t.int64_data(k); }
+    break;
+  case DType::I32:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int32_t());
+    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = t.int32_data(k); }
+    break;
+  case DType::I16:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int16_t());
+    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = t.int32_data(k); }
+    break;
+  case DType::I8:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int8_t());
+    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = int8_t(t.int32_data(k)); }
+    break;
+  case DType::U8:
+  case DType::Bool:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, uint8_t());
+    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = uint8_t(t.int32_data(k)); }
+    if (out.dtype == DType::Bool) for (auto &v : out.i) v = v != 0;
+    break;
+  case DType::Unknown:
+    break;
+  }
+  return std::nullopt;
+}
+
+//===----------------------------------------------------------------------===//
+// GraphImporter
+//===----------------------------------------------------------------------===//
+
+class GraphImporter {
+public:
+  GraphImporter(MLIRContext &ctx, const ImportOptions &options, std::vector<ImportDiagnostic> &diags)
+      : ctx(ctx), builder(&ctx), options(options), diags(diags) {}
+
+  OwningOpRef<ModuleOp> run(onnx::ModelProto &model, const std::string &modelName);
+
+  MLIRContext &ctx;
+  OpBuilder builder;
+  const ImportOptions &options;
+  std::vector<ImportDiagnostic> &diags;
+  llvm::StringMap<ValueEntry> values;
+  llvm::StringSet<> poisoned;
+  unsigned resourceCounter = 0;
+
+  void error(const std::string &node, const std::string &op, const std::string &reason) {
+    diags.push_back({node, op, reason});
+  }
+  Value materialize(llvm::StringRef name, Location loc);
+};
+
+static std::string nodeDisplayName(const onnx::NodeProto &node, int index) {
+  if (!node.name().empty()) return node.name();
+  return node.op_type() + "_" + std::to_string(index);
+}
+
+static std::string dimsToString(const std::vector<int64_t> &dims) {
+  std::string s = "[";
+  for (size_t k = 0; k < dims.size(); ++k) s += (k ? "," : "") + (dims[k] < 0 ? std::string("?") : std::to_string(dims[k]));
+  return s + "]";
+}
+
+OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::string &modelName) {
+  onnx::GraphProto *graph = model.mutable_graph();
+
+  int64_t opset = -1;
+  for (const auto &imp : model.opset_import())
+    if (imp.domain().empty() || imp.domain() == "ai.onnx") opset = imp.version();
+  if (opset < 0) {
+    error("", "model", "the model imports no version of the default ONNX opset");
+    return nullptr;
+  }
+
+  // Graph inputs that are not initializers are the model's real inputs.
+  llvm::StringSet<> initNames;
+  for (const auto &init : graph->initializer()) initNames.insert(init.name());
+
+  // Fix the user's shapes before the checker and shape inference see the model.
+  llvm::StringSet<> realInputs;
+  for (auto &input : *graph->mutable_input()) {
+    if (initNames.contains(input.name())) continue;
+    realInputs.insert(input.name());
+    auto it = options.inputShapes.find(input.name());
+    if (it == options.inputShapes.end()) continue;
+    auto *tt = input.mutable_type()->mutable_tensor_type();
+    const auto &dims = it->second;
+    if (tt->has_shape() && tt->shape().dim_size() != int(dims.size())) {
+      error(input.name(), "input",
+            "--shape gives " + std::to_string(dims.size()) + " dimensions but the model's input has " +
+                std::to_string(tt->shape().dim_size()));
+      continue;
+    }
+    auto *shape = tt->mutable_shape();
+    for (size_t k = 0; k < dims.size(); ++k) {
+      auto *d = k < size_t(shape->dim_size()) ? shape->mutable_dim(k) : shape->add_dim();
+      if (d->has_dim_value() && d->dim_value() != dims[k]) {
+        error(input.name(), "input",
+              "--shape sets dimension " + std::to_string(k) + " to " + std::to_string(dims[k]) +
+                  " but the model fixes it to " + std::to_string(d->dim_value()));
+      }
+      d->set_dim_value(dims[k]);
+    }
+  }
+  for (const auto &kv : options.inputShapes)
+    if (!realInputs.contains(kv.first))
+      error(kv.first, "input", "--shape names an input the model does not have");
+  if (!diags.empty()) return nullptr;
+
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception &e) {
+    error("", "model", std::string("the ONNX checker rejected the model: ") + e.what());
+    return nullptr;
+  }
+  try {
+    onnx::shape_inference::InferShapes(model);
+  } catch (const std::exception &e) {
+    error("", "model", std::string("ONNX shape inference failed: ") + e.what());
+    return nullptr;
+  }
+
+  // Pre-flight: report every unsupported op at once, before emitting anything.
+  for (int k = 0; k < graph->node_size(); ++k) {
+    const auto &node = graph->node(k);
+    std::string domain = node.domain();
+    if (!domain.empty() && domain != "ai.onnx") {
+      error(nodeDisplayName(node, k), node.op_type(), "operator domain '" + domain + "' is not supported");
+      continue;
+    }
+    if (!lookupOp(node.op_type(), opset))
+      error(nodeDisplayName(node, k), node.op_type(),
+            "operator is not supported at opset " + std::to_string(opset));
+  }
+
+  Location modelLoc = NameLoc::get(builder.getStringAttr(modelName));
+  OwningOpRef<ModuleOp> module = ModuleOp::create(modelLoc);
+  module->getOperation()->setAttr("kiln.source", builder.getStringAttr(modelName));
+  module->getOperation()->setAttr("kiln.opset", builder.getI64IntegerAttr(opset));
+
+  // Inputs: static shapes and supported element types only.
+  SmallVector<Type> argTypes;
+  SmallVector<std::string> argNames;
+  for (const auto &input : graph->input()) {
+    if (initNames.contains(input.name())) continue;
+    if (!input.type().has_tensor_type()) {
+      error(input.name(), "input", "only tensor inputs are supported");
+      continue;
+    }
+    const auto &tt = input.type().tensor_type();
+    DType dt = dtypeFromOnnx(tt.elem_type());
+    if (dt == DType::Unknown || dt == DType::F64 || dt == DType::F16) {
+      error(input.name(), "input", "element type " + std::to_string(tt.elem_type()) + " is not supported");
+      continue;
+    }
+    if (!tt.has_shape()) {
+      error(input.name(), "input", "input has no shape: pass --shape " + input.name() + "=d0,d1,...");
+      continue;
+    }
+    std::vector<int64_t> dims;
+    bool dynamic = false;
+    std::string symbols;
+    for (const auto &d : tt.shape().dim()) {
+      if (d.has_dim_value() && d.dim_value() >= 0) dims.push_back(d.dim_value());
+      else {
+        dynamic = true;
+        dims.push_back(-1);
+        symbols += (symbols.empty() ? "" : ", ") + (d.has_dim_param() ? "'" + d.dim_param() + "'" : std::string("?"));
+      }
+    }
+    if (dynamic) {
+      error(input.name(), "input",
+            "dynamic dimension " + symbols + " in shape " + dimsToString(dims) +
+                " has no value: pass --shape " + input.name() + "=d0,d1,...");
+      continue;
+    }
+    Type elem = dt == DType::Bool ? Type(builder.getI1Type())
+                : isFloat(dt)     ? Type(builder.getF32Type())
+                                  : Type(builder.getIntegerType(dt == DType::I64 ? 64 : dt == DType::I32 ? 32 : dt == DType::I16 ? 16 : 8));
+    argTypes.push_back(RankedTensorType::get(dims, elem));
+    argNames.push_back(input.name());
+  }
+  if (!diags.empty()) return nullptr;
+
+  builder.setInsertionPointToEnd(module->getBody());
+  auto func = func::FuncOp::create(builder, modelLoc, options.entryName,
+                                   builder.getFunctionType(argTypes, {}));
+  Block *entry = func.addEntryBlock();
+  for (size_t k = 0; k < argNames.size(); ++k) {
+    func.setArgAttr(k, "kiln.name", builder.getStringAttr(argNames[k]));
+    values[argNames[k]].value = entry->getArgument(k);
+    entry->getArgument(k).setLoc(NameLoc::get(builder.getStringAttr(argNames[k])));
+  }
+  builder.setInsertionPointToStart(entry);
+
+  for (const auto &init : graph->initializer()) {
+    HostTensor t;
+    if (auto err = decodeTensor(init, t)) {
+      error(init.name(), "initializer", *err);
+      poisoned.insert(init.name());
+      continue;
+    }
+    values[init.name()].constant = std::move(t);
+  }
+
+  // Collect errors from op verifiers into the report, attributed to the node.
+  std::string verifierMessage;
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
+    if (d.getSeverity() == DiagnosticSeverity::Error) {
+      if (!verifierMessage.empty()) verifierMessage += "; ";
+      verifierMessage += d.str();
+    }
+    return success();
+  });
+
+  for (int k = 0; k < graph->node_size(); ++k) {
+    const auto &node = graph->node(k);
+    std::string name = nodeDisplayName(node, k);
+    const OpTableEntry *entryFn = lookupOp(node.op_type(), opset);
+    bool skip = !entryFn;
+    for (const auto &inName : node.input()) {
+      if (inName.empty()) continue;
+      if (poisoned.contains(inName)) skip = true;
+      else if (!values.count(inName)) {
+        error(name, node.op_type(), "input '" + inName + "' is not produced by any earlier node");
+        skip = true;
+      }
+    }
+    if (skip) {
+      for (const auto &o : node.output()) poisoned.insert(o);
+      continue;
+    }
+    NodeImporter n(*this, node, opset);
+    verifierMessage.clear();
+    size_t before = diags.size();
+    LogicalResult ok = entryFn->fn(n);
+    bool produced = true;
+    for (int o = 0; o < node.output_size(); ++o)
+      if (!node.output(o).empty() && !values.count(node.output(o))) produced = false;
+    if (succeeded(ok) && !verifierMessage.empty()) {
+      error(name, node.op_type(), "emitted invalid IR: " + verifierMessage);
+      ok = failure();
+    } else if (succeeded(ok) && !produced) {
+      error(name, node.op_type(), "import produced no value for an output");
+      ok = failure();
+    } else if (failed(ok) && diags.size() == before) {
+      error(name, node.op_type(), "import failed" + (verifierMessage.empty() ? "" : ": " + verifierMessage));
+    }
+    if (failed(ok))
+      for (const auto &o : node.output()) poisoned.insert(o);
+  }
+
+  SmallVector<Value> results;
+  SmallVector<Type> resultTypes;
+  for (const auto &output : graph->output()) {
+    if (poisoned.contains(output.name())) continue;
+    if (!values.count(output.name())) {
+      error(output.name(), "output", "graph output is not produced by any node");
+      continue;
+    }
+    Value v = materialize(output.name(), NameLoc::get(builder.getStringAttr(output.name())));
+    results.push_back(v);
+    resultTypes.push_back(v.getType());
+  }
+  if (!diags.empty()) return nullptr;
+  func::ReturnOp::create(builder, modelLoc, results);
+  func.setFunctionType(builder.getFunctionType(argTypes, resultTypes));
+  for (int k = 0; k < graph->output_size(); ++k)
+    func.setResultAttr(k, "kiln.name", builder.getStringAttr(graph->output(k).name()));
+
+  if (failed(verify(*module))) {
+    error("", "model", "the imported module failed verification: " + verifierMessage);
+    return nullptr;
+  }
+  return module;
+}
+
+Value GraphImporter::materialize(llvm::StringRef name, Location loc) {
+  ValueEntry &e = values[name];
+  if (!e.value && e.constant) {
+    // Constants are emitted at their first use so that shape-only values never appear.
+    onnx::NodeProto dummy;
+    dummy.set_name(name.str());
+    NodeImporter n(*this, dummy, 0);
+    n.loc = loc;
+    e.value = n.constant(*e.constant);
+  }
+  return e.value;
+}
+
+//===----------------------------------------------------------------------===//
+// NodeImporter
+//===----------------------------------------------------------------------===//
+
+NodeImporter::NodeImporter(GraphImporter &graph, const onnx::NodeProto &node, int64_t opset)
+    : node(node), opset(opset), b(graph.builder),
+      loc(NameLoc::get(graph.builder.getStringAttr(node.name().empty() ? node.op_type() : node.name()))),
+      graph(graph) {}
+
+Value NodeImporter::in(size_t i) { return graph.materialize(node.input(i), loc); }
+
+const HostTensor *NodeImporter::inConst(size_t i) const {
+  if (!hasInput(i)) return nullptr;
+  auto it = graph.values.find(node.input(i));
+  if (it == graph.values.end() || !it->second.constant) return nullptr;
+  return &*it->second.constant;
+}
+
+std::vector<int64_t> NodeImporter::shapeOf(Value v) {
+  auto t = cast<RankedTensorType>(v.getType());
+  return {t.getShape().begin(), t.getShape().end()};
+}
+
+RankedTensorType NodeImporter::inType(size_t i) const {
+  const ValueEntry &e = graph.values.find(node.input(i))->second;
+  if (e.value) return cast<RankedTensorType>(e.value.getType());
+  return tensorType(e.constant->shape, elementType(e.constant->dtype));
+}
+
+std::vector<int64_t> NodeImporter::inShape(size_t i) const {
+  const ValueEntry &e = graph.values.find(node.input(i))->second;
+  if (e.constant) return e.constant->shape;
+  return shapeOf(e.value);
+}
+
+DType NodeImporter::inDType(size_t i) const {
+  const ValueEntry &e = graph.values.find(node.input(i))->second;
+  if (e.constant) return e.constant->dtype;
+  Type t = cast<RankedTensorType>(e.value.getType()).getElementType();
+  if (t.isF32()) return DType::F32;
+  if (t.isInteger(1)) return DType::Bool;
+  if (t.isInteger(64)) return DType::I64;
+  if (t.isInteger(32)) return DType::I32;
+  if (t.isInteger(16)) return DType::I16;
+  if (t.isInteger(8)) return DType::I8;
+  return DType::Unknown;
+}
+
+const onnx::AttributeProto *NodeImporter::attr(llvm::StringRef name) const {
+  for (const auto &a : node.attribute())
+    if (a.name() == name) return &a;
+  return nullptr;
+}
+int64_t NodeImporter::attrInt(llvm::StringRef name, int64_t def) const {
+  auto *a = attr(name);
+  return a ? a->i() : def;
+}
+float NodeImporter::attrFloat(llvm::StringRef name, float def) const {
+  auto *a = attr(name);
+  return a ? a->f() : def;
+}
+std::string NodeImporter::attrString(llvm::StringRef name, const std::string &def) const {
+  auto *a = attr(name);
+  return a ? a->s() : def;
+}
+std::vector<int64_t> NodeImporter::attrInts(llvm::StringRef name) const {
+  auto *a = attr(name);
+  if (!a) return {};
+  return {a->ints().begin(), a->ints().end()};
+}
+std::vector<float> NodeImporter::attrFloats(llvm::StringRef name) const {
+  auto *a = attr(name);
+  if (!a) return {};
+  return {a->floats().begin(), a->floats().end()};
+}
+
+void NodeImporter::out(size_t i, Value v) {
+  if (!wantsOutput(i)) return;
+  graph.values[node.output(i)].value = v;
+}
+void NodeImporter::outConst(size_t i, HostTensor t) {
+  if (!wantsOutput(i)) return;
+  graph.values[node.output(i)].constant = std::move(t);
+}
+
+LogicalResult NodeImporter::fail(const llvm::Twine &reason) {
+  graph.error(node.name().empty() ? node.op_type() : node.name(), node.op_type(), reason.str());
+  return failure();
+}
+
+Type NodeImporter::elementType(DType t) const {
+  switch (t) {
+  case DType::F32: case DType::F64: case DType::F16: return b.getF32Type();
+  case DType::I64: return b.getIntegerType(64);
+  case DType::I32: return b.getIntegerType(32);
+  case DType::I16: return b.getIntegerType(16);
+  case DType::I8: case DType::U8: return b.getIntegerType(8);
+  case DType::Bool: return b.getI1Type();
+  case DType::Unknown: break;
+  }
+  return b.getNoneType();
+}
+
+RankedTensorType NodeImporter::tensorType(llvm::ArrayRef<int64_t> shape, Type elem) const {
+  return RankedTensorType::get(shape, elem);
+}
+
+Value NodeImporter::emit(llvm::StringRef opName, ValueRange operands, Type result,
+                         llvm::ArrayRef<NamedAttribute> attrs) {
+  OperationState st(loc, opName);
+  st.addOperands(operands);
+  st.addTypes(result);
+  st.addAttributes(attrs);
+  Operation *op = b.create(st);
+  (void)mlir::verify(op); // reports through the diagnostic handler
+  return op->getResult(0);
+}
+
+Value NodeImporter::constant(const HostTensor &t) {
+  Type elem = elementType(t.dtype);
+  auto type = tensorType(t.shape, elem);
+  ElementsAttr attr;
+  int64_t bytes = t.numel() * int64_t(elem.isInteger(1) ? 1 : (elem.getIntOrFloatBitWidth() + 7) / 8);
+  bool isSplat = t.numel() > 1 && (t.floating() ? llvm::all_equal(t.f) : llvm::all_equal(t.i));
+  if (t.dtype == DType::F32 || t.floating()) {
+    if (bytes >= graph.options.resourceThresholdBytes && !isSplat) {
+      auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<float>(t.f);
+      std::string blobName = "kiln_w" + std::to_string(graph.resourceCounter++);
+      attr = DenseResourceElementsAttr::get(type, blobName, std::move(blob));
+    } else if (isSplat) {
+      attr = DenseElementsAttr::get(type, t.f[0]);
+    } else {
+      attr = DenseElementsAttr::get(type, llvm::ArrayRef<float>(t.f));
+    }
+  } else if (elem.isInteger(1)) {
+    SmallVector<bool> v(t.i.begin(), t.i.end());
+    attr = DenseElementsAttr::get(type, llvm::ArrayRef<bool>(v));
+  } else {
+    unsigned w = elem.getIntOrFloatBitWidth();
+    SmallVector<APInt> v;
+    v.reserve(t.numel());
+    for (int64_t x : t.i) v.push_back(APInt(w, uint64_t(x), /*isSigned=*/true, /*implicitTrunc=*/true));
+    attr = DenseElementsAttr::get(type, v);
+  }
+  return emit("tosa.const", {}, type, {named("values", attr)});
+}
+
+Value NodeImporter::constF32(llvm::ArrayRef<int64_t> shape, llvm::ArrayRef<float> data) {
+  HostTensor t = HostTensor::make(DType::F32, shape);
+  t.f.assign(data.begin(), data.end());
+  return constant(t);
+}
+
+Value NodeImporter::splat(double v, int64_t rank, Type elem) {
+  auto type = tensorType(std::vector<int64_t>(rank, 1), elem);
+  Attribute a;
+  if (isa<FloatType>(elem)) a = DenseElementsAttr::get(type, b.getFloatAttr(elem, v));
+  else if (elem.isInteger(1)) a = DenseElementsAttr::get(type, v != 0);
+  else a = DenseElementsAttr::get(type, b.getIntegerAttr(elem, int64_t(v)));
+  return emit("tosa.const", {}, type, {named("values", a)});
+}
+
+Value NodeImporter::zeroPoint(Type elem) {
+  return splat(0, 1, elem);
+}
+
+Value NodeImporter::shapeValue(llvm::ArrayRef<int64_t> values) {
+  auto attrType = RankedTensorType::get({int64_t(values.size())}, b.getIndexType());
+  auto attr = DenseIntElementsAttr::get(attrType, values);
+  return emit("tosa.const_shape", {}, tosa::shapeType::get(b.getContext(), values.size()),
+              {named("values", attr)});
+}
+
+Value NodeImporter::reshape(Value x, llvm::ArrayRef<int64_t> shape) {
+  if (shapeOf(x) == std::vector<int64_t>(shape.begin(), shape.end())) return x;
+  auto t = cast<RankedTensorType>(x.getType());
+  return emit("tosa.reshape", {x, shapeValue(shape)}, tensorType(shape, t.getElementType()));
+}
+
+Value NodeImporter::transpose(Value x, llvm::ArrayRef<int64_t> perm) {
+  bool identity = true;
+  for (size_t k = 0; k < perm.size(); ++k) identity &= perm[k] == int64_t(k);
+  if (identity) return x;
+  auto shape = shapeOf(x);
+  std::vector<int64_t> outShape;
+  SmallVector<int32_t> p;
+  for (int64_t k : perm) {
+    outShape.push_back(shape[k]);
+    p.push_back(int32_t(k));
+  }
+  return emit("tosa.transpose", {x}, tensorType(outShape, cast<RankedTensorType>(x.getType()).getElementType()),
+              {named("perms", b.getDenseI32ArrayAttr(p))});
+}
+
+Value NodeImporter::toRank(Value x, int64_t rank) {
+  auto shape = shapeOf(x);
+  if (int64_t(shape.size()) >= rank) return x;
+  std::vector<int64_t> s(rank - shape.size(), 1);
+  s.insert(s.end(), shape.begin(), shape.end());
+  return reshape(x, s);
+}
+
+Value NodeImporter::binary(llvm::StringRef tosaOp, Value a, Value c, Type resultElem) {
+  int64_t rank = std::max(shapeOf(a).size(), shapeOf(c).size());
+  a = toRank(a, rank);
+  c = toRank(c, rank);
+  auto shape = broadcastShapes(shapeOf(a), shapeOf(c));
+  if (!shape) {
+    fail("operand shapes " + dimsToString(shapeOf(a)) + " and " + dimsToString(shapeOf(c)) +
+         " do not broadcast");
+    shape = shapeOf(a);
+  }
+  if (!resultElem) resultElem = cast<RankedTensorType>(a.getType()).getElementType();
+  return emit(tosaOp, {a, c}, tensorType(*shape, resultElem));
+}
+
+Value NodeImporter::mul(Value a, Value c) {
+  int64_t rank = std::max(shapeOf(a).size(), shapeOf(c).size());
+  a = toRank(a, rank);
+  c = toRank(c, rank);
+  auto shape = broadcastShapes(shapeOf(a), shapeOf(c));
+  if (!shape) {
+    fail("operand shapes do not broadcast");
+    shape = shapeOf(a);
+  }
+  Value shift = splat(0, 1, b.getIntegerType(8));
+  return emit("tosa.mul", {a, c, shift},
+              tensorType(*shape, cast<RankedTensorType>(a.getType()).getElementType()));
+}
+
+Value NodeImporter::unary(llvm::StringRef tosaOp, Value x) {
+  return emit(tosaOp, {x}, x.getType());
+}
+
+Value NodeImporter::clamp(Value x, double lo, double hi) {
+  Type elem = cast<RankedTensorType>(x.getType()).getElementType();
+  Attribute loA, hiA;
+  if (isa<FloatType>(elem)) {
+    loA = b.getFloatAttr(elem, std::max(lo, double(-std::numeric_limits<float>::max())));
+    hiA = b.getFloatAttr(elem, std::min(hi, double(std::numeric_limits<float>::max())));
+  } else {
+    unsigned w = elem.getIntOrFloatBitWidth();
+    double mn = -std::ldexp(1.0, w - 1), mx = std::ldexp(1.0, w - 1) - 1;
+    loA = b.getIntegerAttr(elem, int64_t(std::max(lo, mn)));
+    hiA = b.getIntegerAttr(elem, int64_t(std::min(hi, mx)));
+  }
+  return emit("tosa.clamp", {x}, x.getType(), {named("min_val", loA), named("max_val", hiA)});
+}
+
+Value NodeImporter::generic(ValueRange operands, Type resultElem,
+                            const std::function<Value(OpBuilder &, Location, ValueRange)> &body) {
+  int64_t rank = 0;
+  for (Value v : operands) rank = std::max<int64_t>(rank, shapeOf(v).size());
+  SmallVector<Value> ins;
+  std::vector<int64_t> outShape(rank, 1);
+  for (Value v : operands) {
+    Value r = toRank(v, rank);
+    ins.push_back(r);
+    auto s = broadcastShapes(outShape, shapeOf(r));
+    if (!s) {
+      fail("operand shapes do not broadcast");
+      return v;
+    }
+    outShape = *s;
+  }
+  SmallVector<AffineMap> maps;
+  for (Value v : ins) {
+    auto s = shapeOf(v);
+    SmallVector<AffineExpr> exprs;
+    for (int64_t d = 0; d < rank; ++d)
+      exprs.push_back(s[d] == 1 && outShape[d] != 1 ? b.getAffineConstantExpr(0) : b.getAffineDimExpr(d));
+    maps.push_back(AffineMap::get(rank, 0, exprs, b.getContext()));
+  }
+  maps.push_back(b.getMultiDimIdentityMap(rank));
+  Value init = tensor::EmptyOp::create(b, loc, outShape, resultElem);
+  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+  auto op = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, ins, ValueRange{init}, maps, iters,
+      [&](OpBuilder &nb, Location l, ValueRange args) {
+        Value r = body(nb, l, args.drop_back());
+        linalg::YieldOp::create(nb, l, r);
+      });
+  return op.getResult(0);
+}
+
+Value NodeImporter::reduce(llvm::StringRef tosaOp, Value x, int64_t axis) {
+  auto shape = shapeOf(x);
+  shape[axis] = 1;
+  return emit(tosaOp, {x}, tensorType(shape, cast<RankedTensorType>(x.getType()).getElementType()),
+              {named("axis", b.getI32IntegerAttr(int32_t(axis)))});
+}
+
+Value NodeImporter::slice(Value x, llvm::ArrayRef<int64_t> start, llvm::ArrayRef<int64_t> size) {
+  if (shapeOf(x) == std::vector<int64_t>(size.begin(), size.end())) return x;
+  return emit("tosa.slice", {x, shapeValue(start), shapeValue(size)},
+              tensorType(size, cast<RankedTensorType>(x.getType()).getElementType()));
+}
+
+Value NodeImporter::concat(ValueRange parts, int64_t axis) {
+  if (parts.size() == 1) return parts[0];
+  auto shape = shapeOf(parts[0]);
+  shape[axis] = 0;
+  for (Value p : parts) shape[axis] += shapeOf(p)[axis];
+  return emit("tosa.concat", parts, tensorType(shape, cast<RankedTensorType>(parts[0].getType()).getElementType()),
+              {named("axis", b.getI32IntegerAttr(int32_t(axis)))});
+}
+
+//===----------------------------------------------------------------------===//
+// Entry points
+//===----------------------------------------------------------------------===//
+
+OwningOpRef<ModuleOp> importOnnxBytes(MLIRContext &ctx, const std::string &bytes,
+                                      const std::string &modelName, const ImportOptions &options,
+                                      std::vector<ImportDiagnostic> &diags) {
+  onnx::ModelProto model;
+  if (bytes.empty()) {
+    diags.push_back({"", "model", "the file is empty"});
+    return nullptr;
+  }
+  if (!model.ParseFromString(bytes)) {
+    diags.push_back({"", "model", "the file is not a valid ONNX model (protobuf parse failed; truncated or not ONNX)"});
+    return nullptr;
+  }
+  if (!model.has_graph()) {
+    diags.push_back({"", "model", "the model has no graph"});
+    return nullptr;
+  }
+  ctx.loadDialect<func::FuncDialect, tosa::TosaDialect, arith::ArithDialect, tensor::TensorDialect,
+                  linalg::LinalgDialect, math::MathDialect>();
+  GraphImporter importer(ctx, options, diags);
+  auto module = importer.run(model, modelName);
+  if (!diags.empty()) return nullptr;
+  return module;
+}
+
+OwningOpRef<ModuleOp> importOnnxFile(MLIRContext &ctx, const std::string &path,
+                                     const ImportOptions &options,
+                                     std::vector<ImportDiagnostic> &diags) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    diags.push_back({"", "model", "cannot open '" + path + "': " + std::strerror(errno)});
+    return nullptr;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  return importOnnxBytes(ctx, ss.str(), name, options, diags);
+}
+
+} // namespace kiln::onnx_frontend

@@ -1,0 +1,52 @@
+//===- Importer.h - ONNX model to MLIR (func + TOSA) importer ---------------===//
+#ifndef KILN_FRONTEND_ONNX_IMPORTER_H
+#define KILN_FRONTEND_ONNX_IMPORTER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kiln::onnx_frontend {
+
+struct ImportOptions {
+  /// Values for symbolic or unknown input dimensions, by graph input name.
+  std::map<std::string, std::vector<int64_t>> inputShapes;
+  /// Constants at least this many bytes become dense_resource blobs.
+  int64_t resourceThresholdBytes = 64;
+  /// Name of the generated entry function.
+  std::string entryName = "forward";
+};
+
+/// One problem found in the model: the node it concerns and why.
+struct ImportDiagnostic {
+  std::string node; ///< ONNX node name (or graph input name); may be empty
+  std::string op;   ///< ONNX op type, or "input"/"model"
+  std::string reason;
+};
+
+/// Imports the ONNX file at `path`. On failure returns null and fills `diags`
+/// with every problem found (not only the first).
+mlir::OwningOpRef<mlir::ModuleOp>
+importOnnxFile(mlir::MLIRContext &ctx, const std::string &path,
+               const ImportOptions &options,
+               std::vector<ImportDiagnostic> &diags);
+
+/// Same, from an in-memory serialized ModelProto.
+mlir::OwningOpRef<mlir::ModuleOp>
+importOnnxBytes(mlir::MLIRContext &ctx, const std::string &bytes,
+                const std::string &modelName, const ImportOptions &options,
+                std::vector<ImportDiagnostic> &diags);
+
+/// Formats diagnostics as the one report users see.
+std::string formatDiagnostics(const std::vector<ImportDiagnostic> &diags);
+
+/// Dialects the importer emits into.
+void registerImporterDialects(mlir::DialectRegistry &registry);
+
+} // namespace kiln::onnx_frontend
+
+#endif

@@ -1,0 +1,327 @@
+//===- OpsElementwise.cpp - Activations and broadcasting arithmetic ---------===//
+#include "frontend/onnx/ImportContext.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+
+namespace kiln::onnx_frontend {
+
+// Constants up to this many elements are folded on the host.
+static constexpr int64_t kFoldLimit = 1 << 16;
+
+static bool allConst(NodeImporter &n) {
+  for (size_t k = 0; k < n.numInputs(); ++k)
+    if (n.hasInput(k) && !n.inConst(k)) return false;
+  return true;
+}
+
+static bool foldableBinary(NodeImporter &n) {
+  if (!allConst(n)) return false;
+  auto shape = broadcastShapes(n.inConst(0)->shape, n.inConst(1)->shape);
+  return shape && numElements(*shape) <= kFoldLimit;
+}
+
+static LogicalResult foldBinary(NodeImporter &n, DType outType,
+                                const std::function<double(double, double)> &fn) {
+  auto r = hostBinary(*n.inConst(0), *n.inConst(1), outType, fn);
+  if (!r) return n.fail("operand shapes do not broadcast");
+  n.outConst(0, std::move(*r));
+  return success();
+}
+
+static bool isFloatValue(NodeImporter &n, size_t i) { return isFloat(n.inDType(i)); }
+
+static LogicalResult requireFloat(NodeImporter &n) {
+  if (!isFloatValue(n, 0))
+    return n.fail(std::string("element type ") + dtypeName(n.inDType(0)) + " is not supported for this op");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Binary arithmetic
+//===----------------------------------------------------------------------===//
+
+LogicalResult importAdd(NodeImporter &n) {
+  if (foldableBinary(n))
+    return foldBinary(n, n.inDType(0), [](double a, double b) { return a + b; });
+  n.out(0, n.add(n.in(0), n.in(1)));
+  return success();
+}
+
+LogicalResult importSub(NodeImporter &n) {
+  if (foldableBinary(n))
+    return foldBinary(n, n.inDType(0), [](double a, double b) { return a - b; });
+  n.out(0, n.sub(n.in(0), n.in(1)));
+  return success();
+}
+
+LogicalResult importMul(NodeImporter &n) {
+  if (foldableBinary(n))
+    return foldBinary(n, n.inDType(0), [](double a, double b) { return a * b; });
+  n.out(0, n.mul(n.in(0), n.in(1)));
+  return success();
+}
+
+LogicalResult importDiv(NodeImporter &n) {
+  bool fp = isFloatValue(n, 0);
+  if (foldableBinary(n))
+    return foldBinary(n, n.inDType(0), [fp](double a, double b) {
+      if (fp) return a / b;
+      return b == 0 ? 0.0 : std::trunc(a / b);
+    });
+  Value a = n.in(0), c = n.in(1);
+  Type elem = cast<RankedTensorType>(a.getType()).getElementType();
+  n.out(0, n.generic({a, c}, elem, [fp](OpBuilder &b, Location l, ValueRange v) -> Value {
+    if (fp) return arith::DivFOp::create(b, l, v[0], v[1]);
+    return arith::DivSIOp::create(b, l, v[0], v[1]);
+  }));
+  return success();
+}
+
+LogicalResult importPow(NodeImporter &n) {
+  if (foldableBinary(n))
+    return foldBinary(n, n.inDType(0), [](double a, double b) { return std::pow(a, b); });
+  if (failed(requireFloat(n))) return failure();
+  Value x = n.in(0);
+  // Exporters write x^2 (variance) and x^0.5; keep those exact and cheap.
+  if (const HostTensor *e = n.inConst(1); e && e->numel() == 1) {
+    double p = e->get(0);
+    if (p == 1.0) { n.out(0, x); return success(); }
+    if (p == 2.0) { n.out(0, n.mul(x, x)); return success(); }
+    if (p == 3.0) { n.out(0, n.mul(n.mul(x, x), x)); return success(); }
+    if (p == 0.5) {
+      n.out(0, n.generic({x}, cast<RankedTensorType>(x.getType()).getElementType(),
+                         [](OpBuilder &b, Location l, ValueRange v) -> Value {
+                           return math::SqrtOp::create(b, l, v[0]);
+                         }));
+      return success();
+    }
+  }
+  Value e = n.in(1);
+  if (!isFloatValue(n, 1)) return n.fail("integer exponents of a float base are not supported");
+  int64_t rank = std::max(n.inRank(0), n.inRank(1));
+  n.out(0, n.binary("tosa.pow", n.toRank(x, rank), n.toRank(e, rank)));
+  return success();
+}
+
+static LogicalResult minMax(NodeImporter &n, bool isMax) {
+  if (n.numInputs() == 0) return n.fail("needs at least one input");
+  if (allConst(n)) {
+    HostTensor acc = *n.inConst(0);
+    for (size_t k = 1; k < n.numInputs(); ++k) {
+      auto r = hostBinary(acc, *n.inConst(k), acc.dtype, [isMax](double a, double b) {
+        return isMax ? std::max(a, b) : std::min(a, b);
+      });
+      if (!r) return n.fail("operand shapes do not broadcast");
+      acc = std::move(*r);
+    }
+    n.outConst(0, std::move(acc));
+    return success();
+  }
+  Value acc = n.in(0);
+  for (size_t k = 1; k < n.numInputs(); ++k)
+    acc = n.binary(isMax ? "tosa.maximum" : "tosa.minimum", acc, n.in(k));
+  n.out(0, acc);
+  return success();
+}
+LogicalResult importMax(NodeImporter &n) { return minMax(n, true); }
+LogicalResult importMin(NodeImporter &n) { return minMax(n, false); }
+
+//===----------------------------------------------------------------------===//
+// Comparisons and selection
+//===----------------------------------------------------------------------===//
+
+static LogicalResult compare(NodeImporter &n, llvm::StringRef tosaOp, bool swap,
+                             const std::function<double(double, double)> &fn) {
+  if (foldableBinary(n)) return foldBinary(n, DType::Bool, fn);
+  Value a = n.in(0), c = n.in(1);
+  if (swap) std::swap(a, c);
+  n.out(0, n.binary(tosaOp, a, c, n.b.getI1Type()));
+  return success();
+}
+LogicalResult importEqual(NodeImporter &n) {
+  return compare(n, "tosa.equal", false, [](double a, double b) { return a == b; });
+}
+LogicalResult importGreater(NodeImporter &n) {
+  return compare(n, "tosa.greater", false, [](double a, double b) { return a > b; });
+}
+LogicalResult importLess(NodeImporter &n) {
+  return compare(n, "tosa.greater", true, [](double a, double b) { return a < b; });
+}
+
+LogicalResult importNot(NodeImporter &n) {
+  if (const HostTensor *c = n.inConst(0)) {
+    HostTensor r = *c;
+    for (auto &v : r.i) v = !v;
+    n.outConst(0, std::move(r));
+    return success();
+  }
+  n.out(0, n.unary("tosa.logical_not", n.in(0)));
+  return success();
+}
+
+LogicalResult importWhere(NodeImporter &n) {
+  if (allConst(n)) {
+    auto shape = broadcastShapes(n.inConst(0)->shape, n.inConst(1)->shape);
+    if (shape) shape = broadcastShapes(*shape, n.inConst(2)->shape);
+    if (!shape) return n.fail("operand shapes do not broadcast");
+    if (numElements(*shape) <= kFoldLimit) {
+      HostTensor c = hostBroadcastTo(*n.inConst(0), *shape);
+      HostTensor x = hostBroadcastTo(*n.inConst(1), *shape);
+      HostTensor y = hostBroadcastTo(*n.inConst(2), *shape);
+      for (int64_t k = 0; k < x.numel(); ++k)
+        if (!c.i[k]) x.set(k, y.get(k));
+      n.outConst(0, std::move(x));
+      return success();
+    }
+  }
+  Value c = n.in(0), x = n.in(1), y = n.in(2);
+  int64_t rank = std::max({n.inRank(0), n.inRank(1), n.inRank(2)});
+  c = n.toRank(c, rank);
+  x = n.toRank(x, rank);
+  y = n.toRank(y, rank);
+  auto shape = broadcastShapes(n.shapeOf(c), n.shapeOf(x));
+  if (shape) shape = broadcastShapes(*shape, n.shapeOf(y));
+  if (!shape) return n.fail("operand shapes do not broadcast");
+  n.out(0, n.emit("tosa.select", {c, x, y},
+                  n.tensorType(*shape, cast<RankedTensorType>(x.getType()).getElementType())));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Unary math and activations
+//===----------------------------------------------------------------------===//
+
+static LogicalResult unaryFloat(NodeImporter &n, llvm::StringRef tosaOp, double (*host)(double)) {
+  if (const HostTensor *c = n.inConst(0); c && c->numel() <= kFoldLimit && c->floating()) {
+    HostTensor r = *c;
+    for (auto &v : r.f) v = float(host(v));
+    n.outConst(0, std::move(r));
+    return success();
+  }
+  if (failed(requireFloat(n))) return failure();
+  n.out(0, n.unary(tosaOp, n.in(0)));
+  return success();
+}
+
+LogicalResult importSigmoid(NodeImporter &n) {
+  return unaryFloat(n, "tosa.sigmoid", [](double x) { return 1.0 / (1.0 + std::exp(-x)); });
+}
+LogicalResult importTanh(NodeImporter &n) {
+  return unaryFloat(n, "tosa.tanh", [](double x) { return std::tanh(x); });
+}
+LogicalResult importErf(NodeImporter &n) {
+  return unaryFloat(n, "tosa.erf", [](double x) { return std::erf(x); });
+}
+LogicalResult importExp(NodeImporter &n) {
+  return unaryFloat(n, "tosa.exp", [](double x) { return std::exp(x); });
+}
+LogicalResult importLog(NodeImporter &n) {
+  return unaryFloat(n, "tosa.log", [](double x) { return std::log(x); });
+}
+LogicalResult importReciprocal(NodeImporter &n) {
+  return unaryFloat(n, "tosa.reciprocal", [](double x) { return 1.0 / x; });
+}
+
+LogicalResult importAbs(NodeImporter &n) {
+  if (const HostTensor *c = n.inConst(0); c && c->numel() <= kFoldLimit) {
+    HostTensor r = *c;
+    for (int64_t k = 0; k < r.numel(); ++k) r.set(k, std::fabs(r.get(k)));
+    n.outConst(0, std::move(r));
+    return success();
+  }
+  n.out(0, n.unary("tosa.abs", n.in(0)));
+  return success();
+}
+
+LogicalResult importNeg(NodeImporter &n) {
+  if (const HostTensor *c = n.inConst(0); c && c->numel() <= kFoldLimit) {
+    HostTensor r = *c;
+    for (int64_t k = 0; k < r.numel(); ++k) r.set(k, -r.get(k));
+    n.outConst(0, std::move(r));
+    return success();
+  }
+  Value x = n.in(0);
+  Type elem = cast<RankedTensorType>(x.getType()).getElementType();
+  n.out(0, n.sub(n.splat(0, n.inRank(0), elem), x));
+  return success();
+}
+
+LogicalResult importSqrt(NodeImporter &n) {
+  if (const HostTensor *c = n.inConst(0); c && c->numel() <= kFoldLimit && c->floating()) {
+    HostTensor r = *c;
+    for (auto &v : r.f) v = std::sqrt(v);
+    n.outConst(0, std::move(r));
+    return success();
+  }
+  if (failed(requireFloat(n))) return failure();
+  Value x = n.in(0);
+  n.out(0, n.generic({x}, cast<RankedTensorType>(x.getType()).getElementType(),
+                     [](OpBuilder &b, Location l, ValueRange v) -> Value {
+                       return math::SqrtOp::create(b, l, v[0]);
+                     }));
+  return success();
+}
+
+LogicalResult importRelu(NodeImporter &n) {
+  if (failed(requireFloat(n))) return failure();
+  n.out(0, n.clamp(n.in(0), 0.0, std::numeric_limits<double>::infinity()));
+  return success();
+}
+
+LogicalResult importClip(NodeImporter &n) {
+  double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
+  if (n.opset < 11) {
+    lo = n.attrFloat("min", -std::numeric_limits<float>::max());
+    hi = n.attrFloat("max", std::numeric_limits<float>::max());
+  } else {
+    for (size_t k : {size_t(1), size_t(2)}) {
+      if (!n.hasInput(k)) continue;
+      const HostTensor *c = n.inConst(k);
+      if (!c || c->numel() != 1) return n.fail("min/max must be constant scalars");
+      (k == 1 ? lo : hi) = c->get(0);
+    }
+  }
+  n.out(0, n.clamp(n.in(0), lo, hi));
+  return success();
+}
+
+LogicalResult importHardSigmoid(NodeImporter &n) {
+  if (failed(requireFloat(n))) return failure();
+  float alpha = n.attrFloat("alpha", 0.2f), beta = n.attrFloat("beta", 0.5f);
+  Value x = n.in(0);
+  int64_t r = n.inRank(0);
+  Type f32 = n.b.getF32Type();
+  Value y = n.add(n.mul(x, n.splat(alpha, r, f32)), n.splat(beta, r, f32));
+  n.out(0, n.clamp(y, 0.0, 1.0));
+  return success();
+}
+
+LogicalResult importHardSwish(NodeImporter &n) {
+  if (failed(requireFloat(n))) return failure();
+  Value x = n.in(0);
+  int64_t r = n.inRank(0);
+  Type f32 = n.b.getF32Type();
+  Value hs = n.clamp(n.add(n.mul(x, n.splat(1.0 / 6.0, r, f32)), n.splat(0.5, r, f32)), 0.0, 1.0);
+  n.out(0, n.mul(x, hs));
+  return success();
+}
+
+LogicalResult importLeakyRelu(NodeImporter &n) {
+  if (failed(requireFloat(n))) return failure();
+  float alpha = n.attrFloat("alpha", 0.01f);
+  Value x = n.in(0);
+  int64_t r = n.inRank(0);
+  Type f32 = n.b.getF32Type();
+  Value ge = n.binary("tosa.greater_equal", x, n.splat(0.0, r, f32), n.b.getI1Type());
+  Value scaled = n.mul(x, n.splat(alpha, r, f32));
+  n.out(0, n.emit("tosa.select", {ge, x, scaled}, x.getType()));
+  return success();
+}
+
+} // namespace kiln::onnx_frontend

@@ -1,0 +1,573 @@
+//===- OpsNN.cpp - Convolution, matmul, pooling, normalisation, reductions --===//
+//
+// ONNX is NCHW; TOSA's conv and pooling are NHWC. Each op transposes in and out,
+// and graph passes cancel the transposes between neighbours. Constant weights are
+// re-laid-out here, on the host, so no weight transform runs in the compiled code.
+//
+//===----------------------------------------------------------------------===//
+#include "frontend/onnx/ImportContext.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+
+namespace kiln::onnx_frontend {
+
+static std::string str(const std::vector<int64_t> &v) {
+  std::string s = "[";
+  for (size_t k = 0; k < v.size(); ++k) s += (k ? "," : "") + std::to_string(v[k]);
+  return s + "]";
+}
+
+static Type f32(NodeImporter &n) { return n.b.getF32Type(); }
+
+static LogicalResult requireF32(NodeImporter &n, size_t i) {
+  if (n.inDType(i) != DType::F32)
+    return n.fail(std::string("input ") + std::to_string(i) + " has element type " +
+                  dtypeName(n.inDType(i)) + "; only float32 is supported for this op");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Window geometry shared by Conv and pooling.
+//===----------------------------------------------------------------------===//
+
+struct Window {
+  std::vector<int64_t> kernel, stride, dilation, padBegin, padEnd, crop, out;
+};
+
+/// Resolves pads (explicit or auto_pad), ceil_mode and TOSA's rule that the
+/// padded extent minus the window be a multiple of the stride (surplus end
+/// padding is dropped, or the input's unused tail cropped).
+static FailureOr<Window> resolveWindow(NodeImporter &n, const std::vector<int64_t> &in,
+                                       std::vector<int64_t> kernel, bool allowCeil) {
+  size_t r = in.size();
+  Window w;
+  w.kernel = std::move(kernel);
+  w.stride = n.attrInts("strides");
+  w.dilation = n.attrInts("dilations");
+  if (w.stride.empty()) w.stride.assign(r, 1);
+  if (w.dilation.empty()) w.dilation.assign(r, 1);
+  if (w.kernel.size() != r || w.stride.size() != r || w.dilation.size() != r)
+    return n.fail("kernel_shape/strides/dilations do not match the spatial rank"), failure();
+  std::vector<int64_t> pads = n.attrInts("pads");
+  std::string autoPad = n.attrString("auto_pad", "NOTSET");
+  w.padBegin.assign(r, 0);
+  w.padEnd.assign(r, 0);
+  w.crop.assign(r, 0);
+  w.out.assign(r, 0);
+  for (size_t k = 0; k < r; ++k) {
+    if (w.stride[k] <= 0 || w.dilation[k] <= 0 || w.kernel[k] <= 0)
+      return n.fail("non-positive kernel, stride or dilation"), failure();
+    int64_t eff = (w.kernel[k] - 1) * w.dilation[k] + 1;
+    if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+      int64_t outSize = (in[k] + w.stride[k] - 1) / w.stride[k];
+      int64_t total = std::max<int64_t>((outSize - 1) * w.stride[k] + eff - in[k], 0);
+      int64_t small = total / 2;
+      w.padBegin[k] = autoPad == "SAME_UPPER" ? small : total - small;
+      w.padEnd[k] = total - w.padBegin[k];
+    } else if (autoPad == "VALID") {
+    } else if (autoPad == "NOTSET") {
+      if (!pads.empty()) {
+        if (pads.size() != 2 * r) return n.fail("pads must have 2 entries per spatial axis"), failure();
+        w.padBegin[k] = pads[k];
+        w.padEnd[k] = pads[k + r];
+        if (pads[k] < 0 || pads[k + r] < 0) return n.fail("negative pads"), failure();
+      }
+    } else {
+      return n.fail("unknown auto_pad '" + autoPad + "'"), failure();
+    }
+    int64_t span = in[k] + w.padBegin[k] + w.padEnd[k] - eff;
+    if (span < 0)
+      return n.fail("window " + std::to_string(eff) + " is larger than the padded input " +
+                    std::to_string(in[k] + w.padBegin[k] + w.padEnd[k])),
+             failure();
+    int64_t out = span / w.stride[k] + 1;
+    if (allowCeil && n.attrInt("ceil_mode", 0)) {
+      out = (span + w.stride[k] - 1) / w.stride[k] + 1;
+      // The last window must start inside the input or the begin padding.
+      if ((out - 1) * w.stride[k] >= in[k] + w.padBegin[k]) --out;
+      int64_t need = (out - 1) * w.stride[k] + eff - (in[k] + w.padBegin[k] + w.padEnd[k]);
+      if (need > 0) w.padEnd[k] += need;
+    }
+    int64_t rem = (in[k] + w.padBegin[k] + w.padEnd[k] - eff) - (out - 1) * w.stride[k];
+    if (rem > 0) {
+      int64_t fromPad = std::min(rem, w.padEnd[k]);
+      w.padEnd[k] -= fromPad;
+      w.crop[k] = rem - fromPad;
+    }
+    w.out[k] = out;
+  }
+  return w;
+}
+
+/// NCHW [N,C,H,W] value -> NHWC, cropping the unused tail rows/cols.
+static Value toNHWC(NodeImporter &n, Value x, const Window &w) {
+  Value t = n.transpose(x, {0, 2, 3, 1});
+  auto s = n.shapeOf(t);
+  if (w.crop[0] || w.crop[1]) {
+    std::vector<int64_t> size = s;
+    size[1] -= w.crop[0];
+    size[2] -= w.crop[1];
+    t = n.slice(t, {0, 0, 0, 0}, size);
+  }
+  return t;
+}
+
+static SmallVector<int64_t> tosaPad(const Window &w) {
+  return {w.padBegin[0], w.padEnd[0], w.padBegin[1], w.padEnd[1]};
+}
+
+//===----------------------------------------------------------------------===//
+// Conv
+//===----------------------------------------------------------------------===//
+
+LogicalResult importConv(NodeImporter &n) {
+  if (failed(requireF32(n, 0)) || failed(requireF32(n, 1))) return failure();
+  auto xs = n.inShape(0), ws = n.inShape(1);
+  if (xs.size() != 3 && xs.size() != 4)
+    return n.fail("only 1-D and 2-D convolutions are supported (input rank " + std::to_string(xs.size()) + ")");
+  if (ws.size() != xs.size()) return n.fail("weight rank differs from input rank");
+  bool is1d = xs.size() == 3;
+  Value x = n.in(0);
+  if (is1d) {
+    x = n.reshape(x, {xs[0], xs[1], 1, xs[2]});
+    xs = {xs[0], xs[1], 1, xs[2]};
+    ws = {ws[0], ws[1], 1, ws[2]};
+  }
+  int64_t N = xs[0], C = xs[1], M = ws[0], Cg = ws[1], KH = ws[2], KW = ws[3];
+  int64_t group = n.attrInt("group", 1);
+  if (group <= 0 || C % group || M % group || Cg != C / group)
+    return n.fail("weight shape " + str(ws) + " does not match input channels " + std::to_string(C) +
+                  " with group " + std::to_string(group));
+  std::vector<int64_t> ks = n.attrInts("kernel_shape");
+  if (!ks.empty() && is1d) ks.insert(ks.begin(), 1);
+  if (!ks.empty() && (ks[0] != KH || ks[1] != KW)) return n.fail("kernel_shape differs from the weight shape");
+  // 1-D attributes get a leading unit spatial axis.
+  auto fix1d = [&](const char *name, int64_t fill) {
+    std::vector<int64_t> v = n.attrInts(name);
+    if (is1d && !v.empty()) v.insert(v.begin(), fill);
+    return v;
+  };
+  Window w;
+  {
+    std::vector<int64_t> spatial{xs[2], xs[3]};
+    FailureOr<Window> r = failure();
+    if (is1d) {
+      // resolveWindow reads attributes directly; 1-D needs them widened first.
+      std::vector<int64_t> st = fix1d("strides", 1), dl = fix1d("dilations", 1), pd = n.attrInts("pads");
+      if (st.empty()) st = {1, 1};
+      if (dl.empty()) dl = {1, 1};
+      std::vector<int64_t> pads4 = pd.empty() ? std::vector<int64_t>{0, 0, 0, 0}
+                                              : std::vector<int64_t>{0, pd[0], 0, pd.size() > 1 ? pd[1] : 0};
+      std::string ap = n.attrString("auto_pad", "NOTSET");
+      Window w1;
+      w1.kernel = {KH, KW};
+      w1.stride = st;
+      w1.dilation = dl;
+      w1.padBegin = {0, pads4[1]};
+      w1.padEnd = {0, pads4[3]};
+      w1.crop = {0, 0};
+      w1.out = {1, 0};
+      if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+        int64_t eff = (KW - 1) * dl[1] + 1, outSize = (xs[3] + st[1] - 1) / st[1];
+        int64_t total = std::max<int64_t>((outSize - 1) * st[1] + eff - xs[3], 0);
+        w1.padBegin[1] = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
+        w1.padEnd[1] = total - w1.padBegin[1];
+      } else if (ap == "VALID") {
+        w1.padBegin[1] = w1.padEnd[1] = 0;
+      }
+      int64_t eff = (KW - 1) * dl[1] + 1, span = xs[3] + w1.padBegin[1] + w1.padEnd[1] - eff;
+      if (span < 0) return n.fail("window is larger than the padded input");
+      w1.out[1] = span / st[1] + 1;
+      int64_t rem = span - (w1.out[1] - 1) * st[1];
+      int64_t fromPad = std::min(rem, w1.padEnd[1]);
+      w1.padEnd[1] -= fromPad;
+      w1.crop[1] = rem - fromPad;
+      r = w1;
+    } else {
+      r = resolveWindow(n, spatial, {KH, KW}, false);
+    }
+    if (failed(r)) return failure();
+    w = *r;
+  }
+
+  Value bias;
+  if (n.hasInput(2)) {
+    if (n.inShape(2) != std::vector<int64_t>{M}) return n.fail("bias shape must be [" + std::to_string(M) + "]");
+    bias = n.in(2);
+  } else {
+    bias = n.constF32({M}, std::vector<float>(M, 0.f));
+  }
+  Value xh = toNHWC(n, x, w);
+  int64_t OH = w.out[0], OW = w.out[1];
+  Value zp = n.zeroPoint(f32(n));
+  auto convAttrs = [&]() {
+    return SmallVector<NamedAttribute>{
+        n.named("pad", n.b.getDenseI64ArrayAttr(tosaPad(w))),
+        n.named("stride", n.b.getDenseI64ArrayAttr(w.stride)),
+        n.named("dilation", n.b.getDenseI64ArrayAttr(w.dilation)),
+        n.named("acc_type", TypeAttr::get(f32(n)))};
+  };
+  const HostTensor *wc = n.inConst(1);
+  if (wc && is1d) {
+    HostTensor t = *wc;
+    t.shape = ws;
+    static thread_local HostTensor keep;
+    keep = std::move(t);
+    wc = &keep;
+  }
+  Value wRaw = wc ? Value() : n.reshape(n.in(1), ws);
+
+  Value y;
+  bool depthwise = group == C && Cg == 1 && group > 1;
+  if (group == 1) {
+    Value wt = wc ? n.constant(hostTranspose(*wc, {0, 2, 3, 1})) : n.transpose(wRaw, {0, 2, 3, 1});
+    y = n.emit("tosa.conv2d", {xh, wt, bias, zp, zp}, n.tensorType({N, OH, OW, M}, f32(n)), convAttrs());
+  } else if (depthwise) {
+    int64_t mult = M / C;
+    Value wt;
+    if (wc) {
+      HostTensor r = *wc;
+      r.shape = {C, mult, KH, KW};
+      wt = n.constant(hostTranspose(r, {2, 3, 0, 1}));
+    } else {
+      wt = n.transpose(n.reshape(wRaw, {C, mult, KH, KW}), {2, 3, 0, 1});
+    }
+    y = n.emit("tosa.depthwise_conv2d", {xh, wt, bias, zp, zp}, n.tensorType({N, OH, OW, M}, f32(n)),
+               convAttrs());
+  } else {
+    // Grouped convolution: one conv per group, concatenated on channels.
+    int64_t Mg = M / group;
+    SmallVector<Value> parts;
+    auto xhs = n.shapeOf(xh);
+    for (int64_t g = 0; g < group; ++g) {
+      Value xg = n.slice(xh, {0, 0, 0, g * Cg}, {xhs[0], xhs[1], xhs[2], Cg});
+      Value wg;
+      if (wc) {
+        HostTensor part = hostSlice(*wc, {g * Mg, 0, 0, 0}, {1, 1, 1, 1}, {Mg, Cg, KH, KW});
+        wg = n.constant(hostTranspose(part, {0, 2, 3, 1}));
+      } else {
+        wg = n.transpose(n.slice(wRaw, {g * Mg, 0, 0, 0}, {Mg, Cg, KH, KW}), {0, 2, 3, 1});
+      }
+      Value bg = n.slice(bias, {g * Mg}, {Mg});
+      parts.push_back(n.emit("tosa.conv2d", {xg, wg, bg, zp, zp}, n.tensorType({N, OH, OW, Mg}, f32(n)),
+                             convAttrs()));
+    }
+    y = n.concat(parts, 3);
+  }
+  Value out = n.transpose(y, {0, 3, 1, 2});
+  if (is1d) out = n.reshape(out, {N, M, OW});
+  n.out(0, out);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Pooling
+//===----------------------------------------------------------------------===//
+
+static LogicalResult pool(NodeImporter &n, bool isMax) {
+  if (failed(requireF32(n, 0))) return failure();
+  auto xs = n.inShape(0);
+  if (xs.size() != 4) return n.fail("only 2-D pooling is supported (input rank " + std::to_string(xs.size()) + ")");
+  if (isMax && n.wantsOutput(1)) return n.fail("the Indices output of MaxPool is not supported");
+  auto dil = n.attrInts("dilations");
+  for (int64_t d : dil)
+    if (d != 1) return n.fail("dilated pooling is not supported");
+  auto w = resolveWindow(n, {xs[2], xs[3]}, n.attrInts("kernel_shape"), true);
+  if (failed(w)) return failure();
+  for (int k = 0; k < 2; ++k)
+    if (w->padBegin[k] >= w->kernel[k] || w->padEnd[k] >= w->kernel[k])
+      return n.fail("padding as large as the kernel is not supported");
+  Value xh = toNHWC(n, n.in(0), *w);
+  auto outType = n.tensorType({xs[0], w->out[0], w->out[1], xs[1]}, f32(n));
+  SmallVector<NamedAttribute> attrs{n.named("kernel", n.b.getDenseI64ArrayAttr(w->kernel)),
+                                    n.named("stride", n.b.getDenseI64ArrayAttr(w->stride))};
+  Value y;
+  if (isMax) {
+    attrs.push_back(n.named("pad", n.b.getDenseI64ArrayAttr(tosaPad(*w))));
+    y = n.emit("tosa.max_pool2d", {xh}, outType, attrs);
+  } else {
+    SmallVector<int64_t> pad = tosaPad(*w);
+    if (n.attrInt("count_include_pad", 0)) {
+      // TOSA divides by the valid count: pad explicitly with zeros so padding counts.
+      auto s = n.shapeOf(xh);
+      std::vector<int64_t> padded{s[0], s[1] + pad[0] + pad[1], s[2] + pad[2] + pad[3], s[3]};
+      xh = n.emit("tosa.pad", {xh, n.shapeValue({0, 0, pad[0], pad[1], pad[2], pad[3], 0, 0}), n.splat(0, 1, f32(n))},
+                  n.tensorType(padded, f32(n)));
+      pad = {0, 0, 0, 0};
+    }
+    attrs.push_back(n.named("pad", n.b.getDenseI64ArrayAttr(pad)));
+    attrs.push_back(n.named("acc_type", TypeAttr::get(f32(n))));
+    Value zp = n.zeroPoint(f32(n));
+    y = n.emit("tosa.avg_pool2d", {xh, zp, zp}, outType, attrs);
+  }
+  n.out(0, n.transpose(y, {0, 3, 1, 2}));
+  return success();
+}
+LogicalResult importMaxPool(NodeImporter &n) { return pool(n, true); }
+LogicalResult importAveragePool(NodeImporter &n) { return pool(n, false); }
+
+static LogicalResult globalPool(NodeImporter &n, bool isMax) {
+  if (failed(requireF32(n, 0))) return failure();
+  auto xs = n.inShape(0);
+  if (xs.size() < 3) return n.fail("input must have spatial dimensions");
+  Value y = n.in(0);
+  int64_t count = 1;
+  for (size_t k = 2; k < xs.size(); ++k) {
+    y = n.reduce(isMax ? "tosa.reduce_max" : "tosa.reduce_sum", y, int64_t(k));
+    count *= xs[k];
+  }
+  if (!isMax) y = n.mul(y, n.splat(1.0 / double(count), int64_t(xs.size()), f32(n)));
+  n.out(0, y);
+  return success();
+}
+LogicalResult importGlobalAveragePool(NodeImporter &n) { return globalPool(n, false); }
+LogicalResult importGlobalMaxPool(NodeImporter &n) { return globalPool(n, true); }
+
+//===----------------------------------------------------------------------===//
+// Gemm / MatMul
+//===----------------------------------------------------------------------===//
+
+static Value matmul3d(NodeImporter &n, Value a, Value b) {
+  auto as = n.shapeOf(a), bs = n.shapeOf(b);
+  Value zp = n.zeroPoint(f32(n));
+  return n.emit("tosa.matmul", {a, b, zp, zp}, n.tensorType({as[0], as[1], bs[2]}, f32(n)));
+}
+
+LogicalResult importMatMul(NodeImporter &n) {
+  if (failed(requireF32(n, 0)) || failed(requireF32(n, 1))) return failure();
+  auto as = n.inShape(0), bs = n.inShape(1);
+  if (as.empty() || bs.empty()) return n.fail("MatMul of a scalar");
+  bool aVec = as.size() == 1, bVec = bs.size() == 1;
+  Value a = n.in(0), b = n.in(1);
+  if (aVec) { as = {1, as[0]}; a = n.reshape(a, as); }
+  if (bVec) { bs = {bs[0], 1}; b = n.reshape(b, bs); }
+  int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
+  if (bs[bs.size() - 2] != K) return n.fail("inner dimensions differ: " + str(as) + " x " + str(bs));
+  std::vector<int64_t> batchA(as.begin(), as.end() - 2), batchB(bs.begin(), bs.end() - 2);
+  auto batch = broadcastShapes(batchA, batchB);
+  if (!batch) return n.fail("batch dimensions do not broadcast: " + str(as) + " x " + str(bs));
+  int64_t nb = numElements(*batch);
+  Value y;
+  if (numElements(batchB) == 1) {
+    // Shared weight: fold A's batch into rows.
+    Value a3 = n.reshape(a, {1, numElements(batchA) * M, K});
+    if (numElements(batchA) != nb) {
+      a3 = n.emit("tosa.tile", {n.toRank(a, int64_t(batch->size()) + 2),
+                                n.shapeValue([&] { std::vector<int64_t> m(*batch); m.push_back(1); m.push_back(1); return m; }())},
+                  n.tensorType([&] { std::vector<int64_t> s(*batch); s.push_back(M); s.push_back(K); return s; }(), f32(n)));
+      a3 = n.reshape(a3, {1, nb * M, K});
+    }
+    y = matmul3d(n, a3, n.reshape(b, {1, K, N}));
+  } else {
+    auto expand = [&](Value v, std::vector<int64_t> own, int64_t r0, int64_t r1) {
+      std::vector<int64_t> full = *batch;
+      full.push_back(r0);
+      full.push_back(r1);
+      v = n.toRank(v, int64_t(full.size()));
+      auto vs = n.shapeOf(v);
+      std::vector<int64_t> mult(full.size(), 1);
+      bool tile = false;
+      for (size_t k = 0; k < full.size(); ++k)
+        if (vs[k] != full[k]) { mult[k] = full[k]; tile = true; }
+      if (tile) v = n.emit("tosa.tile", {v, n.shapeValue(mult)}, n.tensorType(full, f32(n)));
+      (void)own;
+      return n.reshape(v, {nb, r0, r1});
+    };
+    y = matmul3d(n, expand(a, as, M, K), expand(b, bs, K, N));
+  }
+  std::vector<int64_t> outShape = *batch;
+  if (!aVec) outShape.push_back(M);
+  if (!bVec) outShape.push_back(N);
+  n.out(0, n.reshape(y, outShape));
+  return success();
+}
+
+LogicalResult importGemm(NodeImporter &n) {
+  if (failed(requireF32(n, 0)) || failed(requireF32(n, 1))) return failure();
+  auto as = n.inShape(0), bs = n.inShape(1);
+  if (as.size() != 2 || bs.size() != 2) return n.fail("Gemm inputs must be 2-D");
+  bool tA = n.attrInt("transA", 0), tB = n.attrInt("transB", 0);
+  float alpha = n.attrFloat("alpha", 1.f), beta = n.attrFloat("beta", 1.f);
+  int64_t M = tA ? as[1] : as[0], K = tA ? as[0] : as[1];
+  int64_t Kb = tB ? bs[1] : bs[0], N = tB ? bs[0] : bs[1];
+  if (K != Kb) return n.fail("inner dimensions differ: " + str(as) + " x " + str(bs));
+  Value a = n.in(0);
+  if (tA) a = n.transpose(a, {1, 0});
+  Value b;
+  if (const HostTensor *bc = n.inConst(1)) {
+    HostTensor w = tB ? hostTranspose(*bc, {1, 0}) : *bc;
+    if (alpha != 1.f) for (auto &v : w.f) v *= alpha; // fold alpha into the weights
+    alpha = 1.f;
+    w.shape = {1, K, N};
+    b = n.constant(w);
+  } else {
+    b = n.reshape(tB ? n.transpose(n.in(1), {1, 0}) : n.in(1), {1, K, N});
+  }
+  Value y = n.reshape(matmul3d(n, n.reshape(a, {1, M, K}), b), {M, N});
+  if (alpha != 1.f) y = n.mul(y, n.splat(alpha, 2, f32(n)));
+  if (n.hasInput(2) && beta != 0.f) {
+    Value c;
+    if (const HostTensor *cc = n.inConst(2)) {
+      HostTensor t = *cc;
+      if (beta != 1.f) for (auto &v : t.f) v *= beta;
+      c = n.constant(t);
+    } else {
+      c = n.in(2);
+      if (beta != 1.f) c = n.mul(c, n.splat(beta, n.inRank(2), f32(n)));
+    }
+    y = n.add(y, c);
+  }
+  n.out(0, y);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Normalisation
+//===----------------------------------------------------------------------===//
+
+LogicalResult importBatchNormalization(NodeImporter &n) {
+  if (failed(requireF32(n, 0))) return failure();
+  if (n.attrInt("training_mode", 0)) return n.fail("training_mode=1 is not supported (inference only)");
+  for (size_t k = 1; k < n.numOutputs(); ++k)
+    if (n.wantsOutput(k)) return n.fail("running mean/variance outputs are not supported (inference only)");
+  auto xs = n.inShape(0);
+  if (xs.size() < 2) return n.fail("input must have a channel dimension");
+  int64_t C = xs[1];
+  float eps = n.attrFloat("epsilon", 1e-5f);
+  std::vector<int64_t> pshape(xs.size(), 1);
+  pshape[1] = C;
+  for (size_t k = 1; k < 5; ++k)
+    if (n.inShape(k) != std::vector<int64_t>{C}) return n.fail("parameter " + std::to_string(k) + " must have shape [C]");
+  const HostTensor *sc = n.inConst(1), *bc = n.inConst(2), *mc = n.inConst(3), *vc = n.inConst(4);
+  Value x = n.in(0);
+  if (sc && bc && mc && vc) {
+    HostTensor a = HostTensor::make(DType::F32, pshape), b = HostTensor::make(DType::F32, pshape);
+    for (int64_t c = 0; c < C; ++c) {
+      double s = sc->get(c) / std::sqrt(vc->get(c) + double(eps));
+      a.f[c] = float(s);
+      b.f[c] = float(bc->get(c) - mc->get(c) * s);
+    }
+    n.out(0, n.add(n.mul(x, n.constant(a)), n.constant(b)));
+    return success();
+  }
+  auto param = [&](size_t k) { return n.reshape(n.in(k), pshape); };
+  Value inv = n.unary("tosa.rsqrt", n.add(param(4), n.splat(eps, int64_t(pshape.size()), f32(n))));
+  Value scale = n.mul(param(1), inv);
+  n.out(0, n.add(n.mul(n.sub(x, param(3)), scale), param(2)));
+  return success();
+}
+
+LogicalResult importLayerNormalization(NodeImporter &n) {
+  if (failed(requireF32(n, 0))) return failure();
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  auto axis = normalizeAxis(n.attrInt("axis", -1), rank);
+  if (!axis) return n.fail("axis out of range");
+  float eps = n.attrFloat("epsilon", 1e-5f);
+  Value x = n.in(0);
+  int64_t count = 1;
+  Value sum = x;
+  for (int64_t k = *axis; k < rank; ++k) {
+    sum = n.reduce("tosa.reduce_sum", sum, k);
+    count *= xs[k];
+  }
+  Value invN = n.splat(1.0 / double(count), rank, f32(n));
+  Value mean = n.mul(sum, invN);
+  Value d = n.sub(x, mean);
+  Value sq = n.mul(d, d);
+  for (int64_t k = *axis; k < rank; ++k) sq = n.reduce("tosa.reduce_sum", sq, k);
+  Value var = n.mul(sq, invN);
+  Value inv = n.unary("tosa.rsqrt", n.add(var, n.splat(eps, rank, f32(n))));
+  Value y = n.mul(n.mul(d, inv), n.in(1));
+  if (n.hasInput(2)) y = n.add(y, n.in(2));
+  n.out(0, y);
+  if (n.wantsOutput(1)) n.out(1, mean);
+  if (n.wantsOutput(2)) n.out(2, inv);
+  return success();
+}
+
+LogicalResult importSoftmax(NodeImporter &n) {
+  if (failed(requireF32(n, 0))) return failure();
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), rank);
+  if (!axis) return n.fail("axis out of range");
+  Value x = n.in(0);
+  int64_t ax = *axis;
+  if (n.opset < 13) {
+    // Older opsets normalise over all dims from axis on, as one flattened row.
+    int64_t outer = numElements({xs.begin(), xs.begin() + ax});
+    x = n.reshape(x, {outer, numElements(xs) / std::max<int64_t>(outer, 1)});
+    ax = 1;
+  }
+  Value m = n.reduce("tosa.reduce_max", x, ax);
+  Value e = n.unary("tosa.exp", n.sub(x, m));
+  Value s = n.reduce("tosa.reduce_sum", e, ax);
+  Value y = n.mul(e, n.unary("tosa.reciprocal", s));
+  n.out(0, n.reshape(y, xs));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions
+//===----------------------------------------------------------------------===//
+
+static LogicalResult reduction(NodeImporter &n, llvm::StringRef tosaOp, bool mean, int64_t axesInputOpset) {
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  std::vector<int64_t> axes;
+  bool given = false;
+  if (n.opset >= axesInputOpset) {
+    if (n.hasInput(1)) {
+      const HostTensor *c = n.inConst(1);
+      if (!c) return n.fail("axes must be known at compile time");
+      axes = c->toInts();
+      given = true;
+    }
+  } else if (n.hasAttr("axes")) {
+    axes = n.attrInts("axes");
+    given = true;
+  }
+  if (!given || axes.empty()) {
+    if (given && n.attrInt("noop_with_empty_axes", 0)) {
+      n.out(0, n.in(0));
+      return success();
+    }
+    axes.clear();
+    for (int64_t k = 0; k < rank; ++k) axes.push_back(k);
+  }
+  bool keep = n.attrInt("keepdims", 1) != 0;
+  Value y = n.in(0);
+  int64_t count = 1;
+  std::vector<bool> reduced(rank, false);
+  for (int64_t a : axes) {
+    auto ax = normalizeAxis(a, rank);
+    if (!ax) return n.fail("axis " + std::to_string(a) + " out of range");
+    if (reduced[*ax]) continue;
+    reduced[*ax] = true;
+    y = n.reduce(tosaOp, y, *ax);
+    count *= xs[*ax];
+  }
+  if (mean) {
+    if (!isFloat(n.inDType(0))) return n.fail("ReduceMean of integers is not supported");
+    y = n.mul(y, n.splat(1.0 / double(count), rank, f32(n)));
+  }
+  if (!keep) {
+    std::vector<int64_t> out;
+    for (int64_t k = 0; k < rank; ++k)
+      if (!reduced[k]) out.push_back(xs[k]);
+    y = n.reshape(y, out);
+  }
+  n.out(0, y);
+  return success();
+}
+LogicalResult importReduceMean(NodeImporter &n) { return reduction(n, "tosa.reduce_sum", true, 18); }
+LogicalResult importReduceSum(NodeImporter &n) { return reduction(n, "tosa.reduce_sum", false, 13); }
+LogicalResult importReduceMax(NodeImporter &n) { return reduction(n, "tosa.reduce_max", false, 18); }
+LogicalResult importReduceMin(NodeImporter &n) { return reduction(n, "tosa.reduce_min", false, 18); }
+
+} // namespace kiln::onnx_frontend

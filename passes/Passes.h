@@ -1,0 +1,29 @@
+//===- Passes.h - Kiln passes -----------------------------------*- C++ -*-===//
+#ifndef KILN_PASSES_PASSES_H
+#define KILN_PASSES_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+#include <memory>
+
+namespace kiln {
+
+#define GEN_PASS_DECL
+#include "passes/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "passes/Passes.h.inc"
+
+/// Module attribute names shared by the passes and the code generators.
+inline constexpr const char *kWeightsAttr = "kiln.weights";
+inline constexpr const char *kWeightsSizeAttr = "kiln.weights_size";
+inline constexpr const char *kArenaSizeAttr = "kiln.arena_size";
+inline constexpr const char *kArenaAlignAttr = "kiln.arena_alignment";
+inline constexpr const char *kRoleAttr = "kiln.role";
+
+} // namespace kiln
+
+#endif

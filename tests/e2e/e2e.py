@@ -1,0 +1,391 @@
+#!/usr/bin/python3
+"""Kiln end-to-end tests: compile and run a model with kiln, compare with ONNX Runtime.
+
+  /usr/bin/python3 tests/e2e/e2e.py --kiln PATH_TO_KILN --work WORKDIR CASE [--seed N]
+
+CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
+fmnist_aarch64, bert_tiny (or `all`).
+
+Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
+and `node tests/oracle/ort_run.js MODEL DIR NAME=in.npy ...` on the same
+inputs and compares every output with the tolerances in tests/e2e/tolerances.json.
+Generated models are cached in WORKDIR/models/ (keyed by a hash of the script
+that made them) and reused when present; each case's outputs go to
+WORKDIR/<case>/ (wiped at the start of the case). Output files are matched by
+name: ort_run.js and kiln both write <sanitised output name>.npy.
+Exit status: 0 pass, 1 mismatch or any failure, 2 usage error.
+
+Needs only the python3 standard library and numpy, plus node with
+tests/oracle/node_modules installed; the model export scripts (run as
+subprocesses) need torch/torchvision.
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODELS_DIR = os.path.join(ROOT, "models")
+ORT_RUN = os.path.join(ROOT, "tests", "oracle", "ort_run.js")
+TOLERANCES_FILE = os.path.join(ROOT, "tests", "e2e", "tolerances.json")
+
+FMNIST_MODEL = os.path.join(MODELS_DIR, "fmnist_cnn.onnx")
+FMNIST_SAMPLE = os.path.join(MODELS_DIR, "samples", "fmnist_sample.npy")
+FMNIST_SAMPLE_LABELS = os.path.join(MODELS_DIR, "samples", "fmnist_sample_labels.txt")
+FMNIST_BATCHES = 10
+
+DEFAULT_SEED = 1234
+
+
+class Failure(Exception):
+    """A test failure with a message; main() prints it and exits 1."""
+
+
+def log(msg=""):
+    print(msg, flush=True)
+
+
+def load_tolerances(case):
+    with open(TOLERANCES_FILE) as f:
+        tol = json.load(f)
+    merged = dict(tol["default"])
+    merged.update(tol.get("cases", {}).get(case, {}))
+    return merged
+
+
+class Env:
+    def __init__(self, args):
+        self.kiln = os.path.abspath(args.kiln)
+        self.work = os.path.abspath(args.work)
+        self.seed = args.seed
+        self.node = args.node
+        self.python = args.python
+        self.ort_threads = args.ort_threads
+        self.timeout = args.timeout
+        self.model_cache = os.path.join(self.work, "models")
+
+    def case_dir(self, case):
+        d = os.path.join(self.work, case)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        return d
+
+
+def run_cmd(cmd, what, timeout):
+    log("$ " + " ".join(cmd))
+    t0 = time.time()
+    try:
+        proc = subprocess.run(cmd, timeout=timeout)
+    except FileNotFoundError as e:
+        raise Failure(f"{what}: cannot run {cmd[0]}: {e}")
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{what}: timed out after {timeout} s")
+    if proc.returncode != 0:
+        raise Failure(f"{what} failed with exit status {proc.returncode}")
+    return time.time() - t0
+
+
+# ---- models ---------------------------------------------------------------
+
+def script_tag(script):
+    """A short hash of a generator script: cached outputs are keyed by it, so
+    editing the script regenerates them instead of reusing stale files."""
+    with open(script, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:10]
+
+
+def cached_model(env, name, script, export_cmd):
+    """Returns WORKDIR/models/<name>-<script hash>.onnx, exporting it first if absent."""
+    path = os.path.join(env.model_cache, f"{name}-{script_tag(script)}.onnx")
+    if os.path.exists(path):
+        log(f"reusing {path}")
+        return path
+    os.makedirs(env.model_cache, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}.onnx"
+    try:
+        run_cmd(export_cmd(tmp), f"exporting {name}", env.timeout)
+        os.replace(tmp, path)  # atomic: a killed export leaves no half file
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def torchvision_model(env, name):
+    script = os.path.join(MODELS_DIR, "export_torchvision.py")
+    return cached_model(env, name, script,
+                        lambda out: [env.python, script, "--model", name, "-o", out])
+
+
+def bert_tiny_model(env):
+    script = os.path.join(MODELS_DIR, "export_bert_tiny.py")
+    return cached_model(env, "bert_tiny", script, lambda out: [env.python, script, "-o", out])
+
+
+def bert_vocab():
+    """The vocabulary size, read from export_bert_tiny.py so the two never drift."""
+    with open(os.path.join(MODELS_DIR, "export_bert_tiny.py")) as f:
+        m = re.search(r"^VOCAB\s*=\s*(\d+)", f.read(), re.M)
+    if not m:
+        raise Failure("cannot find VOCAB in models/export_bert_tiny.py")
+    return int(m.group(1))
+
+
+# ---- running kiln and the oracle ------------------------------------------
+
+def input_args(inputs):
+    return [f"{name}={path}" for name, path in inputs.items()]
+
+
+def run_ort(env, model, inputs, out_dir):
+    if not os.path.isdir(os.path.join(ROOT, "tests", "oracle", "node_modules", "onnxruntime-node")):
+        raise Failure("onnxruntime-node is missing: run scripts/setup.sh "
+                      "(or: cd tests/oracle && ONNXRUNTIME_NODE_INSTALL=skip npm install)")
+    cmd = [env.node, ORT_RUN, model, out_dir] + input_args(inputs)
+    cmd += ["--threads", str(env.ort_threads)]
+    return run_cmd(cmd, "onnxruntime (ort_run.js)", env.timeout)
+
+
+def run_kiln(env, model, inputs, out_dir, target=None):
+    if not os.path.isfile(env.kiln) or not os.access(env.kiln, os.X_OK):
+        raise Failure(f"kiln not found or not executable: {env.kiln}")
+    cmd = [env.kiln, "run", model]
+    for spec in input_args(inputs):
+        cmd += ["--input", spec]
+    cmd += ["--output", out_dir]
+    if target:
+        cmd += ["--target", target]
+    return run_cmd(cmd, "kiln run", env.timeout)
+
+
+def output_names(ort_dir):
+    names = sorted(f[:-4] for f in os.listdir(ort_dir) if f.endswith(".npy"))
+    if not names:
+        raise Failure(f"onnxruntime wrote no outputs to {ort_dir}")
+    return names
+
+
+def compare_array(name, kiln, ort, tol):
+    """Compares one output; returns (ok, message)."""
+    if kiln.shape != ort.shape:
+        return False, f"{name}: shape mismatch: kiln {kiln.shape}, onnxruntime {ort.shape}"
+    if kiln.dtype != ort.dtype:
+        return False, f"{name}: dtype mismatch: kiln {kiln.dtype}, onnxruntime {ort.dtype}"
+    if not np.issubdtype(ort.dtype, np.floating):
+        bad = int(np.count_nonzero(kiln != ort))
+        return bad == 0, (f"{name}: {ort.dtype}{list(ort.shape)}: "
+                          f"{bad} of {ort.size} elements differ (exact match required)")
+    k64, o64 = kiln.astype(np.float64), ort.astype(np.float64)
+    if not np.all(np.isfinite(o64)):
+        return False, f"{name}: onnxruntime output is not finite; cannot compare"
+    scale = float(np.max(np.abs(o64))) if o64.size else 0.0
+    min_scale = float(tol.get("min_reference_scale", 0.0))
+    if scale < min_scale:
+        return False, (f"{name}: onnxruntime's output is degenerate (max|ort| = {scale:.3g} < "
+                       f"{min_scale:g}): the comparison would prove nothing")
+    rtol = float(tol["rtol"])
+    atol = float(tol["atol_scale"]) * max(1.0, scale)
+    diff = np.abs(k64 - o64)
+    nonfinite = int(np.count_nonzero(~np.isfinite(k64)))
+    max_abs = float(np.max(diff)) if diff.size else 0.0
+    max_rel = max_abs / scale if scale > 0 else max_abs
+    close = np.isclose(k64, o64, rtol=rtol, atol=atol)
+    bad = int(np.count_nonzero(~close))
+    msg = (f"{name}: {ort.dtype}{list(ort.shape)}: max abs err {max_abs:.3e}, "
+           f"max rel err {max_rel:.3e} (max|err| / max|ort|, max|ort| = {scale:.4g}); "
+           f"rtol {rtol:g}, atol {atol:.3g}; {bad} of {ort.size} elements out of tolerance")
+    if nonfinite:
+        msg += f"; {nonfinite} non-finite values from kiln"
+    if bad:
+        i = np.unravel_index(int(np.argmax(diff - (rtol * np.abs(o64) + atol))), o64.shape)
+        msg += f"; worst at {tuple(int(v) for v in i)}: kiln {k64[i]:.7g}, onnxruntime {o64[i]:.7g}"
+    return bad == 0 and nonfinite == 0, msg
+
+
+def load_output(d, name, who):
+    path = os.path.join(d, name + ".npy")
+    if not os.path.exists(path):
+        raise Failure(f"{who} did not write {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a failure
+        raise Failure(f"cannot read {who}'s {path}: {e}")
+
+
+def compare_dirs(kiln_dir, ort_dir, tol):
+    names = output_names(ort_dir)
+    extra = sorted(set(f[:-4] for f in os.listdir(kiln_dir) if f.endswith(".npy")) - set(names)) \
+        if os.path.isdir(kiln_dir) else []
+    ok = True
+    outputs = {}
+    for name in names:
+        ort = load_output(ort_dir, name, "onnxruntime")
+        kiln = load_output(kiln_dir, name, "kiln")
+        good, msg = compare_array(name, kiln, ort, tol)
+        log(("PASS " if good else "FAIL ") + msg)
+        ok &= good
+        outputs[name] = (kiln, ort)
+    if extra:
+        log(f"FAIL kiln wrote outputs the model does not have: {', '.join(extra)}")
+        ok = False
+    return ok, outputs
+
+
+def compare_once(env, case, model, inputs, target=None):
+    """Runs kiln and onnxruntime once on `inputs` and compares all outputs."""
+    d = env.case_dir(case)
+    ort_dir, kiln_dir = os.path.join(d, "ort"), os.path.join(d, "kiln")
+    t_ort = run_ort(env, model, inputs, ort_dir)
+    t_kiln = run_kiln(env, model, inputs, kiln_dir, target)
+    log(f"onnxruntime {t_ort:.2f} s, kiln run {t_kiln:.2f} s (compile + run)")
+    ok, outputs = compare_dirs(kiln_dir, ort_dir, load_tolerances(case))
+    if not ok:
+        raise Failure(f"{case}: kiln's outputs differ from onnxruntime's")
+    return outputs
+
+
+# ---- cases ----------------------------------------------------------------
+
+def case_torchvision(env, case):
+    model = torchvision_model(env, case)
+    d = os.path.join(env.work, case + "_inputs")
+    os.makedirs(d, exist_ok=True)
+    log(f"input seed {env.seed}")
+    x = np.random.default_rng(env.seed).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    path = os.path.join(d, "input.npy")
+    np.save(path, x)
+    outputs = compare_once(env, case, model, {"input": path})
+    kiln, ort = outputs["output"]
+    log(f"top-1 class: kiln {int(kiln.argmax())}, onnxruntime {int(ort.argmax())}")
+
+
+def case_fmnist(env, case, target=None):
+    outputs = compare_once(env, case, FMNIST_MODEL, {"input": FMNIST_SAMPLE}, target)
+    kiln, ort = outputs["logits"]
+    labels = np.loadtxt(FMNIST_SAMPLE_LABELS, dtype=np.int64, ndmin=1)
+    log(f"labels               {labels.tolist()}")
+    log(f"kiln predictions     {kiln.argmax(1).tolist()}")
+    log(f"onnxruntime predicts {ort.argmax(1).tolist()}")
+
+
+def case_fmnist_accuracy(env, case):
+    tol = load_tolerances(case)
+    script = os.path.join(MODELS_DIR, "train_fmnist.py")
+    test_dir = os.path.join(env.work, "fmnist_testset-" + script_tag(script))
+    images_path = os.path.join(test_dir, "test_images.npy")
+    labels_path = os.path.join(test_dir, "test_labels.npy")
+    if os.path.exists(images_path) and os.path.exists(labels_path):
+        log(f"reusing {test_dir}")
+    else:
+        tmp = f"{test_dir}.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            run_cmd([env.python, script, "--export-test-set-only", "--out-dir", tmp],
+                    "exporting the Fashion-MNIST test set", env.timeout)
+            os.replace(tmp, test_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    images = np.load(images_path)
+    labels = np.load(labels_path)
+    if images.shape[0] != labels.shape[0] or images.shape[0] % FMNIST_BATCHES:
+        raise Failure(f"unexpected test set: images {images.shape}, labels {labels.shape}")
+
+    d = env.case_dir(case)
+    batches = np.split(images, FMNIST_BATCHES)
+    kiln_pred, ort_pred = [], []
+    t_kiln = t_ort = 0.0
+    for i, batch in enumerate(batches):
+        in_path = os.path.join(d, f"batch_{i}.npy")
+        np.save(in_path, np.ascontiguousarray(batch))
+        ort_dir, kiln_dir = os.path.join(d, f"ort_{i}"), os.path.join(d, f"kiln_{i}")
+        t_ort += run_ort(env, FMNIST_MODEL, {"input": in_path}, ort_dir)
+        t_kiln += run_kiln(env, FMNIST_MODEL, {"input": in_path}, kiln_dir)
+        ort = load_output(ort_dir, "logits", "onnxruntime")
+        kiln = load_output(kiln_dir, "logits", "kiln")
+        if kiln.shape != ort.shape:
+            raise Failure(f"batch {i}: kiln logits {kiln.shape}, onnxruntime {ort.shape}")
+        kiln_pred.append(kiln.argmax(1))
+        ort_pred.append(ort.argmax(1))
+    kiln_pred, ort_pred = np.concatenate(kiln_pred), np.concatenate(ort_pred)
+    kiln_acc = float(np.mean(kiln_pred == labels))
+    ort_acc = float(np.mean(ort_pred == labels))
+    disagree = int(np.count_nonzero(kiln_pred != ort_pred))
+    log(f"{len(labels)} test images in {FMNIST_BATCHES} batches: "
+        f"onnxruntime {t_ort:.2f} s, kiln run {t_kiln:.2f} s")
+    log(f"kiln accuracy {kiln_acc:.4f}, onnxruntime {ort_acc:.4f} "
+        f"({disagree} predictions differ)")
+    if ort_acc < float(tol["min_accuracy"]):
+        raise Failure(f"onnxruntime accuracy {ort_acc:.4f} is below {tol['min_accuracy']}: "
+                      "is models/fmnist_cnn.onnx broken?")
+    if kiln_acc != ort_acc:
+        raise Failure(f"kiln accuracy {kiln_acc:.4f} != onnxruntime accuracy {ort_acc:.4f}")
+
+
+def case_bert_tiny(env, case):
+    model = bert_tiny_model(env)
+    d = os.path.join(env.work, case + "_inputs")
+    os.makedirs(d, exist_ok=True)
+    vocab = bert_vocab()
+    log(f"input seed {env.seed}, vocab {vocab}")
+    ids = np.random.default_rng(env.seed).integers(0, vocab, size=(1, 16), dtype=np.int64)
+    path = os.path.join(d, "input_ids.npy")
+    np.save(path, ids)
+    compare_once(env, case, model, {"input_ids": path})
+
+
+CASES = {
+    "mobilenet_v2": lambda env: case_torchvision(env, "mobilenet_v2"),
+    "resnet18": lambda env: case_torchvision(env, "resnet18"),
+    "fmnist": lambda env: case_fmnist(env, "fmnist"),
+    "fmnist_accuracy": lambda env: case_fmnist_accuracy(env, "fmnist_accuracy"),
+    "fmnist_aarch64": lambda env: case_fmnist(env, "fmnist_aarch64", target="aarch64"),
+    "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),
+}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="cases: " + ", ".join(CASES) + ", all")
+    ap.add_argument("--kiln", required=True, help="path to the kiln executable")
+    ap.add_argument("--work", required=True, help="scratch directory (created if absent)")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                    help=f"seed of the random inputs (default {DEFAULT_SEED})")
+    ap.add_argument("--node", default=os.environ.get("KILN_NODE", "node"),
+                    help="node executable for the onnxruntime oracle")
+    ap.add_argument("--python", default=sys.executable,
+                    help="python3 with torch/torchvision for the model exports")
+    ap.add_argument("--ort-threads", type=int, default=1)
+    ap.add_argument("--timeout", type=int, default=1800,
+                    help="seconds allowed to each subprocess (default 1800)")
+    ap.add_argument("case", choices=list(CASES) + ["all"])
+    args = ap.parse_args(argv)
+
+    env = Env(args)
+    os.makedirs(env.work, exist_ok=True)
+    cases = list(CASES) if args.case == "all" else [args.case]
+    failed = []
+    for case in cases:
+        log(f"=== {case}")
+        t0 = time.time()
+        try:
+            CASES[case](env)
+        except Failure as e:
+            log(f"FAILED {case}: {e} ({time.time() - t0:.1f} s)")
+            failed.append(case)
+        else:
+            log(f"PASSED {case} ({time.time() - t0:.1f} s)")
+    if len(cases) > 1:
+        log(f"{len(cases) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
