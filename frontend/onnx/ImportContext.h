@@ -36,7 +36,11 @@ struct ValueEntry {
 
 class NodeImporter {
 public:
-  NodeImporter(GraphImporter &graph, const onnx::NodeProto &node, int64_t opset);
+  NodeImporter(GraphImporter &graph, const onnx::NodeProto &node, int64_t opset,
+               const std::string &displayName);
+
+  /// The node's name as reports and locations show it (op type and index if unnamed).
+  const std::string displayName;
 
   const onnx::NodeProto &node;
   const int64_t opset;

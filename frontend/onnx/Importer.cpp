@@ -25,6 +25,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <onnx/checker.h>
+#include <onnx/defs/parser.h>
 #include <onnx/shape_inference/implementation.h>
 
 #include <cstring>
@@ -357,7 +358,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
       for (const auto &o : node.output()) poisoned.insert(o);
       continue;
     }
-    NodeImporter n(*this, node, opset);
+    NodeImporter n(*this, node, opset, name);
     verifierMessage.clear();
     size_t before = diags.size();
     LogicalResult ok = entryFn->fn(n);
@@ -408,7 +409,7 @@ Value GraphImporter::materialize(llvm::StringRef name, Location loc) {
     // Constants are emitted at their first use so that shape-only values never appear.
     onnx::NodeProto dummy;
     dummy.set_name(name.str());
-    NodeImporter n(*this, dummy, 0);
+    NodeImporter n(*this, dummy, 0, name.str());
     n.loc = loc;
     e.value = n.constant(*e.constant);
   }
@@ -419,10 +420,10 @@ Value GraphImporter::materialize(llvm::StringRef name, Location loc) {
 // NodeImporter
 //===----------------------------------------------------------------------===//
 
-NodeImporter::NodeImporter(GraphImporter &graph, const onnx::NodeProto &node, int64_t opset)
-    : node(node), opset(opset), b(graph.builder),
-      loc(NameLoc::get(graph.builder.getStringAttr(node.name().empty() ? node.op_type() : node.name()))),
-      graph(graph) {}
+NodeImporter::NodeImporter(GraphImporter &graph, const onnx::NodeProto &node, int64_t opset,
+                           const std::string &displayName)
+    : displayName(displayName), node(node), opset(opset), b(graph.builder),
+      loc(NameLoc::get(graph.builder.getStringAttr(displayName))), graph(graph) {}
 
 Value NodeImporter::in(size_t i) { return graph.materialize(node.input(i), loc); }
 
@@ -501,7 +502,7 @@ void NodeImporter::outConst(size_t i, HostTensor t) {
 }
 
 LogicalResult NodeImporter::fail(const llvm::Twine &reason) {
-  graph.error(node.name().empty() ? node.op_type() : node.name(), node.op_type(), reason.str());
+  graph.error(displayName, node.op_type(), reason.str());
   return failure();
 }
 
@@ -726,6 +727,21 @@ Value NodeImporter::concat(ValueRange parts, int64_t axis) {
 // Entry points
 //===----------------------------------------------------------------------===//
 
+static OwningOpRef<ModuleOp> importModel(MLIRContext &ctx, onnx::ModelProto &model,
+                                         const std::string &modelName, const ImportOptions &options,
+                                         std::vector<ImportDiagnostic> &diags) {
+  if (!model.has_graph()) {
+    diags.push_back({"", "model", "the model has no graph"});
+    return nullptr;
+  }
+  ctx.loadDialect<func::FuncDialect, tosa::TosaDialect, arith::ArithDialect, tensor::TensorDialect,
+                  linalg::LinalgDialect, math::MathDialect>();
+  GraphImporter importer(ctx, options, diags);
+  auto module = importer.run(model, modelName);
+  if (!diags.empty()) return nullptr;
+  return module;
+}
+
 OwningOpRef<ModuleOp> importOnnxBytes(MLIRContext &ctx, const std::string &bytes,
                                       const std::string &modelName, const ImportOptions &options,
                                       std::vector<ImportDiagnostic> &diags) {
@@ -738,16 +754,7 @@ OwningOpRef<ModuleOp> importOnnxBytes(MLIRContext &ctx, const std::string &bytes
     diags.push_back({"", "model", "the file is not a valid ONNX model (protobuf parse failed; truncated or not ONNX)"});
     return nullptr;
   }
-  if (!model.has_graph()) {
-    diags.push_back({"", "model", "the model has no graph"});
-    return nullptr;
-  }
-  ctx.loadDialect<func::FuncDialect, tosa::TosaDialect, arith::ArithDialect, tensor::TensorDialect,
-                  linalg::LinalgDialect, math::MathDialect>();
-  GraphImporter importer(ctx, options, diags);
-  auto module = importer.run(model, modelName);
-  if (!diags.empty()) return nullptr;
-  return module;
+  return importModel(ctx, model, modelName, options, diags);
 }
 
 OwningOpRef<ModuleOp> importOnnxFile(MLIRContext &ctx, const std::string &path,
@@ -761,6 +768,17 @@ OwningOpRef<ModuleOp> importOnnxFile(MLIRContext &ctx, const std::string &path,
   std::stringstream ss;
   ss << in.rdbuf();
   std::string name = path.substr(path.find_last_of('/') + 1);
+  if (llvm::StringRef(path).ends_with(".onnxtxt")) {
+    // ONNX's textual syntax, used by Kiln's lit tests.
+    onnx::ModelProto model;
+    std::string text = ss.str();
+    auto status = onnx::OnnxParser::Parse(model, text.c_str());
+    if (!status.IsOK()) {
+      diags.push_back({"", "model", "cannot parse ONNX text: " + status.ErrorMessage()});
+      return nullptr;
+    }
+    return importModel(ctx, model, name, options, diags);
+  }
   return importOnnxBytes(ctx, ss.str(), name, options, diags);
 }
 

@@ -30,7 +30,7 @@ struct PlanArenaPass : impl::KilnPlanArenaBase<PlanArenaPass> {
       return signalPassFailure();
     }
     if (alignment <= 0 || (alignment & (alignment - 1))) {
-      module.emitError() << "alignment must be a power of two, got " << alignment;
+      module.emitError() << "alignment must be a power of two, got " << static_cast<int64_t>(alignment);
       return signalPassFailure();
     }
     Block &body = func.getBody().front();

@@ -1,5 +1,7 @@
-/* kiln-runner: generic driver that `kiln run` links with one compiled model (model.h) to
- * run it on .npy inputs and dump its outputs as .npy files. */
+/* kiln-runner: generic driver that runs one compiled model on .npy inputs, writing .npy outputs.
+ *
+ * `kiln run` compiles this file with the runtime sources, the model object and the model.h
+ * generated for it into one executable (also cross-compiled, e.g. static for aarch64). */
 #if !defined(_POSIX_C_SOURCE) || _POSIX_C_SOURCE < 200809L
 #undef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* mkdir/stat/clock_gettime also under a strict -std=c11 */
@@ -31,7 +33,8 @@ static void capture_detail(void *user, const char *message) {
 }
 
 static int fail_status(kiln_status_t status) {
-  if (g_detail[0])
+  /* KILN_NO_ERROR_TEXT builds send just the status name as detail: don't print it twice. */
+  if (g_detail[0] && strcmp(g_detail, kiln_status_string(status)) != 0)
     fprintf(stderr, "error: %s: %s\n", kiln_status_string(status), g_detail);
   else
     fprintf(stderr, "error: %s\n", kiln_status_string(status));

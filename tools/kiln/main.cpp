@@ -51,6 +51,7 @@ Usage:
   kiln compile MODEL.onnx -o DIR [options]   compile to an object, C header and weights file
   kiln run MODEL.onnx --input NAME=FILE.npy... [--output DIR] [options]
                                              compile, run, and print/write the outputs
+  kiln import MODEL.onnx [--shape NAME=d0,...]  print the imported MLIR (func + TOSA)
   kiln COMMAND --help                        options of a command
 
 Targets: x86-64 (default, this machine), aarch64 (run under qemu-aarch64), null (writes IR)
@@ -193,12 +194,16 @@ void registerEverything(mlir::DialectRegistry &registry) {
   kiln::onnx_frontend::registerImporterDialects(registry);
 }
 
-/// A fresh directory next to `near` (so the final renames stay on one file system).
+/// A fresh directory in the nearest existing ancestor of `near` (so the final
+/// renames stay on one file system and a failure creates nothing the user sees).
 std::string makeTempDir(const std::string &near) {
-  llvm::SmallString<256> parent(near.empty() ? "." : near);
-  llvm::sys::path::remove_dots(parent, true);
-  llvm::StringRef dirOf = llvm::sys::path::parent_path(parent);
-  std::string base = (dirOf.empty() ? std::string(".") : dirOf.str()) + "/.kiln-tmp-" + std::to_string(getpid());
+  llvm::SmallString<256> path(near.empty() ? "." : near);
+  llvm::sys::fs::make_absolute(path);
+  llvm::sys::path::remove_dots(path, true);
+  std::string dir = llvm::sys::path::parent_path(path).str();
+  while (!dir.empty() && !llvm::sys::fs::is_directory(dir)) dir = llvm::sys::path::parent_path(dir).str();
+  if (dir.empty()) dir = ".";
+  std::string base = dir + "/.kiln-tmp-" + std::to_string(getpid());
   for (int k = 0; k < 1000; ++k) {
     std::string cand = base + "-" + std::to_string(k);
     if (!llvm::sys::fs::create_directory(cand, /*IgnoreExisting=*/false)) return cand;
@@ -222,7 +227,7 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
     return 1;
   }
   if (o.dumpImport) {
-    module->print(llvm::errs(), mlir::OpPrintingFlags().elideLargeElementsAttrs(16));
+    module->print(llvm::errs(), mlir::OpPrintingFlags().elideLargeElementsAttrs(16).elideLargeResourceString(64));
     llvm::errs() << "\n";
   }
   auto target = kiln::codegen::createTarget(o.compile.target);
@@ -230,6 +235,23 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
     llvm::errs() << "error: compiling '" << o.model << "' for " << o.compile.target << " failed\n";
     return 1;
   }
+  return 0;
+}
+
+int cmdImport(int argc, char **argv) {
+  CommonOptions o;
+  if (int rc = parseArgs(argc, argv, false, o); rc >= 0) return rc;
+  mlir::DialectRegistry registry;
+  registerEverything(registry);
+  mlir::MLIRContext ctx(registry);
+  std::vector<kiln::onnx_frontend::ImportDiagnostic> diags;
+  auto module = kiln::onnx_frontend::importOnnxFile(ctx, o.model, o.import, diags);
+  if (!module) {
+    llvm::errs() << kiln::onnx_frontend::formatDiagnostics(diags);
+    return 1;
+  }
+  module->print(llvm::outs(), mlir::OpPrintingFlags().elideLargeElementsAttrs(16).elideLargeResourceString(64).enableDebugInfo(true, true));
+  llvm::outs() << "\n";
   return 0;
 }
 
@@ -386,6 +408,7 @@ int main(int argc, char **argv) {
   }
   if (cmd == "compile") return cmdCompile(argc, argv);
   if (cmd == "run") return cmdRun(argc, argv);
+  if (cmd == "import") return cmdImport(argc, argv);
   llvm::errs() << "error: unknown command '" << cmd << "'\n\n" << kMainHelp;
   return 2;
 }

@@ -42,7 +42,8 @@ void kiln_set_error_hook(kiln_error_hook_t hook, void *user);
 /* Weights: a validated, read-only view of a .kw file (memory-mapped) or of caller memory. */
 typedef struct kiln_weights_t kiln_weights_t;
 kiln_status_t kiln_weights_open(const char *path, kiln_weights_t **out_weights);
-/* `data` must stay valid until kiln_weights_close; it is not copied. */
+/* `data` must stay valid until kiln_weights_close; it is not copied. Like a mapped file's,
+ * its data section (data + data_offset) must be KILN_WEIGHTS_ALIGNMENT-aligned. */
 kiln_status_t kiln_weights_wrap(const void *data, size_t size, kiln_weights_t **out_weights);
 void kiln_weights_close(kiln_weights_t *weights);
 

@@ -1,0 +1,15 @@
+# lit configuration for Kiln's FileCheck tests (run from ctest).
+import os
+import lit.formats
+
+config.name = "Kiln"
+config.test_format = lit.formats.ShTest(execute_external=True)
+config.suffixes = [".mlir", ".onnxtxt", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.kiln_obj_root, "tests", "lit")
+config.excludes = ["lit.cfg.py", "lit.site.cfg.py.in", "README.md", "Inputs"]
+
+config.environment["PATH"] = os.pathsep.join(
+    [config.kiln_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])])
+config.substitutions.append(("%kiln_src", config.kiln_src_root))
+config.substitutions.append(("%python", "/usr/bin/python3"))
