@@ -163,9 +163,9 @@ static void print_element(kiln_dtype_t dtype, const void *data, size_t i) {
 }
 
 /* One stdout line per output:
- *   NAME: shape [1, 10] dtype f32 values [v0, ..., v9, ...] argmax K
- * "..." marks more than 10 elements; argmax (of the first row, first maximum wins) only
- * when the trailing dim is > 1. */
+ *   NAME: shape [4, 10] dtype f32 values [v0, ..., v9, ...] argmax per row [K0, K1, K2, K3]
+ * "..." marks more than 10 elements; the argmax of each row (first maximum wins, at most
+ * 16 rows listed) only when the trailing dim is > 1. */
 static void print_output(const kiln_tensor_desc_t *t, const void *data) {
   kiln_dtype_t dtype = (kiln_dtype_t)t->dtype;
   size_t count = t->size_bytes / kiln_dtype_size(dtype);
@@ -181,17 +181,24 @@ static void print_output(const kiln_tensor_desc_t *t, const void *data) {
   if (count > shown) printf(", ...");
   printf("]");
   if (t->rank > 0 && t->dims[t->rank - 1] > 1 && count > 0) {
+    /* Per-row argmax (classifier outputs), first maximum wins; at most 16 rows. */
     size_t row = (size_t)t->dims[t->rank - 1];
-    size_t best = 0;
-    double best_value = element_value(dtype, data, 0);
-    for (size_t i = 1; i < row; ++i) {
-      double v = element_value(dtype, data, i);
-      if (v > best_value) {
-        best_value = v;
-        best = i;
+    size_t rows = count / row;
+    size_t listed = rows < 16 ? rows : 16;
+    printf(" argmax%s [", rows > 1 ? " per row" : "");
+    for (size_t r = 0; r < listed; ++r) {
+      size_t best = 0;
+      double best_value = element_value(dtype, data, r * row);
+      for (size_t i = 1; i < row; ++i) {
+        double v = element_value(dtype, data, r * row + i);
+        if (v > best_value) {
+          best_value = v;
+          best = i;
+        }
       }
+      printf("%s%zu", r ? ", " : "", best);
     }
-    printf(" argmax %zu", best);
+    printf("%s]", rows > listed ? ", ..." : "");
   }
   printf("\n");
 }

@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 "${emu[@]}" "$fixture" write "$work" || { echo "FAIL: fixture could not write inputs" >&2; exit 1; }
 
 # Happy path: exact stdout, both .npy files with the right contents.
-expected='y: shape [1, 10] dtype f32 values [0, 2.5, 5, 7.5, 10, 12.5, 15, 17.5, 20, 22.5] argmax 9
+expected='y: shape [1, 10] dtype f32 values [0, 2.5, 5, 7.5, 10, 12.5, 15, 17.5, 20, 22.5] argmax [9]
 stats/sum: shape [] dtype f32 values [112.5]'
 out=$("${emu[@]}" "$runner" --weights "$work/model.kw" --input "x=$work/x.npy" \
       --output "$work/out" --repeat 3 2>"$work/stderr")
