@@ -624,7 +624,7 @@ Value NodeImporter::binary(llvm::StringRef tosaOp, Value a, Value c, Type result
   c = toRank(c, rank);
   auto shape = broadcastShapes(shapeOf(a), shapeOf(c));
   if (!shape) {
-    fail("operand shapes " + dimsToString(shapeOf(a)) + " and " + dimsToString(shapeOf(c)) +
+    (void)fail("operand shapes " + dimsToString(shapeOf(a)) + " and " + dimsToString(shapeOf(c)) +
          " do not broadcast");
     shape = shapeOf(a);
   }
@@ -638,7 +638,7 @@ Value NodeImporter::mul(Value a, Value c) {
   c = toRank(c, rank);
   auto shape = broadcastShapes(shapeOf(a), shapeOf(c));
   if (!shape) {
-    fail("operand shapes do not broadcast");
+    (void)fail("operand shapes do not broadcast");
     shape = shapeOf(a);
   }
   Value shift = splat(0, 1, b.getIntegerType(8));
@@ -676,7 +676,7 @@ Value NodeImporter::generic(ValueRange operands, Type resultElem,
     ins.push_back(r);
     auto s = broadcastShapes(outShape, shapeOf(r));
     if (!s) {
-      fail("operand shapes do not broadcast");
+      (void)fail("operand shapes do not broadcast");
       return v;
     }
     outShape = *s;

@@ -51,7 +51,7 @@ static FailureOr<Window> resolveWindow(NodeImporter &n, const std::vector<int64_
   if (w.stride.empty()) w.stride.assign(r, 1);
   if (w.dilation.empty()) w.dilation.assign(r, 1);
   if (w.kernel.size() != r || w.stride.size() != r || w.dilation.size() != r)
-    return n.fail("kernel_shape/strides/dilations do not match the spatial rank"), failure();
+    return n.fail("kernel_shape/strides/dilations do not match the spatial rank");
   std::vector<int64_t> pads = n.attrInts("pads");
   std::string autoPad = n.attrString("auto_pad", "NOTSET");
   w.padBegin.assign(r, 0);
@@ -60,7 +60,7 @@ static FailureOr<Window> resolveWindow(NodeImporter &n, const std::vector<int64_
   w.out.assign(r, 0);
   for (size_t k = 0; k < r; ++k) {
     if (w.stride[k] <= 0 || w.dilation[k] <= 0 || w.kernel[k] <= 0)
-      return n.fail("non-positive kernel, stride or dilation"), failure();
+      return n.fail("non-positive kernel, stride or dilation");
     int64_t eff = (w.kernel[k] - 1) * w.dilation[k] + 1;
     if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
       int64_t outSize = (in[k] + w.stride[k] - 1) / w.stride[k];
@@ -71,19 +71,18 @@ static FailureOr<Window> resolveWindow(NodeImporter &n, const std::vector<int64_
     } else if (autoPad == "VALID") {
     } else if (autoPad == "NOTSET") {
       if (!pads.empty()) {
-        if (pads.size() != 2 * r) return n.fail("pads must have 2 entries per spatial axis"), failure();
+        if (pads.size() != 2 * r) return n.fail("pads must have 2 entries per spatial axis");
         w.padBegin[k] = pads[k];
         w.padEnd[k] = pads[k + r];
-        if (pads[k] < 0 || pads[k + r] < 0) return n.fail("negative pads"), failure();
+        if (pads[k] < 0 || pads[k + r] < 0) return n.fail("negative pads");
       }
     } else {
-      return n.fail("unknown auto_pad '" + autoPad + "'"), failure();
+      return n.fail("unknown auto_pad '" + autoPad + "'");
     }
     int64_t span = in[k] + w.padBegin[k] + w.padEnd[k] - eff;
     if (span < 0)
       return n.fail("window " + std::to_string(eff) + " is larger than the padded input " +
-                    std::to_string(in[k] + w.padBegin[k] + w.padEnd[k])),
-             failure();
+                    std::to_string(in[k] + w.padBegin[k] + w.padEnd[k]));
     int64_t out = span / w.stride[k] + 1;
     if (allowCeil && n.attrInt("ceil_mode", 0)) {
       out = (span + w.stride[k] - 1) / w.stride[k] + 1;
