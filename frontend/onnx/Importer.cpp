@@ -277,8 +277,10 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     }
     const auto &tt = input.type().tensor_type();
     DType dt = dtypeFromOnnx(tt.elem_type());
-    if (dt == DType::Unknown || dt == DType::F64 || dt == DType::F16) {
-      error(input.name(), "input", "element type " + std::to_string(tt.elem_type()) + " is not supported");
+    if (dt == DType::Unknown || dt == DType::F64 || dt == DType::F16 || dt == DType::I16) {
+      error(input.name(), "input",
+            std::string("element type ") + (dt == DType::Unknown ? std::to_string(tt.elem_type()) : dtypeName(dt)) +
+                " is not supported for model inputs");
       continue;
     }
     if (!tt.has_shape()) {

@@ -43,6 +43,11 @@ LogicalResult importIdentity(NodeImporter &n) {
 
 LogicalResult importDropout(NodeImporter &n) {
   // Inference: the identity; the optional mask output is all true.
+  if (n.hasInput(2)) {
+    const HostTensor *training = n.inConst(2);
+    if (!training || training->numel() != 1) return n.fail("training_mode must be a constant");
+    if (training->get(0) != 0) return n.fail("training_mode=true (random dropout) is not supported");
+  }
   if (failed(importIdentity(n))) return failure();
   if (n.wantsOutput(1)) {
     HostTensor mask = HostTensor::make(DType::Bool, n.inShape(0));
@@ -177,8 +182,10 @@ LogicalResult importReshape(NodeImporter &n) {
 
 LogicalResult importFlatten(NodeImporter &n) {
   auto in = n.inShape(0);
-  auto axis = normalizeAxis(n.attrInt("axis", 1), int64_t(in.size()) + 1);
-  if (!axis) return n.fail("axis out of range");
+  int64_t rank = int64_t(in.size()), a = n.attrInt("axis", 1);
+  // Flatten's axis ranges over [-rank, rank]: rank itself means "all in the outer dim".
+  if (a < -rank || a > rank) return n.fail("axis " + std::to_string(a) + " out of range");
+  std::optional<int64_t> axis = a < 0 ? a + rank : a;
   int64_t outer = numElements({in.begin(), in.begin() + *axis});
   setTensorOrConst(n, 0, n.inConst(0), {outer, numElements(in) / std::max<int64_t>(outer, 1)});
   return success();

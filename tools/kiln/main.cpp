@@ -8,9 +8,9 @@
 // runs it (under qemu for aarch64) and writes one .npy per model output.
 //
 //===----------------------------------------------------------------------===//
+#include "codegen/Driver.h"
 #include "codegen/Target.h"
 #include "frontend/onnx/Importer.h"
-#include "passes/Passes.h"
 
 extern "C" {
 #include "kiln/npy.h"
@@ -18,10 +18,6 @@ extern "C" {
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
-#include "mlir/InitAllPasses.h"
-#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
@@ -187,13 +183,6 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o) {
   return -1;
 }
 
-void registerEverything(mlir::DialectRegistry &registry) {
-  mlir::registerAllDialects(registry);
-  mlir::registerAllExtensions(registry);
-  mlir::registerAllToLLVMIRTranslations(registry);
-  kiln::onnx_frontend::registerImporterDialects(registry);
-}
-
 /// A fresh directory in the nearest existing ancestor of `near` (so the final
 /// renames stay on one file system and a failure creates nothing the user sees).
 std::string makeTempDir(const std::string &near) {
@@ -215,34 +204,14 @@ void removeTree(const std::string &dir) { llvm::sys::fs::remove_directories(dir,
 
 /// Imports and compiles; writes the artifact into `dir` (which must exist).
 int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
-  mlir::DialectRegistry registry;
-  registerEverything(registry);
-  mlir::MLIRContext ctx(registry);
-  ctx.loadAllAvailableDialects();
-  std::vector<kiln::onnx_frontend::ImportDiagnostic> diags;
-  o.import.entryName = o.compile.entryName;
-  auto module = kiln::onnx_frontend::importOnnxFile(ctx, o.model, o.import, diags);
-  if (!module) {
-    llvm::errs() << kiln::onnx_frontend::formatDiagnostics(diags);
-    return 1;
-  }
-  if (o.dumpImport) {
-    module->print(llvm::errs(), mlir::OpPrintingFlags().elideLargeElementsAttrs(16).elideLargeResourceString(64));
-    llvm::errs() << "\n";
-  }
-  auto target = kiln::codegen::createTarget(o.compile.target);
-  if (failed(kiln::codegen::compileModule(*module, *target, o.compile, dir, artifact))) {
-    llvm::errs() << "error: compiling '" << o.model << "' for " << o.compile.target << " failed\n";
-    return 1;
-  }
-  return 0;
+  return failed(kiln::compileOnnxFile(o.model, o.import, o.compile, dir, artifact, llvm::errs(), o.dumpImport));
 }
 
 int cmdImport(int argc, char **argv) {
   CommonOptions o;
   if (int rc = parseArgs(argc, argv, false, o); rc >= 0) return rc;
   mlir::DialectRegistry registry;
-  registerEverything(registry);
+  kiln::registerCompilerDialects(registry);
   mlir::MLIRContext ctx(registry);
   std::vector<kiln::onnx_frontend::ImportDiagnostic> diags;
   auto module = kiln::onnx_frontend::importOnnxFile(ctx, o.model, o.import, diags);
@@ -395,8 +364,7 @@ int cmdRun(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
-  mlir::registerAllPasses();
-  kiln::registerKilnPasses();
+  kiln::registerCompilerPasses();
   if (argc < 2) {
     llvm::errs() << kMainHelp;
     return 2;
