@@ -325,3 +325,249 @@ LogicalResult importLeakyRelu(NodeImporter &n) {
 }
 
 } // namespace kiln::onnx_frontend
+
+//===----------------------------------------------------------------------===//
+// More unary math: TOSA where it has the op, linalg.generic + math otherwise.
+//===----------------------------------------------------------------------===//
+
+namespace kiln::onnx_frontend {
+
+using BodyFn = std::function<Value(OpBuilder &, Location, Value)>;
+
+/// Elementwise float op from a math/arith body; folds small constants with `host`.
+static LogicalResult mathUnary(NodeImporter &n, double (*host)(double), const BodyFn &body) {
+  if (const HostTensor *c = n.inConst(0); c && c->numel() <= kFoldLimit && c->floating() && host) {
+    HostTensor r = *c;
+    for (auto &v : r.f) v = float(host(v));
+    n.outConst(0, std::move(r));
+    return success();
+  }
+  if (failed(requireFloat(n))) return failure();
+  Value x = n.in(0);
+  n.out(0, n.generic({x}, cast<RankedTensorType>(x.getType()).getElementType(),
+                     [&](OpBuilder &b, Location l, ValueRange v) { return body(b, l, v[0]); }));
+  return success();
+}
+
+static Value fconst(OpBuilder &b, Location l, double v) {
+  return arith::ConstantOp::create(b, l, b.getF32FloatAttr(float(v)));
+}
+
+LogicalResult importFloor(NodeImporter &n) {
+  return unaryFloat(n, "tosa.floor", [](double x) { return std::floor(x); });
+}
+LogicalResult importCeil(NodeImporter &n) {
+  return unaryFloat(n, "tosa.ceil", [](double x) { return std::ceil(x); });
+}
+LogicalResult importSin(NodeImporter &n) {
+  return unaryFloat(n, "tosa.sin", [](double x) { return std::sin(x); });
+}
+LogicalResult importCos(NodeImporter &n) {
+  return unaryFloat(n, "tosa.cos", [](double x) { return std::cos(x); });
+}
+
+#define KILN_MATH_UNARY(Name, MathOp, host)                                                        \
+  LogicalResult import##Name(NodeImporter &n) {                                                    \
+    return mathUnary(n, host, [](OpBuilder &b, Location l, Value x) -> Value {                     \
+      return math::MathOp::create(b, l, x);                                                        \
+    });                                                                                            \
+  }
+KILN_MATH_UNARY(Tan, TanOp, [](double x) { return std::tan(x); })
+KILN_MATH_UNARY(Asin, AsinOp, [](double x) { return std::asin(x); })
+KILN_MATH_UNARY(Acos, AcosOp, [](double x) { return std::acos(x); })
+KILN_MATH_UNARY(Atan, AtanOp, [](double x) { return std::atan(x); })
+KILN_MATH_UNARY(Sinh, SinhOp, [](double x) { return std::sinh(x); })
+KILN_MATH_UNARY(Cosh, CoshOp, [](double x) { return std::cosh(x); })
+KILN_MATH_UNARY(Asinh, AsinhOp, [](double x) { return std::asinh(x); })
+KILN_MATH_UNARY(Acosh, AcoshOp, [](double x) { return std::acosh(x); })
+KILN_MATH_UNARY(Atanh, AtanhOp, [](double x) { return std::atanh(x); })
+KILN_MATH_UNARY(Round, RoundEvenOp, [](double x) { return std::nearbyint(x); })
+#undef KILN_MATH_UNARY
+
+LogicalResult importSign(NodeImporter &n) {
+  if (const HostTensor *c = n.inConst(0); c && c->numel() <= kFoldLimit) {
+    HostTensor r = *c;
+    for (int64_t k = 0; k < r.numel(); ++k) r.set(k, (r.get(k) > 0) - (r.get(k) < 0));
+    n.outConst(0, std::move(r));
+    return success();
+  }
+  Value x = n.in(0);
+  Type elem = cast<RankedTensorType>(x.getType()).getElementType();
+  n.out(0, n.generic({x}, elem, [elem](OpBuilder &b, Location l, ValueRange v) -> Value {
+    if (isa<FloatType>(elem)) {
+      Value zero = fconst(b, l, 0.0), one = fconst(b, l, 1.0), neg = fconst(b, l, -1.0);
+      Value gt = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, v[0], zero);
+      Value lt = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, v[0], zero);
+      return arith::SelectOp::create(b, l, gt, one, arith::SelectOp::create(b, l, lt, neg, zero));
+    }
+    Value zero = arith::ConstantOp::create(b, l, b.getIntegerAttr(elem, 0));
+    Value one = arith::ConstantOp::create(b, l, b.getIntegerAttr(elem, 1));
+    Value neg = arith::ConstantOp::create(b, l, b.getIntegerAttr(elem, -1));
+    Value gt = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sgt, v[0], zero);
+    Value lt = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, v[0], zero);
+    return arith::SelectOp::create(b, l, gt, one, arith::SelectOp::create(b, l, lt, neg, zero));
+  }));
+  return success();
+}
+
+LogicalResult importSoftplus(NodeImporter &n) {
+  return mathUnary(n, [](double x) { return std::log1p(std::exp(x)); },
+                   [](OpBuilder &b, Location l, Value x) -> Value {
+                     // log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)).
+                     Value ax = math::AbsFOp::create(b, l, x);
+                     Value e = math::ExpOp::create(b, l, arith::NegFOp::create(b, l, ax));
+                     Value lp = math::Log1pOp::create(b, l, e);
+                     return arith::AddFOp::create(b, l, arith::MaximumFOp::create(b, l, x, fconst(b, l, 0)), lp);
+                   });
+}
+
+LogicalResult importSoftsign(NodeImporter &n) {
+  return mathUnary(n, [](double x) { return x / (1 + std::fabs(x)); },
+                   [](OpBuilder &b, Location l, Value x) -> Value {
+                     Value d = arith::AddFOp::create(b, l, fconst(b, l, 1), math::AbsFOp::create(b, l, x));
+                     return arith::DivFOp::create(b, l, x, d);
+                   });
+}
+
+/// alpha * (exp(x) - 1) for x < 0, scaled by gamma (Elu: gamma 1; Selu).
+static LogicalResult eluLike(NodeImporter &n, double alpha, double gamma) {
+  return mathUnary(n, nullptr, [alpha, gamma](OpBuilder &b, Location l, Value x) -> Value {
+    Value zero = fconst(b, l, 0);
+    Value neg = arith::MulFOp::create(b, l, fconst(b, l, alpha),
+                                      math::ExpM1Op::create(b, l, x));
+    Value lt = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, x, zero);
+    Value y = arith::SelectOp::create(b, l, lt, neg, x);
+    return gamma == 1.0 ? y : arith::MulFOp::create(b, l, fconst(b, l, gamma), y).getResult();
+  });
+}
+LogicalResult importElu(NodeImporter &n) { return eluLike(n, n.attrFloat("alpha", 1.f), 1.0); }
+LogicalResult importSelu(NodeImporter &n) {
+  return eluLike(n, n.attrFloat("alpha", 1.67326319217681884765625f), n.attrFloat("gamma", 1.05070102214813232421875f));
+}
+
+LogicalResult importCelu(NodeImporter &n) {
+  double alpha = n.attrFloat("alpha", 1.f);
+  return mathUnary(n, nullptr, [alpha](OpBuilder &b, Location l, Value x) -> Value {
+    // max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
+    Value zero = fconst(b, l, 0);
+    Value e = math::ExpM1Op::create(b, l, arith::DivFOp::create(b, l, x, fconst(b, l, alpha)));
+    Value neg = arith::MinimumFOp::create(b, l, zero, arith::MulFOp::create(b, l, fconst(b, l, alpha), e));
+    return arith::AddFOp::create(b, l, arith::MaximumFOp::create(b, l, zero, x), neg);
+  });
+}
+
+LogicalResult importThresholdedRelu(NodeImporter &n) {
+  double alpha = n.attrFloat("alpha", 1.f);
+  return mathUnary(n, nullptr, [alpha](OpBuilder &b, Location l, Value x) -> Value {
+    Value gt = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, x, fconst(b, l, alpha));
+    return arith::SelectOp::create(b, l, gt, x, fconst(b, l, 0));
+  });
+}
+
+LogicalResult importMish(NodeImporter &n) {
+  return mathUnary(n, nullptr, [](OpBuilder &b, Location l, Value x) -> Value {
+    Value ax = math::AbsFOp::create(b, l, x);
+    Value sp = arith::AddFOp::create(
+        b, l, arith::MaximumFOp::create(b, l, x, fconst(b, l, 0)),
+        math::Log1pOp::create(b, l, math::ExpOp::create(b, l, arith::NegFOp::create(b, l, ax))));
+    return arith::MulFOp::create(b, l, x, math::TanhOp::create(b, l, sp));
+  });
+}
+
+LogicalResult importPRelu(NodeImporter &n) {
+  if (failed(requireFloat(n))) return failure();
+  Value x = n.in(0), slope = n.in(1);
+  Type elem = cast<RankedTensorType>(x.getType()).getElementType();
+  n.out(0, n.generic({x, slope}, elem, [](OpBuilder &b, Location l, ValueRange v) -> Value {
+    Value lt = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, v[0], fconst(b, l, 0));
+    return arith::SelectOp::create(b, l, lt, arith::MulFOp::create(b, l, v[0], v[1]), v[0]);
+  }));
+  return success();
+}
+
+static LogicalResult logical(NodeImporter &n, llvm::StringRef tosaOp, bool (*host)(bool, bool)) {
+  if (foldableBinary(n)) return foldBinary(n, DType::Bool, [host](double a, double b) { return host(a != 0, b != 0); });
+  n.out(0, n.binary(tosaOp, n.in(0), n.in(1), n.b.getI1Type()));
+  return success();
+}
+LogicalResult importAnd(NodeImporter &n) { return logical(n, "tosa.logical_and", [](bool a, bool b) { return a && b; }); }
+LogicalResult importOr(NodeImporter &n) { return logical(n, "tosa.logical_or", [](bool a, bool b) { return a || b; }); }
+LogicalResult importXor(NodeImporter &n) { return logical(n, "tosa.logical_xor", [](bool a, bool b) { return a != b; }); }
+
+LogicalResult importGreaterOrEqual(NodeImporter &n) {
+  return compare(n, "tosa.greater_equal", false, [](double a, double b) { return a >= b; });
+}
+LogicalResult importLessOrEqual(NodeImporter &n) {
+  return compare(n, "tosa.greater_equal", true, [](double a, double b) { return a <= b; });
+}
+
+LogicalResult importMod(NodeImporter &n) {
+  bool fmod = n.attrInt("fmod", 0) != 0;
+  bool fp = isFloatValue(n, 0);
+  if (fp && !fmod) return n.fail("float Mod requires fmod=1");
+  if (foldableBinary(n))
+    return foldBinary(n, n.inDType(0), [fmod](double a, double b) {
+      if (b == 0) return 0.0;
+      double r = std::fmod(a, b);
+      if (!fmod && r != 0 && ((r < 0) != (b < 0))) r += b; // sign of the divisor
+      return r;
+    });
+  Value a = n.in(0), c = n.in(1);
+  Type elem = cast<RankedTensorType>(a.getType()).getElementType();
+  n.out(0, n.generic({a, c}, elem, [fp, fmod, elem](OpBuilder &b, Location l, ValueRange v) -> Value {
+    if (fp) return arith::RemFOp::create(b, l, v[0], v[1]);
+    Value r = arith::RemSIOp::create(b, l, v[0], v[1]);
+    if (fmod) return r;
+    // Python-style: the result takes the divisor's sign.
+    Value zero = arith::ConstantOp::create(b, l, b.getIntegerAttr(elem, 0));
+    Value rNeg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, r, zero);
+    Value dNeg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, v[1], zero);
+    Value nz = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ne, r, zero);
+    Value fix = arith::AndIOp::create(b, l, nz, arith::XOrIOp::create(b, l, rNeg, dNeg));
+    return arith::SelectOp::create(b, l, fix, arith::AddIOp::create(b, l, r, v[1]), r);
+  }));
+  return success();
+}
+
+static Value sumInputs(NodeImporter &n) {
+  Value acc = n.in(0);
+  for (size_t k = 1; k < n.numInputs(); ++k) acc = n.add(acc, n.in(k));
+  return acc;
+}
+
+LogicalResult importSum(NodeImporter &n) {
+  n.out(0, sumInputs(n));
+  return success();
+}
+
+LogicalResult importMean(NodeImporter &n) {
+  Value s = sumInputs(n);
+  Type elem = cast<RankedTensorType>(s.getType()).getElementType();
+  n.out(0, n.mul(s, n.splat(1.0 / double(n.numInputs()), int64_t(n.shapeOf(s).size()), elem)));
+  return success();
+}
+
+LogicalResult importIsNaN(NodeImporter &n) {
+  if (failed(requireFloat(n))) return failure();
+  Value x = n.in(0);
+  n.out(0, n.generic({x}, n.b.getI1Type(), [](OpBuilder &b, Location l, ValueRange v) -> Value {
+    return arith::CmpFOp::create(b, l, arith::CmpFPredicate::UNO, v[0], v[0]);
+  }));
+  return success();
+}
+
+LogicalResult importIsInf(NodeImporter &n) {
+  if (failed(requireFloat(n))) return failure();
+  bool pos = n.attrInt("detect_positive", 1), neg = n.attrInt("detect_negative", 1);
+  Value x = n.in(0);
+  n.out(0, n.generic({x}, n.b.getI1Type(), [pos, neg](OpBuilder &b, Location l, ValueRange v) -> Value {
+    Value inf = fconst(b, l, std::numeric_limits<double>::infinity());
+    Value isPos = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, v[0], inf);
+    Value isNeg = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, v[0], arith::NegFOp::create(b, l, inf));
+    Value f = arith::ConstantOp::create(b, l, b.getBoolAttr(false));
+    return arith::OrIOp::create(b, l, pos ? isPos : f, neg ? isNeg : f);
+  }));
+  return success();
+}
+
+} // namespace kiln::onnx_frontend

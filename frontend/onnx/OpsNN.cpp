@@ -515,7 +515,11 @@ LogicalResult importSoftmax(NodeImporter &n) {
 // Reductions
 //===----------------------------------------------------------------------===//
 
-static LogicalResult reduction(NodeImporter &n, llvm::StringRef tosaOp, bool mean, int64_t axesInputOpset) {
+enum class Pre { None, Abs, Square, Exp };
+enum class Post { None, Sqrt, Log };
+
+static LogicalResult reduction(NodeImporter &n, llvm::StringRef tosaOp, bool mean, int64_t axesInputOpset,
+                               Pre pre = Pre::None, Post post = Post::None) {
   auto xs = n.inShape(0);
   int64_t rank = int64_t(xs.size());
   std::vector<int64_t> axes;
@@ -541,6 +545,10 @@ static LogicalResult reduction(NodeImporter &n, llvm::StringRef tosaOp, bool mea
   }
   bool keep = n.attrInt("keepdims", 1) != 0;
   Value y = n.in(0);
+  if (pre != Pre::None && failed(requireF32(n, 0))) return failure();
+  if (pre == Pre::Abs) y = n.unary("tosa.abs", y);
+  if (pre == Pre::Square) y = n.mul(y, y);
+  if (pre == Pre::Exp) y = n.unary("tosa.exp", y);
   int64_t count = 1;
   std::vector<bool> reduced(rank, false);
   for (int64_t a : axes) {
@@ -555,6 +563,8 @@ static LogicalResult reduction(NodeImporter &n, llvm::StringRef tosaOp, bool mea
     if (!isFloat(n.inDType(0))) return n.fail("ReduceMean of integers is not supported");
     y = n.mul(y, n.splat(1.0 / double(count), rank, f32(n)));
   }
+  if (post == Post::Log) y = n.unary("tosa.log", y);
+  if (post == Post::Sqrt) y = n.emit("tosa.reciprocal", {n.unary("tosa.rsqrt", y)}, y.getType());
   if (!keep) {
     std::vector<int64_t> out;
     for (int64_t k = 0; k < rank; ++k)
@@ -568,5 +578,90 @@ LogicalResult importReduceMean(NodeImporter &n) { return reduction(n, "tosa.redu
 LogicalResult importReduceSum(NodeImporter &n) { return reduction(n, "tosa.reduce_sum", false, 13); }
 LogicalResult importReduceMax(NodeImporter &n) { return reduction(n, "tosa.reduce_max", false, 18); }
 LogicalResult importReduceMin(NodeImporter &n) { return reduction(n, "tosa.reduce_min", false, 18); }
+LogicalResult importReduceProd(NodeImporter &n) { return reduction(n, "tosa.reduce_product", false, 18); }
+LogicalResult importReduceL1(NodeImporter &n) { return reduction(n, "tosa.reduce_sum", false, 18, Pre::Abs); }
+LogicalResult importReduceL2(NodeImporter &n) {
+  return reduction(n, "tosa.reduce_sum", false, 18, Pre::Square, Post::Sqrt);
+}
+LogicalResult importReduceSumSquare(NodeImporter &n) { return reduction(n, "tosa.reduce_sum", false, 18, Pre::Square); }
+LogicalResult importReduceLogSum(NodeImporter &n) {
+  return reduction(n, "tosa.reduce_sum", false, 18, Pre::None, Post::Log);
+}
+LogicalResult importReduceLogSumExp(NodeImporter &n) {
+  return reduction(n, "tosa.reduce_sum", false, 18, Pre::Exp, Post::Log);
+}
+
+static LogicalResult argExtreme(NodeImporter &n, bool isMax) {
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  auto axis = normalizeAxis(n.attrInt("axis", 0), rank);
+  if (!axis) return n.fail("axis out of range");
+  if (n.attrInt("select_last_index", 0)) return n.fail("select_last_index=1 is not supported yet");
+  Value x = n.in(0);
+  if (!isMax) {
+    // argmin(x) = argmax(-x), for floats and signed integers alike.
+    Type elem = cast<RankedTensorType>(x.getType()).getElementType();
+    x = n.sub(n.splat(0, rank, elem), x);
+  }
+  std::vector<int64_t> reduced;
+  for (int64_t k = 0; k < rank; ++k)
+    if (k != *axis) reduced.push_back(xs[k]);
+  Value idx = n.emit("tosa.argmax", {x}, n.tensorType(reduced, n.b.getIntegerType(32)),
+                     {n.named("axis", n.b.getI32IntegerAttr(int32_t(*axis)))});
+  idx = n.emit("tosa.cast", {idx}, n.tensorType(reduced, n.b.getIntegerType(64)));
+  if (n.attrInt("keepdims", 1)) {
+    std::vector<int64_t> kept = xs;
+    kept[*axis] = 1;
+    idx = n.reshape(idx, kept);
+  }
+  n.out(0, idx);
+  return success();
+}
+LogicalResult importArgMax(NodeImporter &n) { return argExtreme(n, true); }
+LogicalResult importArgMin(NodeImporter &n) { return argExtreme(n, false); }
+
+LogicalResult importLogSoftmax(NodeImporter &n) {
+  if (failed(requireF32(n, 0))) return failure();
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), rank);
+  if (!axis) return n.fail("axis out of range");
+  Value x = n.in(0);
+  int64_t ax = *axis;
+  if (n.opset < 13) {
+    int64_t outer = numElements({xs.begin(), xs.begin() + ax});
+    x = n.reshape(x, {outer, numElements(xs) / std::max<int64_t>(outer, 1)});
+    ax = 1;
+  }
+  Value shifted = n.sub(x, n.reduce("tosa.reduce_max", x, ax));
+  Value lse = n.unary("tosa.log", n.reduce("tosa.reduce_sum", n.unary("tosa.exp", shifted), ax));
+  n.out(0, n.reshape(n.sub(shifted, lse), xs));
+  return success();
+}
+
+LogicalResult importInstanceNormalization(NodeImporter &n) {
+  if (failed(requireF32(n, 0))) return failure();
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  if (rank < 3) return n.fail("input must have spatial dimensions");
+  float eps = n.attrFloat("epsilon", 1e-5f);
+  std::vector<int64_t> pshape(rank, 1);
+  pshape[1] = xs[1];
+  Value x = n.in(0);
+  int64_t count = 1;
+  Value sum = x;
+  for (int64_t k = 2; k < rank; ++k) {
+    sum = n.reduce("tosa.reduce_sum", sum, k);
+    count *= xs[k];
+  }
+  Value invN = n.splat(1.0 / double(count), rank, f32(n));
+  Value d = n.sub(x, n.mul(sum, invN));
+  Value sq = n.mul(d, d);
+  for (int64_t k = 2; k < rank; ++k) sq = n.reduce("tosa.reduce_sum", sq, k);
+  Value inv = n.unary("tosa.rsqrt", n.add(n.mul(sq, invN), n.splat(eps, rank, f32(n))));
+  Value y = n.mul(n.mul(d, inv), n.reshape(n.in(1), pshape));
+  n.out(0, n.add(y, n.reshape(n.in(2), pshape)));
+  return success();
+}
 
 } // namespace kiln::onnx_frontend

@@ -539,4 +539,49 @@ LogicalResult importRange(NodeImporter &n) {
   return success();
 }
 
+LogicalResult importSize(NodeImporter &n) {
+  n.outConst(0, HostTensor::scalarInt(numElements(n.inShape(0))));
+  return success();
+}
+
+LogicalResult importTile(NodeImporter &n) {
+  const HostTensor *rep = n.inConst(1);
+  if (!rep) return n.fail("repeats must be known at compile time");
+  auto repeats = rep->toInts();
+  auto in = n.inShape(0);
+  if (repeats.size() != in.size()) return n.fail("repeats must have one entry per input dimension");
+  std::vector<int64_t> out(in.size());
+  for (size_t k = 0; k < in.size(); ++k) {
+    if (repeats[k] < 0) return n.fail("negative repeats");
+    out[k] = in[k] * repeats[k];
+  }
+  Value x = n.in(0);
+  n.out(0, n.emit("tosa.tile", {x, n.shapeValue(repeats)},
+                  n.tensorType(out, cast<RankedTensorType>(x.getType()).getElementType())));
+  return success();
+}
+
+LogicalResult importTrilu(NodeImporter &n) {
+  auto in = n.inShape(0);
+  if (in.size() < 2) return n.fail("input must be at least 2-D");
+  int64_t k = 0;
+  if (n.hasInput(1)) {
+    const HostTensor *kc = n.inConst(1);
+    if (!kc) return n.fail("k must be known at compile time");
+    k = kc->toInts()[0];
+  }
+  bool upper = n.attrInt("upper", 1) != 0;
+  int64_t rows = in[in.size() - 2], cols = in.back();
+  // The kept triangle as a constant mask, broadcast over the batch dimensions.
+  HostTensor mask = HostTensor::make(DType::Bool, {rows, cols});
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) mask.i[r * cols + c] = upper ? (c - r >= k) : (c - r <= k);
+  Value x = n.in(0);
+  Type elem = cast<RankedTensorType>(x.getType()).getElementType();
+  int64_t rank = int64_t(in.size());
+  Value m = n.toRank(n.constant(mask), rank);
+  n.out(0, n.emit("tosa.select", {m, x, n.splat(0, rank, elem)}, x.getType()));
+  return success();
+}
+
 } // namespace kiln::onnx_frontend
