@@ -209,10 +209,18 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   for (auto &input : *graph->mutable_input()) {
     if (initNames.contains(input.name())) continue;
     realInputs.insert(input.name());
-    auto it = options.inputShapes.find(input.name());
-    if (it == options.inputShapes.end()) continue;
+    const std::vector<int64_t> *given = nullptr;
+    if (auto it = options.inputShapes.find(input.name()); it != options.inputShapes.end()) given = &it->second;
+    if (auto fz = options.frozenInputs.find(input.name()); fz != options.frozenInputs.end()) {
+      if (given && *given != fz->second.shape) {
+        error(input.name(), "input", "--shape and --freeze disagree on the shape");
+        continue;
+      }
+      given = &fz->second.shape; // a frozen input takes the shape of its value
+    }
+    if (!given) continue;
+    const std::vector<int64_t> &dims = *given;
     auto *tt = input.mutable_type()->mutable_tensor_type();
-    const auto &dims = it->second;
     if (tt->has_shape() && tt->shape().dim_size() != int(dims.size())) {
       error(input.name(), "input",
             "--shape gives " + std::to_string(dims.size()) + " dimensions but the model's input has " +
@@ -233,6 +241,9 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   for (const auto &kv : options.inputShapes)
     if (!realInputs.contains(kv.first))
       error(kv.first, "input", "--shape names an input the model does not have");
+  for (const auto &kv : options.frozenInputs)
+    if (!realInputs.contains(kv.first))
+      error(kv.first, "input", "--freeze names an input the model does not have");
   if (!diags.empty()) return nullptr;
 
   try {
@@ -271,6 +282,16 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   SmallVector<std::string> argNames;
   for (const auto &input : graph->input()) {
     if (initNames.contains(input.name())) continue;
+    if (auto fz = options.frozenInputs.find(input.name()); fz != options.frozenInputs.end()) {
+      DType want = input.type().has_tensor_type() ? dtypeFromOnnx(input.type().tensor_type().elem_type())
+                                                  : DType::Unknown;
+      if (want == DType::Unknown) {
+        error(input.name(), "input", "cannot freeze an input of this type");
+        continue;
+      }
+      values[input.name()].constant = fz->second.castTo(want);
+      continue;
+    }
     if (!input.type().has_tensor_type()) {
       error(input.name(), "input", "only tensor inputs are supported");
       continue;

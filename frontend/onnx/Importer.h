@@ -2,6 +2,8 @@
 #ifndef KILN_FRONTEND_ONNX_IMPORTER_H
 #define KILN_FRONTEND_ONNX_IMPORTER_H
 
+#include "frontend/onnx/HostTensor.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 
@@ -15,6 +17,9 @@ namespace kiln::onnx_frontend {
 struct ImportOptions {
   /// Values for symbolic or unknown input dimensions, by graph input name.
   std::map<std::string, std::vector<int64_t>> inputShapes;
+  /// Graph inputs fixed to a value at compile time (they become constants and
+  /// are no longer inputs of the compiled model), by name.
+  std::map<std::string, HostTensor> frozenInputs;
   /// Constants at least this many bytes become dense_resource blobs.
   int64_t resourceThresholdBytes = 64;
   /// Name of the generated entry function.

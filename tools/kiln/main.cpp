@@ -25,6 +25,8 @@ extern "C" {
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <map>
 #include <string>
 #include <unistd.h>
@@ -65,6 +67,9 @@ Options:
   --target T                x86-64 (default) | aarch64 | null
   --shape NAME=d0,d1,...    fix the shape of input NAME (repeat per input); needed
                             for symbolic dimensions such as a batch size
+  --freeze NAME=FILE.npy    fix input NAME to this value at compile time: it becomes
+                            a constant and is no longer an input of the compiled model
+                            (for inputs that determine shapes, such as axes or sizes)
   --name NAME               C identifier for symbols and file names (default: the
                             model file name)
   --cpu CPU                 LLVM CPU name (default: x86-64-v2 or generic aarch64)
@@ -84,6 +89,7 @@ writes DIR/<output name>.npy per output.
 Options:
   --input NAME=FILE.npy     value of model input NAME (one per model input)
   --output DIR              write one .npy per model output into DIR
+  --freeze NAME=FILE.npy    compile input NAME in as a constant (see kiln compile)
   --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
   --cpu CPU                 LLVM CPU name
   --keep DIR                keep the compiled artifact and runner in DIR
@@ -112,6 +118,40 @@ bool parseDims(llvm::StringRef text, std::vector<int64_t> &dims) {
     dims.push_back(v);
   }
   return true;
+}
+
+/// Reads a .npy file as a host tensor (for --freeze).
+std::optional<kiln::onnx_frontend::HostTensor> readNpy(const std::string &path, std::string &err) {
+  using kiln::onnx_frontend::DType;
+  kiln_npy_t npy{};
+  kiln_status_t st = kiln_npy_read(path.c_str(), &npy);
+  if (st != KILN_OK) {
+    err = "cannot read '" + path + "': " + kiln_status_string(st);
+    kiln_npy_free(&npy);
+    return std::nullopt;
+  }
+  DType t = npy.dtype == KILN_DTYPE_F32 ? DType::F32 : npy.dtype == KILN_DTYPE_I64 ? DType::I64
+            : npy.dtype == KILN_DTYPE_I32 ? DType::I32 : npy.dtype == KILN_DTYPE_I8 ? DType::I8
+            : npy.dtype == KILN_DTYPE_U8 ? DType::U8 : npy.dtype == KILN_DTYPE_BOOL ? DType::Bool : DType::Unknown;
+  if (t == DType::Unknown) {
+    err = "'" + path + "' has element type " + npy.descr + ", which --freeze does not take";
+    kiln_npy_free(&npy);
+    return std::nullopt;
+  }
+  auto h = kiln::onnx_frontend::HostTensor::make(t, std::vector<int64_t>(npy.dims, npy.dims + npy.rank));
+  const char *p = static_cast<const char *>(npy.data);
+  for (size_t k = 0; k < npy.num_elements; ++k) {
+    switch (npy.dtype) {
+    case KILN_DTYPE_F32: { float f; std::memcpy(&f, p + 4 * k, 4); h.f[k] = f; break; }
+    case KILN_DTYPE_I64: { int64_t x; std::memcpy(&x, p + 8 * k, 8); h.i[k] = x; break; }
+    case KILN_DTYPE_I32: { int32_t x; std::memcpy(&x, p + 4 * k, 4); h.i[k] = x; break; }
+    case KILN_DTYPE_I8: h.i[k] = int8_t(p[k]); break;
+    case KILN_DTYPE_U8: h.i[k] = uint8_t(p[k]); break;
+    default: h.i[k] = p[k] != 0; break;
+    }
+  }
+  kiln_npy_free(&npy);
+  return h;
 }
 
 struct CommonOptions {
@@ -154,6 +194,18 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o) {
       if (eq == std::string::npos || eq == 0 || !parseDims(llvm::StringRef(v).substr(eq + 1), dims))
         return usageError("bad --shape '" + v + "': expected NAME=d0,d1,... with non-negative integers", help);
       o.import.inputShapes[v.substr(0, eq)] = dims;
+    } else if (a == "--freeze") {
+      if (!value(v)) return usageError("--freeze needs NAME=FILE.npy", help);
+      size_t eq = v.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
+        return usageError("bad --freeze '" + v + "': expected NAME=FILE.npy", help);
+      std::string err;
+      auto t = readNpy(v.substr(eq + 1), err);
+      if (!t) {
+        llvm::errs() << "error: --freeze " << v.substr(0, eq) << ": " << err << "\n";
+        return 1;
+      }
+      o.import.frozenInputs[v.substr(0, eq)] = std::move(*t);
     } else if (a == "--input" && isRun) {
       if (!value(v)) return usageError("--input needs NAME=FILE.npy", help);
       size_t eq = v.find('=');
@@ -288,7 +340,10 @@ int cmdRun(int argc, char **argv) {
   CommonOptions o;
   if (int rc = parseArgs(argc, argv, true, o); rc >= 0) return rc;
   if (o.compile.target == "null") return usageError("the null target produces no code to run", kRunHelp);
-  if (o.inputs.empty()) return usageError("no --input given", kRunHelp);
+  if (o.inputs.empty() && o.import.frozenInputs.empty()) return usageError("no --input given", kRunHelp);
+  for (auto &[name, path] : o.inputs)
+    if (o.import.frozenInputs.count(name))
+      return usageError("input '" + name + "' is given both with --input and --freeze", kRunHelp);
   // Input shapes come from the given arrays.
   for (auto &[name, path] : o.inputs) {
     kiln_npy_t npy{};
