@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/ImportContext.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -596,8 +598,11 @@ static LogicalResult argExtreme(NodeImporter &n, bool isMax) {
   int64_t rank = int64_t(xs.size());
   auto axis = normalizeAxis(n.attrInt("axis", 0), rank);
   if (!axis) return n.fail("axis out of range");
-  if (n.attrInt("select_last_index", 0)) return n.fail("select_last_index=1 is not supported yet");
+  bool last = n.attrInt("select_last_index", 0) != 0;
   Value x = n.in(0);
+  // The last extreme is the first one of the reversed axis.
+  if (last)
+    x = n.emit("tosa.reverse", {x}, x.getType(), {n.named("axis", n.b.getI32IntegerAttr(int32_t(*axis)))});
   if (!isMax) {
     // argmin(x) = argmax(-x), for floats and signed integers alike.
     Type elem = cast<RankedTensorType>(x.getType()).getElementType();
@@ -609,6 +614,7 @@ static LogicalResult argExtreme(NodeImporter &n, bool isMax) {
   Value idx = n.emit("tosa.argmax", {x}, n.tensorType(reduced, n.b.getIntegerType(32)),
                      {n.named("axis", n.b.getI32IntegerAttr(int32_t(*axis)))});
   idx = n.emit("tosa.cast", {idx}, n.tensorType(reduced, n.b.getIntegerType(64)));
+  if (last) idx = n.sub(n.splat(double(xs[*axis] - 1), int64_t(reduced.size()), n.b.getIntegerType(64)), idx);
   if (n.attrInt("keepdims", 1)) {
     std::vector<int64_t> kept = xs;
     kept[*axis] = 1;
@@ -661,6 +667,125 @@ LogicalResult importInstanceNormalization(NodeImporter &n) {
   Value inv = n.unary("tosa.rsqrt", n.add(n.mul(sq, invN), n.splat(eps, rank, f32(n))));
   Value y = n.mul(n.mul(d, inv), n.reshape(n.in(1), pshape));
   n.out(0, n.add(y, n.reshape(n.in(2), pshape)));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Losses, through a one-hot mask of the class labels.
+//===----------------------------------------------------------------------===//
+
+/// Shared by NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss: `logp` is
+/// [N, C, d...] log-probabilities, labels [N, d...] class indices.
+static LogicalResult nllLoss(NodeImporter &n, Value logp, size_t labelIdx, size_t weightIdx) {
+  auto ps = n.shapeOf(logp), ls = n.inShape(labelIdx);
+  int64_t rank = int64_t(ps.size());
+  if (rank < 2 || int64_t(ls.size()) != rank - 1 || ls[0] != ps[0])
+    return n.fail("labels shape does not match the scores");
+  for (int64_t k = 2; k < rank; ++k)
+    if (ls[k - 1] != ps[k]) return n.fail("labels shape does not match the scores");
+  int64_t C = ps[1];
+  std::string reduction = n.attrString("reduction", "mean");
+  if (reduction != "mean" && reduction != "sum" && reduction != "none")
+    return n.fail("unknown reduction '" + reduction + "'");
+  Type i64 = n.b.getIntegerType(64), f32t = n.b.getF32Type(), i1 = n.b.getI1Type();
+  Value labels = n.in(labelIdx);
+  if (cast<RankedTensorType>(labels.getType()).getElementType() != i64)
+    labels = n.emit("tosa.cast", {labels}, n.tensorType(ls, i64));
+  std::vector<int64_t> lshape = ls;
+  lshape.insert(lshape.begin() + 1, 1);
+  Value l1 = n.reshape(labels, lshape);
+  std::vector<int64_t> cshape(rank, 1);
+  cshape[1] = C;
+  HostTensor iota = HostTensor::make(DType::I64, cshape);
+  for (int64_t c = 0; c < C; ++c) iota.i[c] = c;
+  Value onehot = n.binary("tosa.equal", l1, n.constant(iota), i1);
+  Value mask = n.emit("tosa.cast", {onehot}, n.tensorType(ps, f32t));
+  Value picked = n.reshape(n.reduce("tosa.reduce_sum", n.mul(logp, mask), 1), ls);
+  int64_t lr = int64_t(ls.size());
+  Value w;
+  if (n.hasInput(weightIdx)) {
+    Value wc = n.reshape(n.in(weightIdx), cshape);
+    w = n.reshape(n.reduce("tosa.reduce_sum", n.mul(mask, wc), 1), ls);
+  } else {
+    w = n.splat(1.0, lr, f32t);
+  }
+  if (n.hasAttr("ignore_index")) {
+    Value ign = n.splat(double(n.attrInt("ignore_index", 0)), lr, i64);
+    Value keep = n.unary("tosa.logical_not", n.binary("tosa.equal", labels, ign, i1));
+    w = n.mul(w, n.emit("tosa.cast", {keep}, n.tensorType(ls, f32t)));
+  }
+  {
+    // Broadcast the weights to the labels' shape: the mean divides by their sum.
+    HostTensor ones = HostTensor::make(DType::F32, ls);
+    std::fill(ones.f.begin(), ones.f.end(), 1.f);
+    w = n.mul(w, n.constant(ones));
+  }
+  Value loss = n.sub(n.splat(0.0, lr, f32t), n.mul(picked, w));
+  if (reduction == "none") {
+    n.out(0, loss);
+    return success();
+  }
+  auto sumAll = [&](Value v) {
+    for (int64_t k = 0; k < lr; ++k) v = n.reduce("tosa.reduce_sum", v, k);
+    return n.reshape(v, {});
+  };
+  Value total = sumAll(loss);
+  if (reduction == "mean") {
+    Value denom = sumAll(w);
+    total = n.generic({total, denom}, f32t, [](OpBuilder &b, Location l, ValueRange v) -> Value {
+      return arith::DivFOp::create(b, l, v[0], v[1]);
+    });
+  }
+  n.out(0, total);
+  return success();
+}
+
+LogicalResult importNegativeLogLikelihoodLoss(NodeImporter &n) {
+  if (failed(requireF32(n, 0))) return failure();
+  return nllLoss(n, n.in(0), 1, 2);
+}
+
+LogicalResult importSoftmaxCrossEntropyLoss(NodeImporter &n) {
+  if (failed(requireF32(n, 0))) return failure();
+  Value x = n.in(0);
+  Value shifted = n.sub(x, n.reduce("tosa.reduce_max", x, 1));
+  Value logp = n.sub(shifted, n.unary("tosa.log", n.reduce("tosa.reduce_sum", n.unary("tosa.exp", shifted), 1)));
+  if (failed(nllLoss(n, logp, 1, 2))) return failure();
+  if (n.wantsOutput(1)) n.out(1, logp);
+  return success();
+}
+
+LogicalResult importHardmax(NodeImporter &n) {
+  if (failed(requireF32(n, 0))) return failure();
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), rank);
+  if (!axis) return n.fail("axis out of range");
+  Value x = n.in(0);
+  std::vector<int64_t> shape = xs;
+  int64_t ax = *axis;
+  if (n.opset < 13) {
+    int64_t outer = numElements({xs.begin(), xs.begin() + ax});
+    shape = {outer, numElements(xs) / std::max<int64_t>(outer, 1)};
+    x = n.reshape(x, shape);
+    ax = 1;
+  }
+  int64_t r = int64_t(shape.size());
+  std::vector<int64_t> reduced;
+  for (int64_t k = 0; k < r; ++k)
+    if (k != ax) reduced.push_back(shape[k]);
+  Value idx = n.emit("tosa.argmax", {x}, n.tensorType(reduced, n.b.getIntegerType(32)),
+                     {n.named("axis", n.b.getI32IntegerAttr(int32_t(ax)))});
+  std::vector<int64_t> kept = shape;
+  kept[ax] = 1;
+  idx = n.reshape(idx, kept);
+  std::vector<int64_t> ishape(r, 1);
+  ishape[ax] = shape[ax];
+  HostTensor iota = HostTensor::make(DType::I32, ishape);
+  for (int64_t c = 0; c < shape[ax]; ++c) iota.i[c] = c;
+  Value onehot = n.binary("tosa.equal", idx, n.constant(iota), n.b.getI1Type());
+  Value y = n.emit("tosa.cast", {onehot}, n.tensorType(shape, f32(n)));
+  n.out(0, n.reshape(y, xs));
   return success();
 }
 

@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/ImportContext.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <algorithm>
@@ -581,6 +583,93 @@ LogicalResult importTrilu(NodeImporter &n) {
   int64_t rank = int64_t(in.size());
   Value m = n.toRank(n.constant(mask), rank);
   n.out(0, n.emit("tosa.select", {m, x, n.splat(0, rank, elem)}, x.getType()));
+  return success();
+}
+
+/// linalg.generic over `outShape` whose body may read any element of captured tensors.
+static Value indexedGeneric(NodeImporter &n, ValueRange ins, ArrayRef<AffineMap> inMaps,
+                            llvm::ArrayRef<int64_t> outShape, Type elem,
+                            const std::function<Value(OpBuilder &, Location, ValueRange)> &body) {
+  int64_t rank = int64_t(outShape.size());
+  SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
+  maps.push_back(n.b.getMultiDimIdentityMap(rank));
+  Value init = tensor::EmptyOp::create(n.b, n.loc, outShape, elem);
+  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+  auto op = linalg::GenericOp::create(n.b, n.loc, TypeRange{init.getType()}, ins, ValueRange{init}, maps, iters,
+                                      [&](OpBuilder &b, Location l, ValueRange args) {
+                                        linalg::YieldOp::create(b, l, body(b, l, args.drop_back()));
+                                      });
+  return op.getResult(0);
+}
+
+/// Index value `v` (any integer type) as an index, with negatives counted from `extent`.
+static Value wrapIndex(OpBuilder &b, Location l, Value v, int64_t extent) {
+  Value i = arith::IndexCastOp::create(b, l, b.getIndexType(), v);
+  Value zero = arith::ConstantIndexOp::create(b, l, 0);
+  Value neg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, i, zero);
+  Value wrapped = arith::AddIOp::create(b, l, i, arith::ConstantIndexOp::create(b, l, extent));
+  Value r = arith::SelectOp::create(b, l, neg, wrapped, i);
+  // Out-of-range indices are clamped so that a bad index cannot read outside the tensor.
+  Value hi = arith::ConstantIndexOp::create(b, l, extent - 1);
+  return arith::MinSIOp::create(b, l, arith::MaxSIOp::create(b, l, r, zero), hi);
+}
+
+LogicalResult importGatherElements(NodeImporter &n) {
+  auto ds = n.inShape(0), is = n.inShape(1);
+  int64_t rank = int64_t(ds.size());
+  if (int64_t(is.size()) != rank) return n.fail("data and indices must have the same rank");
+  auto axis = normalizeAxis(n.attrInt("axis", 0), rank);
+  if (!axis) return n.fail("axis out of range");
+  Value data = n.in(0), idx = n.in(1);
+  int64_t ax = *axis, extent = ds[ax];
+  Type elem = cast<RankedTensorType>(data.getType()).getElementType();
+  n.out(0, indexedGeneric(n, {idx}, {n.b.getMultiDimIdentityMap(rank)}, is, elem,
+                          [&](OpBuilder &b, Location l, ValueRange v) -> Value {
+                            SmallVector<Value> coords;
+                            for (int64_t d = 0; d < rank; ++d)
+                              coords.push_back(d == ax ? wrapIndex(b, l, v[0], extent)
+                                                       : linalg::IndexOp::create(b, l, d).getResult());
+                            return tensor::ExtractOp::create(b, l, data, coords);
+                          }));
+  return success();
+}
+
+LogicalResult importOneHot(NodeImporter &n) {
+  const HostTensor *depthC = n.inConst(1), *valuesC = n.inConst(2);
+  if (!depthC || !valuesC) return n.fail("depth and values must be known at compile time");
+  if (valuesC->numel() != 2) return n.fail("values must hold [off, on]");
+  int64_t depth = int64_t(depthC->get(0));
+  if (depth <= 0) return n.fail("depth must be positive");
+  auto is = n.inShape(0);
+  int64_t outRank = int64_t(is.size()) + 1;
+  auto axis = normalizeAxis(n.attrInt("axis", -1), outRank);
+  if (!axis) return n.fail("axis out of range");
+  std::vector<int64_t> out = is;
+  out.insert(out.begin() + *axis, depth);
+  SmallVector<AffineExpr> exprs;
+  for (int64_t d = 0; d < outRank; ++d)
+    if (d != *axis) exprs.push_back(n.b.getAffineDimExpr(d));
+  AffineMap idxMap = AffineMap::get(outRank, 0, exprs, n.b.getContext());
+  Type elem = n.elementType(valuesC->dtype);
+  double off = valuesC->get(0), on = valuesC->get(1);
+  int64_t ax = *axis;
+  Value idx = n.in(0);
+  bool idxFloat = isFloat(n.inDType(0));
+  n.out(0, indexedGeneric(n, {idx}, {idxMap}, out, elem, [&](OpBuilder &b, Location l, ValueRange v) -> Value {
+    Value raw = v[0];
+    if (idxFloat) raw = arith::FPToSIOp::create(b, l, b.getIntegerType(64), raw);
+    // Out-of-range indices give an all-off row, so compare before clamping.
+    Value i = arith::IndexCastOp::create(b, l, b.getIndexType(), raw);
+    Value zero = arith::ConstantIndexOp::create(b, l, 0);
+    Value neg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, i, zero);
+    Value wrapped = arith::SelectOp::create(b, l, neg, arith::AddIOp::create(b, l, i, arith::ConstantIndexOp::create(b, l, depth)), i);
+    Value hit = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, wrapped, linalg::IndexOp::create(b, l, ax));
+    auto cst = [&](double x) -> Value {
+      return isa<FloatType>(elem) ? arith::ConstantOp::create(b, l, b.getFloatAttr(elem, x)).getResult()
+                                  : arith::ConstantOp::create(b, l, b.getIntegerAttr(elem, int64_t(x))).getResult();
+    };
+    return arith::SelectOp::create(b, l, hit, cst(on), cst(off));
+  }));
   return success();
 }
 

@@ -2,7 +2,7 @@
  *
  * The compiler emits, into the model's object file, one constant kiln_model_desc_t
  * (symbol named in the generated model header) plus the entry point it points to.
- * The layout below is mirrored by codegen/cpu/ModelDescriptor.cpp: change both and
+ * The layout below is mirrored by addDescriptor() in codegen/cpu/CpuTarget.cpp: change both and
  * bump KILN_MODEL_ABI_VERSION together. Every field is naturally aligned so the layout
  * is identical on x86-64 and aarch64 (LP64). */
 #ifndef KILN_MODEL_ABI_H
