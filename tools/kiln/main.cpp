@@ -80,6 +80,13 @@ Options:
   --print-pipeline          print the target's pass pipeline and exit
 )";
 
+const char *kImportHelp = R"(kiln import MODEL.onnx [--shape NAME=d0,d1,...]... [--freeze NAME=FILE.npy]...
+
+Prints the imported module (func + TOSA, weights as dense_resource blobs, elided) with
+each operation's location: the name of the ONNX node it came from. MODEL may also be
+ONNX's textual syntax in a .onnxtxt file. Problems are reported as by kiln compile.
+)";
+
 const char *kRunHelp = R"(kiln run MODEL.onnx --input NAME=FILE.npy... [options]
 
 Compiles the model with input shapes taken from the given .npy files, links it with
@@ -164,8 +171,8 @@ struct CommonOptions {
 };
 
 /// Parses options shared by compile and run; returns a non-negative exit code to stop.
-int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o) {
-  const char *help = isRun ? kRunHelp : kCompileHelp;
+int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *help = nullptr) {
+  if (!help) help = isRun ? kRunHelp : kCompileHelp;
   for (int k = 2; k < argc; ++k) {
     std::string a = argv[k];
     auto value = [&](std::string &dst) -> bool {
@@ -261,7 +268,7 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
 
 int cmdImport(int argc, char **argv) {
   CommonOptions o;
-  if (int rc = parseArgs(argc, argv, false, o); rc >= 0) return rc;
+  if (int rc = parseArgs(argc, argv, false, o, kImportHelp); rc >= 0) return rc;
   mlir::DialectRegistry registry;
   kiln::registerCompilerDialects(registry);
   mlir::MLIRContext ctx(registry);
