@@ -3,6 +3,8 @@
 #define KILN_PASSES_PASSES_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
@@ -23,6 +25,8 @@ inline constexpr const char *kWeightsSizeAttr = "kiln.weights_size";
 inline constexpr const char *kArenaSizeAttr = "kiln.arena_size";
 inline constexpr const char *kArenaAlignAttr = "kiln.arena_alignment";
 inline constexpr const char *kRoleAttr = "kiln.role";
+/// On a constant global that must stay in the object (small kernel parameters).
+inline constexpr const char *kKeepInCodeAttr = "kiln.keep_in_code";
 
 } // namespace kiln
 

@@ -27,6 +27,21 @@ def KilnOutlineWeights : Pass<"kiln-outline-weights", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::memref::MemRefDialect", "mlir::arith::ArithDialect"];
 }
 
+def KilnUniqueResults : Pass<"kiln-unique-results", "mlir::ModuleOp"> {
+  let summary = "Give every returned buffer of the entry function its own allocation";
+  let description = [{
+    Runs on bufferized IR before results become out-parameters. A buffer returned
+    twice (two graph outputs that are the same value) or a function argument
+    returned as a result is copied into a fresh allocation, so that each output
+    parameter is written exactly once.
+  }];
+  let options = [
+    Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"",
+           "Name of the entry function">,
+  ];
+  let dependentDialects = ["mlir::memref::MemRefDialect"];
+}
+
 def KilnPlanArena : Pass<"kiln-plan-arena", "mlir::ModuleOp"> {
   let summary = "Place intermediate buffers in one caller-provided arena";
   let description = [{
@@ -49,6 +64,27 @@ def KilnPlanArena : Pass<"kiln-plan-arena", "mlir::ModuleOp"> {
            "Name of the entry function">,
   ];
   let dependentDialects = ["mlir::memref::MemRefDialect", "mlir::arith::ArithDialect"];
+}
+
+def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
+  let summary = "Call the runtime's register-tiled kernels for convolutions and matmuls";
+  let description = [{
+    Runs on bufferized IR. A `linalg.conv_2d_nhwc_fhwc`, or a `linalg.batch_matmul`
+    whose right operand is one constant matrix, with dense f32 operands and a
+    constant filter becomes a call to `kiln_conv2d_nhwc_f32_packed`; the filter is
+    re-laid-out at compile time into 16-wide panels (a new constant global, which
+    kiln-outline-weights then moves to the weights file), so nothing is repacked at
+    run time. A `linalg.depthwise_conv_2d_nhwc_hwcm` with channel multiplier 1
+    becomes a call to `kiln_dwconv2d_nhwc_f32`. The kernels accumulate into the
+    output, as the linalg ops do. Ops that do not match stay as they are and are
+    lowered to loops.
+  }];
+  let options = [
+    Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"",
+           "Name of the entry function">,
+  ];
+  let dependentDialects = ["mlir::memref::MemRefDialect", "mlir::arith::ArithDialect",
+                           "mlir::func::FuncDialect", "mlir::LLVM::LLVMDialect"];
 }
 
 #endif // KILN_PASSES_TD

@@ -49,8 +49,9 @@ std::string formatDiagnostics(const std::vector<ImportDiagnostic> &diags) {
      << (diags.size() == 1 ? "" : "s") << ")\n";
   for (const ImportDiagnostic &d : diags) {
     os << "  ";
-    if (!d.node.empty() || !d.op.empty())
-      os << "node '" << d.node << "' (" << d.op << "): ";
+    if (d.op == "model") os << "model: ";
+    else if (d.op == "input" || d.op == "output" || d.op == "initializer") os << d.op << " '" << d.node << "': ";
+    else if (!d.node.empty() || !d.op.empty()) os << "node '" << d.node << "' (" << d.op << "): ";
     os << d.reason << "\n";
   }
   return s;
@@ -246,6 +247,22 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
       error(kv.first, "input", "--freeze names an input the model does not have");
   if (!diags.empty()) return nullptr;
 
+  // Pre-flight: report every unsupported op at once, before the checker (which stops
+  // at the first op it does not know) and before emitting anything.
+  for (int k = 0; k < graph->node_size(); ++k) {
+    const auto &node = graph->node(k);
+    std::string domain = node.domain();
+    if (!domain.empty() && domain != "ai.onnx") {
+      error(nodeDisplayName(node, k), node.op_type(), "operator domain '" + domain + "' is not supported");
+      continue;
+    }
+    if (!lookupOp(node.op_type(), opset))
+      error(nodeDisplayName(node, k), node.op_type(),
+            "operator is not supported at opset " + std::to_string(opset));
+  }
+
+  if (!diags.empty()) return nullptr;
+
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception &e) {
@@ -257,19 +274,6 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   } catch (const std::exception &e) {
     error("", "model", std::string("ONNX shape inference failed: ") + e.what());
     return nullptr;
-  }
-
-  // Pre-flight: report every unsupported op at once, before emitting anything.
-  for (int k = 0; k < graph->node_size(); ++k) {
-    const auto &node = graph->node(k);
-    std::string domain = node.domain();
-    if (!domain.empty() && domain != "ai.onnx") {
-      error(nodeDisplayName(node, k), node.op_type(), "operator domain '" + domain + "' is not supported");
-      continue;
-    }
-    if (!lookupOp(node.op_type(), opset))
-      error(nodeDisplayName(node, k), node.op_type(),
-            "operator is not supported at opset " + std::to_string(opset));
   }
 
   Location modelLoc = NameLoc::get(builder.getStringAttr(modelName));
@@ -318,6 +322,10 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
         dims.push_back(-1);
         symbols += (symbols.empty() ? "" : ", ") + (d.has_dim_param() ? "'" + d.dim_param() + "'" : std::string("?"));
       }
+    }
+    if (!dynamic && llvm::is_contained(dims, 0)) {
+      error(input.name(), "input", "shape " + dimsToString(dims) + " has a zero-size dimension, which is not supported");
+      continue;
     }
     if (dynamic) {
       error(input.name(), "input",

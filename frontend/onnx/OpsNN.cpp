@@ -538,7 +538,7 @@ static LogicalResult reduction(NodeImporter &n, llvm::StringRef tosaOp, bool mea
     given = true;
   }
   if (!given || axes.empty()) {
-    if (given && n.attrInt("noop_with_empty_axes", 0)) {
+    if (n.attrInt("noop_with_empty_axes", 0)) {
       n.out(0, n.in(0));
       return success();
     }

@@ -136,6 +136,13 @@ LogicalResult importCast(NodeImporter &n) {
     n.out(0, x);
     return success();
   }
+  if (isFloat(n.inDType(0)) && isa<IntegerType>(elem) && !elem.isInteger(1)) {
+    // ONNX truncates toward zero; tosa.cast rounds to nearest.
+    n.out(0, n.generic({x}, elem, [elem](OpBuilder &b, Location l, ValueRange v) -> Value {
+      return arith::FPToSIOp::create(b, l, elem, v[0]);
+    }));
+    return success();
+  }
   n.out(0, n.emit("tosa.cast", {x}, n.tensorType(n.inShape(0), elem)));
   return success();
 }
@@ -394,11 +401,13 @@ LogicalResult importGather(NodeImporter &n) {
   Value idx = indices;
   if (cast<RankedTensorType>(idx.getType()).getElementType() != i32)
     idx = n.emit("tosa.cast", {idx}, n.tensorType(idxShape, i32));
-  if (!idxC) {
-    // Negative indices count from the end.
+  {
+    // Negative indices count from the end; out-of-range ones are clamped so that a
+    // bad index can never read outside the tensor.
     Value neg = n.binary("tosa.greater", n.splat(0, int64_t(idxShape.size()), i32), idx, n.b.getI1Type());
     Value wrapped = n.add(idx, n.splat(double(extent), int64_t(idxShape.size()), i32));
     idx = n.emit("tosa.select", {neg, wrapped, idx}, idx.getType());
+    idx = n.clamp(idx, 0, double(extent - 1));
   }
   idx = n.reshape(idx, {1, nIdx});
   Type elem = cast<RankedTensorType>(x.getType()).getElementType();

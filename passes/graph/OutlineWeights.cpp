@@ -54,7 +54,7 @@ struct OutlineWeightsPass : impl::KilnOutlineWeightsBase<OutlineWeightsPass> {
     SmallVector<memref::GetGlobalOp> uses;
     func.walk([&](memref::GetGlobalOp get) {
       auto global = symbols.lookup<memref::GlobalOp>(get.getName());
-      if (!global || !global.getConstant() || !global.getInitialValue()) return;
+      if (!global || !global.getConstant() || !global.getInitialValue() || global->hasAttr(kKeepInCodeAttr)) return;
       auto init = dyn_cast<ElementsAttr>(*global.getInitialValue());
       if (!init) return;
       auto type = global.getType();

@@ -16,6 +16,7 @@
 #include "frontend/onnx/ImportContext.h"
 
 extern "C" {
+#include "kiln/kernels.h"
 #include "kiln/kiln.h"
 void memrefCopy(int64_t, void *, void *);
 }
@@ -47,7 +48,9 @@ void memrefCopy(int64_t, void *, void *);
 #endif
 
 // Compiled models call these; keep them linked into (and exported from) this binary.
-void *kilnKeepSymbols[] = {reinterpret_cast<void *>(&memrefCopy)};
+void *kilnKeepSymbols[] = {reinterpret_cast<void *>(&memrefCopy),
+                           reinterpret_cast<void *>(&kiln_conv2d_nhwc_f32_packed),
+                           reinterpret_cast<void *>(&kiln_dwconv2d_nhwc_f32)};
 
 namespace {
 
@@ -177,7 +180,8 @@ Result runCase(const Case &c, const std::string &work) {
   // ahead of time: retry once with every integer and scalar input frozen (--freeze).
   std::set<size_t> frozen;
   if (!ok && (errs.find("must be known at compile time") != std::string::npos ||
-              errs.find("must be constant") != std::string::npos)) {
+              errs.find("must be constant") != std::string::npos ||
+              errs.find("zero-size dimension") != std::string::npos)) {
     for (size_t k = 0; k < inputs.size(); ++k)
       if (!inputs[k].floating() || inputs[k].numel() <= 1) {
         import.frozenInputs[inputNames[k]] = inputs[k];

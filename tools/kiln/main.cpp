@@ -391,11 +391,17 @@ int cmdRun(int argc, char **argv) {
   const char *envCc = std::getenv(cross ? "KILN_AARCH64_CC" : "KILN_CC");
   std::string cc = envCc ? envCc : cross ? "aarch64-linux-gnu-gcc" : KILN_HOST_CC;
   std::string src = KILN_SOURCE_DIR;
-  std::vector<std::string> link{cc, "-O2", "-std=c11", "-I" + work, "-I" + src + "/runtime/include",
-                                src + "/tools/kiln-runner/main.c"};
+  // The runtime's kernels are built for the machine that runs them: the host, or
+  // a generic armv8-a (NEON) for aarch64.
+  std::vector<std::string> link{cc, "-O3", "-std=c11", cross ? "-march=armv8-a" : "-march=native", "-I" + work,
+                                "-I" + src + "/runtime/include", src + "/tools/kiln-runner/main.c"};
   std::error_code ec;
-  for (llvm::sys::fs::directory_iterator it(src + "/runtime/src", ec), end; it != end && !ec; it.increment(ec))
-    if (llvm::StringRef(it->path()).ends_with(".c")) link.push_back(it->path());
+  std::vector<std::string> sources;
+  for (llvm::sys::fs::recursive_directory_iterator it(src + "/runtime/src", ec), end; it != end && !ec;
+       it.increment(ec))
+    if (llvm::StringRef(it->path()).ends_with(".c")) sources.push_back(it->path());
+  std::sort(sources.begin(), sources.end());
+  link.insert(link.end(), sources.begin(), sources.end());
   link.insert(link.end(), {work + "/model.o", "-lm", "-o", work + "/runner"});
   if (cross) link.push_back("-static");
   std::string err;

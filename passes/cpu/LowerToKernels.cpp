@@ -1,0 +1,208 @@
+//===- LowerToKernels.cpp - Convolutions and matmuls to runtime kernels -----===//
+#include "passes/Passes.h"
+#include "runtime/include/kiln/kernels.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+
+namespace kiln {
+#define GEN_PASS_DEF_KILNLOWERTOKERNELS
+#include "passes/Passes.h.inc"
+} // namespace kiln
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+/// Dense, row-major, offset-0 f32 memref with a static shape: what the kernels take.
+static bool isDenseF32(Value v) {
+  auto t = dyn_cast<MemRefType>(v.getType());
+  if (!t || !t.getElementType().isF32() || !memref::isStaticShapeAndContiguousRowMajor(t)) return false;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return succeeded(t.getStridesAndOffset(strides, offset)) && offset == 0;
+}
+
+/// A memref whose innermost stride is 1 and whose strides and offset are static
+/// (a dense buffer or a view into one, e.g. a cropped or padded window).
+static std::optional<std::pair<SmallVector<int64_t>, int64_t>> unitStrided(Value v) {
+  auto t = dyn_cast<MemRefType>(v.getType());
+  if (!t || !t.getElementType().isF32() || !t.hasStaticShape()) return std::nullopt;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (failed(t.getStridesAndOffset(strides, offset)) || ShapedType::isDynamic(offset) || strides.empty() ||
+      strides.back() != 1 || llvm::any_of(strides, ShapedType::isDynamic))
+    return std::nullopt;
+  return std::make_pair(strides, offset);
+}
+
+/// The float data of a constant global read by `v`, if `v` is such a read.
+static std::optional<std::vector<float>> constantData(Value v, SymbolTable &symbols) {
+  auto get = v.getDefiningOp<memref::GetGlobalOp>();
+  if (!get) return std::nullopt;
+  auto global = symbols.lookup<memref::GlobalOp>(get.getName());
+  if (!global || !global.getConstant() || !global.getInitialValue()) return std::nullopt;
+  Attribute init = *global.getInitialValue();
+  int64_t n = global.getType().getNumElements();
+  if (auto r = dyn_cast<DenseResourceElementsAttr>(init)) {
+    AsmResourceBlob *blob = r.getRawHandle().getBlob();
+    if (!blob || blob->getData().size() != size_t(n) * 4) return std::nullopt;
+    std::vector<float> out(n);
+    std::memcpy(out.data(), blob->getData().data(), size_t(n) * 4);
+    return out;
+  }
+  if (auto d = dyn_cast<DenseElementsAttr>(init)) {
+    if (!d.getElementType().isF32()) return std::nullopt;
+    auto vals = d.getValues<float>();
+    return std::vector<float>(vals.begin(), vals.end());
+  }
+  return std::nullopt;
+}
+
+struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
+  using Base::Base;
+
+  ModuleOp module;
+  unsigned packedCount = 0, geometryCount = 0;
+
+  /// Address of element 0 of `memref` (`offset` elements past its aligned base).
+  Value pointer(OpBuilder &b, Location loc, Value memref, int64_t offset = 0) {
+    Value idx = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, b.getIndexType(), memref);
+    Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), idx);
+    if (offset) {
+      unsigned bytes = cast<MemRefType>(memref.getType()).getElementTypeBitWidth() / 8;
+      i64 = arith::AddIOp::create(b, loc, i64, arith::ConstantIntOp::create(b, loc, b.getI64Type(), offset * bytes));
+    }
+    return LLVM::IntToPtrOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()), ValueRange{i64});
+  }
+
+  /// A kiln_conv_geometry_t as a constant global kept in the object; returns its address.
+  Value geometry(OpBuilder &b, Location loc, ArrayRef<int64_t> fields) {
+    std::string name = "kiln_geometry_" + std::to_string(geometryCount++);
+    auto type = MemRefType::get({int64_t(fields.size())}, b.getI64Type());
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      auto init = DenseElementsAttr::get(RankedTensorType::get({int64_t(fields.size())}, b.getI64Type()), fields);
+      auto g = memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"),
+                                        TypeAttr::get(type), init, b.getUnitAttr(), b.getI64IntegerAttr(8));
+      g->setAttr(kKeepInCodeAttr, b.getUnitAttr());
+    }
+    return pointer(b, loc, memref::GetGlobalOp::create(b, loc, type, name));
+  }
+
+  void call(OpBuilder &b, Location loc, StringRef callee, ArrayRef<Value> ptrs) {
+    SmallVector<Value> args(ptrs.begin(), ptrs.end());
+    SmallVector<Type> types;
+    for (Value a : args) types.push_back(a.getType());
+    if (!module.lookupSymbol<func::FuncOp>(callee)) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      auto fn = func::FuncOp::create(b, loc, callee, b.getFunctionType(types, {}));
+      fn.setPrivate();
+    }
+    func::CallOp::create(b, loc, callee, TypeRange{}, args);
+  }
+
+  Value readGlobal(OpBuilder &b, Location loc, const std::vector<float> &packed) {
+    std::string name = "kiln_packed_" + std::to_string(packedCount++);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      auto type = MemRefType::get({int64_t(packed.size())}, b.getF32Type());
+      auto tensorType = RankedTensorType::get({int64_t(packed.size())}, b.getF32Type());
+      auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<float>(packed);
+      auto init = DenseResourceElementsAttr::get(tensorType, name, std::move(blob));
+      memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"), TypeAttr::get(type),
+                               init, b.getUnitAttr(), b.getI64IntegerAttr(64));
+    }
+    auto type = MemRefType::get({int64_t(packed.size())}, b.getF32Type());
+    return memref::GetGlobalOp::create(b, loc, type, name);
+  }
+
+  static std::vector<float> pack(const std::vector<float> &rows, int64_t m, int64_t k) {
+    std::vector<float> out(size_t((m + KILN_PANEL - 1) / KILN_PANEL * KILN_PANEL * k));
+    kiln_pack_panels_f32(rows.data(), out.data(), m, k);
+    return out;
+  }
+
+  static std::vector<int64_t> ints(DenseIntElementsAttr a) {
+    std::vector<int64_t> v;
+    for (const APInt &x : a.getValues<APInt>()) v.push_back(x.getSExtValue());
+    return v;
+  }
+
+  void runOnOperation() override {
+    module = getOperation();
+    auto func = module.lookupSymbol<func::FuncOp>(entryName);
+    if (!func) {
+      module.emitError() << "no entry function '" << entryName << "'";
+      return signalPassFailure();
+    }
+    SymbolTable symbols(module);
+    OpBuilder b(module.getContext());
+    SmallVector<Operation *> done;
+    func.walk([&](Operation *op) {
+      Location loc = op->getLoc();
+      if (auto conv = dyn_cast<linalg::Conv2DNhwcFhwcOp>(op)) {
+        Value in = conv.getDpsInputs()[0], filter = conv.getDpsInputs()[1], out = conv.getDpsInits()[0];
+        auto inLayout = unitStrided(in);
+        if (!inLayout || !isDenseF32(filter) || !isDenseF32(out)) return;
+        auto data = constantData(filter, symbols);
+        if (!data) return;
+        auto is = cast<MemRefType>(in.getType()).getShape(), fs = cast<MemRefType>(filter.getType()).getShape(),
+             os = cast<MemRefType>(out.getType()).getShape();
+        auto st = ints(conv.getStrides()), dl = ints(conv.getDilations());
+        auto &[strides, offset] = *inLayout;
+        b.setInsertionPoint(op);
+        Value packed = readGlobal(b, loc, pack(*data, fs[0], fs[1] * fs[2] * fs[3]));
+        Value g = geometry(b, loc, {is[0], is[3], fs[0], fs[1], fs[2], os[1], os[2], st[0], st[1], dl[0], dl[1],
+                                    strides[0], strides[1], strides[2]});
+        call(b, loc, "kiln_conv2d_nhwc_f32_packed",
+             {pointer(b, loc, in, offset), pointer(b, loc, packed), pointer(b, loc, out), g});
+        done.push_back(op);
+      } else if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) {
+        Value a = mm.getDpsInputs()[0], w = mm.getDpsInputs()[1], out = mm.getDpsInits()[0];
+        if (!mm.getIndexingMaps().empty() && !mm.hasUserDefinedMaps() && isDenseF32(a) && isDenseF32(w) &&
+            isDenseF32(out)) {
+          auto ws = cast<MemRefType>(w.getType()).getShape(), as = cast<MemRefType>(a.getType()).getShape();
+          if (ws[0] != 1) return;
+          auto data = constantData(w, symbols);
+          if (!data) return;
+          int64_t K = ws[1], N = ws[2];
+          std::vector<float> rows(size_t(N * K)); // W^T: row n holds column n of W
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t n = 0; n < N; ++n) rows[n * K + k] = (*data)[k * N + n];
+          b.setInsertionPoint(op);
+          Value packed = readGlobal(b, loc, pack(rows, N, K));
+          Value g = geometry(b, loc, {as[0], K, N, 1, 1, as[1], 1, 1, 1, 1, 1, as[1] * K, K, K});
+          call(b, loc, "kiln_conv2d_nhwc_f32_packed", {pointer(b, loc, a), pointer(b, loc, packed), pointer(b, loc, out), g});
+          done.push_back(op);
+        }
+      } else if (auto dw = dyn_cast<linalg::DepthwiseConv2DNhwcHwcmOp>(op)) {
+        Value in = dw.getDpsInputs()[0], filter = dw.getDpsInputs()[1], out = dw.getDpsInits()[0];
+        auto inLayout = unitStrided(in);
+        if (!inLayout || !isDenseF32(filter) || !isDenseF32(out)) return;
+        auto is = cast<MemRefType>(in.getType()).getShape(), fs = cast<MemRefType>(filter.getType()).getShape(),
+             os = cast<MemRefType>(out.getType()).getShape();
+        if (fs[3] != 1) return;
+        auto st = ints(dw.getStrides()), dl = ints(dw.getDilations());
+        auto &[strides, offset] = *inLayout;
+        b.setInsertionPoint(op);
+        Value g = geometry(b, loc, {is[0], is[3], is[3], fs[0], fs[1], os[1], os[2], st[0], st[1], dl[0], dl[1],
+                                    strides[0], strides[1], strides[2]});
+        call(b, loc, "kiln_dwconv2d_nhwc_f32",
+             {pointer(b, loc, in, offset), pointer(b, loc, filter), pointer(b, loc, out), g});
+        done.push_back(op);
+      }
+    });
+    for (Operation *op : done) op->erase();
+  }
+};
+
+} // namespace
+} // namespace kiln

@@ -1,0 +1,51 @@
+/* Kiln runtime: compute kernels that compiled models call.
+ *
+ * Every kernel accumulates into its output (the compiled code initialises the output,
+ * e.g. with the bias), works on dense row-major buffers, allocates nothing, and is
+ * plain C with vector extensions so one source serves x86-64 and aarch64. Shapes are
+ * validated by the compiler, not here: these are called from generated code only. */
+#ifndef KILN_KERNELS_H
+#define KILN_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Width of a packed weight panel (floats). Weights are packed at compile time as
+ * panels[ceil(M / KILN_PANEL)][K][KILN_PANEL], K = KH*KW*C in (kh, kw, c) order,
+ * zero-filled past M. */
+#define KILN_PANEL 16
+
+/* Where a convolution reads: the input's element strides for batch, row and column
+ * (channels are contiguous), so a view into a larger (padded or cropped) buffer works. */
+typedef struct kiln_conv_geometry_t {
+  int64_t n, c, m;            /* batch, input channels, output channels */
+  int64_t kh, kw, oh, ow;     /* kernel and output extents */
+  int64_t stride_h, stride_w, dilation_h, dilation_w;
+  int64_t in_sn, in_sh, in_sw; /* input strides in elements */
+} kiln_conv_geometry_t;
+
+/* out[N,OH,OW,M] += conv(in, packed weights), no padding (the compiled code pads the
+ * input). A matmul [B,M,K] x [K,N] is the case OH=M, OW=1, C=K, KH=KW=1. */
+void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *out,
+                                 const kiln_conv_geometry_t *g);
+
+/* out[N,OH,OW,C] += depthwise conv(in, filter[KH,KW,C]) (channel multiplier 1; m == c). */
+void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g);
+
+/* Reference versions: plain loops, the oracle for the kernels above in tests. */
+void kiln_ref_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *out,
+                                     const kiln_conv_geometry_t *g);
+void kiln_ref_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g);
+
+/* Packs filter[M][K] (row m holds K weights) into the panel layout above; `packed` holds
+ * ceil(M / KILN_PANEL) * K * KILN_PANEL floats. Used by the compiler and by tests. */
+void kiln_pack_panels_f32(const float *filter, float *packed, int64_t m, int64_t k);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_KERNELS_H */

@@ -1,0 +1,177 @@
+/* Kiln runtime: fp32 convolution and matmul kernels (register-tiled, vector extensions). */
+#include "kiln/kernels.h"
+
+#include <string.h>
+
+/* One accumulator row: KILN_PANEL floats, split by the compiler into the target's
+ * vector registers (2 x AVX2, 1 x AVX-512, 4 x NEON). */
+typedef float vpanel __attribute__((vector_size(KILN_PANEL * sizeof(float))));
+
+/* Output rows per register tile: as many accumulator rows as the target's vector
+ * registers hold with room for the weights and the broadcasts. */
+#if defined(__AVX512F__)
+#define MR 12 /* 12 zmm accumulators of 32 */
+#else
+#define MR 6 /* AVX2: 12 of 16 ymm; NEON: 24 of 32 q registers */
+#endif
+
+static inline vpanel load_panel(const float *p) {
+  vpanel v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+#define KC 256 /* reduction slice: MR x KC inputs (12 KiB) stay in L1 */
+
+/* acc[r] = sum over i < kc of a[i][r] * panel[i] (a packed [kc][MR], panel [kc][KILN_PANEL]). */
+static inline void tile(const float *a, const float *panel, int64_t kc, vpanel *acc) {
+  vpanel s[MR];
+  for (int r = 0; r < MR; ++r) s[r] = (vpanel){0};
+  for (int64_t i = 0; i < kc; ++i, a += MR, panel += KILN_PANEL) {
+    vpanel bv = load_panel(panel);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) s[r] += bv * a[r];
+  }
+  for (int r = 0; r < MR; ++r) acc[r] = s[r];
+}
+
+/* Like tile(), reading the rows in place (no im2col copy): for few output panels the
+ * copy would cost more than the arithmetic it feeds. The slice [k0, k0 + kc) is walked
+ * segment by segment, a segment being one (kh, kw) tap's run of channels. */
+static inline void tile_direct(const float *const *rows, const float *panel, int64_t k0, int64_t kc, int64_t c,
+                               int64_t kw, int64_t step_h, int64_t step_w, vpanel *acc) {
+  vpanel s[MR];
+  for (int r = 0; r < MR; ++r) s[r] = (vpanel){0};
+  int64_t seg = k0 / c, ch = k0 % c, left = kc;
+  while (left > 0) {
+    int64_t fy = seg / kw, fx = seg % kw, run = c - ch < left ? c - ch : left;
+    int64_t off = fy * step_h + fx * step_w + ch;
+    const float *p[MR];
+    for (int r = 0; r < MR; ++r) p[r] = rows[r] + off;
+    for (int64_t i = 0; i < run; ++i, panel += KILN_PANEL) {
+      vpanel bv = load_panel(panel);
+#pragma GCC unroll 12
+      for (int r = 0; r < MR; ++r) s[r] += bv * p[r][i];
+    }
+    left -= run;
+    ch = 0;
+    ++seg;
+  }
+  for (int r = 0; r < MR; ++r) acc[r] = s[r];
+}
+
+void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *out,
+                                 const kiln_conv_geometry_t *g) {
+  const int64_t c = g->c, m = g->m, kw = g->kw, oh = g->oh, ow = g->ow;
+  const int64_t k = g->kh * kw * c, rows = g->n * oh * ow, panels = (m + KILN_PANEL - 1) / KILN_PANEL;
+  const int64_t step_h = g->dilation_h * g->in_sh, step_w = g->dilation_w * g->in_sw;
+  float apack[KC * MR] __attribute__((aligned(64)));
+  /* Reduction slices outermost: one slice of every weight panel (KC x M floats) stays
+   * in L2 while all output rows stream past it. */
+  for (int64_t k0 = 0; k0 < k; k0 += KC) {
+    int64_t kc = k - k0 < KC ? k - k0 : KC;
+    int64_t seg0 = k0 / c, ch0 = k0 % c;
+    for (int64_t r0 = 0; r0 < rows; r0 += MR) {
+      int nr = rows - r0 < MR ? (int)(rows - r0) : MR;
+      const float *starts[MR];
+      for (int i = 0; i < MR; ++i) {
+        int64_t r = r0 + (i < nr ? i : 0), b = r / (oh * ow), rem = r % (oh * ow), y = rem / ow, x = rem % ow;
+        starts[i] = in + b * g->in_sn + y * g->stride_h * g->in_sh + x * g->stride_w * g->in_sw;
+      }
+      int direct = panels <= 4 && c >= 16;
+      /* im2col of this slice: apack[i][r] = input of row r at reduction index k0 + i. */
+      int64_t fy = seg0 / kw, fx = seg0 % kw, ch = ch0;
+      for (int64_t i = 0; i < (direct ? 0 : kc); ++i) {
+        int64_t off = fy * step_h + fx * step_w + ch;
+        for (int r = 0; r < MR; ++r) apack[i * MR + r] = starts[r][off];
+        if (++ch == c) {
+          ch = 0;
+          if (++fx == kw) { fx = 0; ++fy; }
+        }
+      }
+      for (int64_t p = 0; p < panels; ++p) {
+        vpanel acc[MR];
+        if (direct)
+          tile_direct(starts, packed + (p * k + k0) * KILN_PANEL, k0, kc, c, kw, step_h, step_w, acc);
+        else
+          tile(apack, packed + (p * k + k0) * KILN_PANEL, kc, acc);
+        int64_t col = p * KILN_PANEL, valid = m - col < KILN_PANEL ? m - col : KILN_PANEL;
+        for (int i = 0; i < nr; ++i) {
+          float *o = out + (r0 + i) * m + col;
+          if (valid == KILN_PANEL) {
+            vpanel cur = load_panel(o);
+            cur += acc[i];
+            memcpy(o, &cur, sizeof cur);
+          } else {
+            float tmp[KILN_PANEL];
+            memcpy(tmp, &acc[i], sizeof tmp);
+            for (int64_t j = 0; j < valid; ++j) o[j] += tmp[j];
+          }
+        }
+      }
+    }
+  }
+}
+
+void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g) {
+  const int64_t c = g->c, kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow;
+  for (int64_t b = 0; b < g->n; ++b)
+    for (int64_t y = 0; y < oh; ++y)
+      for (int64_t x = 0; x < ow; ++x) {
+        float *restrict o = out + ((b * oh + y) * ow + x) * c;
+        const float *base = in + b * g->in_sn + y * g->stride_h * g->in_sh + x * g->stride_w * g->in_sw;
+        for (int64_t fy = 0; fy < kh; ++fy)
+          for (int64_t fx = 0; fx < kw; ++fx) {
+            const float *restrict i = base + fy * g->dilation_h * g->in_sh + fx * g->dilation_w * g->in_sw;
+            const float *restrict f = filter + (fy * kw + fx) * c;
+            for (int64_t ch = 0; ch < c; ++ch) o[ch] += i[ch] * f[ch];
+          }
+      }
+}
+
+void kiln_pack_panels_f32(const float *filter, float *packed, int64_t m, int64_t k) {
+  int64_t panels = (m + KILN_PANEL - 1) / KILN_PANEL;
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < KILN_PANEL; ++j) {
+        int64_t row = p * KILN_PANEL + j;
+        packed[(p * k + i) * KILN_PANEL + j] = row < m ? filter[row * k + i] : 0.0f;
+      }
+}
+
+static const float *ref_input(const float *in, const kiln_conv_geometry_t *g, int64_t b, int64_t y, int64_t x,
+                              int64_t fy, int64_t fx) {
+  return in + b * g->in_sn + (y * g->stride_h + fy * g->dilation_h) * g->in_sh +
+         (x * g->stride_w + fx * g->dilation_w) * g->in_sw;
+}
+
+void kiln_ref_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *out,
+                                     const kiln_conv_geometry_t *g) {
+  int64_t k = g->kh * g->kw * g->c;
+  for (int64_t b = 0; b < g->n; ++b)
+    for (int64_t y = 0; y < g->oh; ++y)
+      for (int64_t x = 0; x < g->ow; ++x)
+        for (int64_t o = 0; o < g->m; ++o) {
+          const float *panel = packed + (o / KILN_PANEL) * k * KILN_PANEL + o % KILN_PANEL;
+          double acc = 0;
+          for (int64_t fy = 0; fy < g->kh; ++fy)
+            for (int64_t fx = 0; fx < g->kw; ++fx)
+              for (int64_t ch = 0; ch < g->c; ++ch)
+                acc += (double)ref_input(in, g, b, y, x, fy, fx)[ch] *
+                       panel[((fy * g->kw + fx) * g->c + ch) * KILN_PANEL];
+          out[((b * g->oh + y) * g->ow + x) * g->m + o] += (float)acc;
+        }
+}
+
+void kiln_ref_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g) {
+  for (int64_t b = 0; b < g->n; ++b)
+    for (int64_t y = 0; y < g->oh; ++y)
+      for (int64_t x = 0; x < g->ow; ++x)
+        for (int64_t ch = 0; ch < g->c; ++ch) {
+          double acc = 0;
+          for (int64_t fy = 0; fy < g->kh; ++fy)
+            for (int64_t fx = 0; fx < g->kw; ++fx)
+              acc += (double)ref_input(in, g, b, y, x, fy, fx)[ch] * filter[(fy * g->kw + fx) * g->c + ch];
+          out[((b * g->oh + y) * g->ow + x) * g->c + ch] += (float)acc;
+        }
+}
