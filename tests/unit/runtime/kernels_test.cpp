@@ -1,0 +1,93 @@
+// Kernel tests: the register-tiled conv/matmul and depthwise kernels against the
+// reference loops, on shapes named for the edge they probe.
+#include <gtest/gtest.h>
+
+extern "C" {
+#include "kiln/kernels.h"
+}
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace {
+
+struct ConvCase {
+  const char *name;
+  int64_t n, h, w, c, m, kh, kw, sh, sw, dh, dw;
+  int64_t padW = 0; // extra columns in the input buffer beyond what the view reads
+};
+
+std::vector<float> random(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (auto &x : v) x = d(gen);
+  return v;
+}
+
+class ConvKernelTest : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(ConvKernelTest, MatchesReference) {
+  const ConvCase &p = GetParam();
+  int64_t wBuf = p.w + p.padW;
+  int64_t oh = (p.h - (p.kh - 1) * p.dh - 1) / p.sh + 1, ow = (p.w - (p.kw - 1) * p.dw - 1) / p.sw + 1;
+  int64_t k = p.kh * p.kw * p.c, panels = (p.m + KILN_PANEL - 1) / KILN_PANEL;
+  auto in = random(size_t(p.n * p.h * wBuf * p.c), 1);
+  auto filter = random(size_t(p.m * k), 2);
+  std::vector<float> packed(size_t(panels * KILN_PANEL * k));
+  kiln_pack_panels_f32(filter.data(), packed.data(), p.m, k);
+  auto init = random(size_t(p.n * oh * ow * p.m), 3); // kernels accumulate into the output
+  std::vector<float> got = init, want = init;
+  kiln_conv_geometry_t g = {p.n, p.c, p.m, p.kh, p.kw, oh, ow, p.sh, p.sw, p.dh, p.dw,
+                            p.h * wBuf * p.c, wBuf * p.c, p.c};
+  kiln_conv2d_nhwc_f32_packed(in.data(), packed.data(), got.data(), &g);
+  kiln_ref_conv2d_nhwc_f32_packed(in.data(), packed.data(), want.data(), &g);
+  float tol = 1e-5f * float(k);
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], tol) << "element " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, ConvKernelTest,
+    ::testing::Values(ConvCase{"k_eq_1", 1, 5, 5, 1, 16, 1, 1, 1, 1, 1, 1},
+                      ConvCase{"m_not_multiple_of_panel", 1, 6, 6, 8, 21, 3, 3, 1, 1, 1, 1},
+                      ConvCase{"rows_not_multiple_of_tile", 1, 7, 5, 16, 32, 1, 1, 1, 1, 1, 1},
+                      ConvCase{"direct_path_few_panels", 2, 9, 9, 32, 48, 3, 3, 1, 1, 1, 1},
+                      ConvCase{"packed_path_many_panels", 1, 6, 6, 32, 96, 3, 3, 1, 1, 1, 1},
+                      ConvCase{"k_crosses_reduction_slices", 1, 4, 4, 300, 40, 1, 1, 1, 1, 1, 1},
+                      ConvCase{"k_crosses_slices_3x3", 1, 5, 5, 64, 80, 3, 3, 1, 1, 1, 1},
+                      ConvCase{"strided", 1, 11, 11, 3, 24, 7, 7, 2, 2, 1, 1},
+                      ConvCase{"dilated", 1, 10, 10, 4, 16, 3, 3, 1, 1, 2, 2},
+                      ConvCase{"strided_input_view", 1, 8, 7, 16, 32, 3, 3, 2, 2, 1, 1, 3},
+                      ConvCase{"one_by_one_spatial", 3, 1, 1, 40, 17, 1, 1, 1, 1, 1, 1},
+                      ConvCase{"odd_channels", 1, 6, 6, 5, 7, 3, 3, 1, 1, 1, 1}),
+    [](const ::testing::TestParamInfo<ConvCase> &info) { return std::string(info.param.name); });
+
+TEST(DepthwiseKernelTest, MatchesReferenceOnEdgeShapes) {
+  struct Case { int64_t n, h, w, c, kh, kw, s, d, padW; };
+  for (Case p : {Case{1, 6, 6, 1, 3, 3, 1, 1, 0}, Case{2, 9, 7, 19, 3, 3, 2, 1, 0}, Case{1, 8, 8, 33, 5, 5, 1, 1, 2},
+                 Case{1, 9, 9, 16, 3, 3, 1, 2, 1}}) {
+    int64_t wBuf = p.w + p.padW;
+    int64_t oh = (p.h - (p.kh - 1) * p.d - 1) / p.s + 1, ow = (p.w - (p.kw - 1) * p.d - 1) / p.s + 1;
+    auto in = random(size_t(p.n * p.h * wBuf * p.c), 4);
+    auto filter = random(size_t(p.kh * p.kw * p.c), 5);
+    auto init = random(size_t(p.n * oh * ow * p.c), 6);
+    std::vector<float> got = init, want = init;
+    kiln_conv_geometry_t g = {p.n, p.c, p.c, p.kh, p.kw, oh, ow, p.s, p.s, p.d, p.d, p.h * wBuf * p.c, wBuf * p.c, p.c};
+    kiln_dwconv2d_nhwc_f32(in.data(), filter.data(), got.data(), &g);
+    kiln_ref_dwconv2d_nhwc_f32(in.data(), filter.data(), want.data(), &g);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4f) << "c=" << p.c << " element " << i;
+  }
+}
+
+TEST(PackPanelsTest, ZeroFillsPastTheLastRow) {
+  std::vector<float> filter = {1, 2, 3, 4, 5, 6}; // m = 3 rows of k = 2
+  std::vector<float> packed(KILN_PANEL * 2, -1.f);
+  kiln_pack_panels_f32(filter.data(), packed.data(), 3, 2);
+  EXPECT_EQ(packed[0], 1.f);            // row 0, k 0
+  EXPECT_EQ(packed[1], 3.f);            // row 1, k 0
+  EXPECT_EQ(packed[KILN_PANEL], 2.f);   // row 0, k 1
+  EXPECT_EQ(packed[3], 0.f);            // past the last row
+}
+
+} // namespace
