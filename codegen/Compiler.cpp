@@ -90,6 +90,7 @@ LogicalResult compileModule(ModuleOp module, Target &target, const CompileOption
                         /*printAfterOnlyOnFailure=*/false, llvm::errs());
   }
   if (failed(pm.run(module))) return failure();
+  artifact.signature = *sig;
   return target.emit(module, *sig, options, dir, artifact);
 }
 

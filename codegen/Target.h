@@ -43,6 +43,7 @@ struct CompileOptions {
 /// Files a target wrote, relative to the artifact directory.
 struct Artifact {
   std::vector<std::string> files;
+  ModelSignature signature; ///< inputs and outputs of the compiled model
   uint64_t weightsBytes = 0, arenaBytes = 0, objectBytes = 0;
 };
 

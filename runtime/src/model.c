@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "threadpool.h"
 
 /* args[] is exactly what desc->invoke receives, so kiln_model_run needs no setup work
  * (and no allocation): binding a buffer writes its slot directly. */
@@ -16,6 +17,7 @@ struct kiln_model_t {
   void **args;           /* num_args slots */
   unsigned char *bound;  /* num_args flags; the weights slot is always bound */
   uint64_t arena_alignment;
+  kiln_threadpool_t *pool; /* NULL: single-threaded */
 };
 
 /* The descriptor comes from the compiler, but a stale or mismatched object file should be
@@ -131,7 +133,10 @@ kiln_status_t kiln_model_create(const kiln_model_desc_t *desc, const kiln_weight
   return KILN_OK;
 }
 
-void kiln_model_destroy(kiln_model_t *model) { free(model); }
+void kiln_model_destroy(kiln_model_t *model) {
+  if (model) kiln_threadpool_destroy(model->pool);
+  free(model);
+}
 
 size_t kiln_model_num_inputs(const kiln_model_t *model) {
   return model ? model->desc->num_inputs : 0;
@@ -275,6 +280,20 @@ kiln_status_t kiln_model_run(kiln_model_t *model) {
     return KILN_FAIL(KILN_ERROR_NOT_BOUND, "run: output '%s' not bound",
                      model->desc->outputs[slot - ARG_FIRST_INPUT - inputs].name);
   }
+  kiln_threadpool_t *previous = kiln_threadpool_swap_current(model->pool);
   model->desc->invoke((void *const *)model->args);
+  kiln_threadpool_swap_current(previous);
+  return KILN_OK;
+}
+
+kiln_status_t kiln_model_set_threads(kiln_model_t *model, size_t threads) {
+  if (!model) return KILN_FAIL(KILN_ERROR_INVALID_ARGUMENT, "set_threads: model is NULL");
+  if (threads == 0 || threads > 256)
+    return KILN_FAIL(KILN_ERROR_INVALID_ARGUMENT, "set_threads: %zu threads (1 to 256 allowed)", threads);
+  kiln_threadpool_destroy(model->pool);
+  model->pool = NULL;
+  if (threads == 1) return KILN_OK;
+  kiln_status_t st = kiln_threadpool_create(threads, &model->pool);
+  if (st != KILN_OK) return KILN_FAIL(st, "set_threads: cannot start %zu threads", threads);
   return KILN_OK;
 }

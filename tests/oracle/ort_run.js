@@ -3,6 +3,10 @@
 // execution provider) and writes every output as OUT_DIR/<output name>.npy.
 //
 //   node tests/oracle/ort_run.js MODEL.onnx OUT_DIR NAME=in.npy [NAME=in.npy...] [--threads N]
+//                                [--repeat N --timing]
+//
+// With --timing, prints to stderr the line `kiln bench` reads:
+//   timing load_ms=<session creation> first_ms=<first run> median_ms=<median of the rest> runs=N threads=T
 //
 // Output names are sanitised for the file system: any character outside
 // [A-Za-z0-9_.-] becomes '_'. .npy files (format v1.0, also reads v2.0/3.0)
@@ -132,13 +136,23 @@ function sanitise(name) {
   return name.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
 
+// Peak resident memory of this process image (VmHWM), or -1 where /proc is missing.
+function peakRssKb() {
+  try {
+    const m = /VmHWM:\s*(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) : -1;
+  } catch (e) {
+    return -1;
+  }
+}
+
 function usage() {
-  return 'usage: node tests/oracle/ort_run.js MODEL.onnx OUT_DIR NAME=in.npy [NAME=in.npy...] [--threads N]';
+  return 'usage: node tests/oracle/ort_run.js MODEL.onnx OUT_DIR NAME=in.npy [NAME=in.npy...] [--threads N] [--repeat N] [--timing]';
 }
 
 function parseArgs(argv) {
   const pos = [];
-  let threads = 1;
+  let threads = 1, repeat = 1, timing = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '-h' || a === '--help') {
@@ -148,6 +162,12 @@ function parseArgs(argv) {
       const v = a === '--threads' ? argv[++i] : a.slice('--threads='.length);
       threads = Number(v);
       if (!Number.isInteger(threads) || threads < 1) fail(`--threads needs a positive integer, got '${v}'`);
+    } else if (a === '--repeat') {
+      const v = argv[++i];
+      repeat = Number(v);
+      if (!Number.isInteger(repeat) || repeat < 1) fail(`--repeat needs a positive integer, got '${v}'`);
+    } else if (a === '--timing') {
+      timing = true;
     } else if (a.startsWith('--')) {
       fail(`unknown option '${a}'\n${usage()}`);
     } else {
@@ -161,7 +181,7 @@ function parseArgs(argv) {
     if (eq <= 0 || eq === s.length - 1) fail(`bad input '${s}', expected NAME=file.npy`);
     return { name: s.slice(0, eq), file: s.slice(eq + 1) };
   });
-  return { model, outDir, inputs, threads };
+  return { model, outDir, inputs, threads, repeat, timing };
 }
 
 async function main() {
@@ -176,6 +196,7 @@ async function main() {
   if (!fs.existsSync(args.model)) fail(`model not found: ${args.model}`);
 
   let session;
+  const loadStart = process.hrtime.bigint();
   try {
     session = await ort.InferenceSession.create(args.model, {
       executionProviders: ['cpu'],
@@ -199,11 +220,24 @@ async function main() {
   const missing = session.inputNames.filter((n) => !(n in feeds));
   if (missing.length) fail(`missing inputs: ${missing.join(', ')}`);
 
+  const loadMs = Number(process.hrtime.bigint() - loadStart) / 1e6;
   let results;
+  const times = [];
   try {
-    results = await session.run(feeds);
+    for (let i = 0; i < args.repeat; i++) {
+      const t0 = process.hrtime.bigint();
+      results = await session.run(feeds);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
   } catch (e) {
     fail(`inference failed: ${e.message}`);
+  }
+  if (args.timing) {
+    const warm = times.length > 1 ? times.slice(1) : times.slice();
+    warm.sort((a, b) => a - b);
+    process.stderr.write(`timing load_ms=${loadMs.toFixed(3)} first_ms=${times[0].toFixed(3)} ` +
+                         `median_ms=${warm[Math.floor(warm.length / 2)].toFixed(3)} runs=${args.repeat} ` +
+                         `threads=${args.threads} peak_rss_kb=${peakRssKb()}\n`);
   }
 
   try {

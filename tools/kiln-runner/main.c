@@ -72,7 +72,7 @@ static void print_tensor_line(FILE *out, const char *kind, const kiln_tensor_des
 /* Runs before the descriptor is validated, hence the NULL guards. */
 static void print_usage(FILE *out, const char *argv0, const kiln_model_desc_t *desc) {
   fprintf(out,
-          "usage: %s --weights MODEL.kw [--input NAME=FILE.npy]... --output DIR [--repeat N]\n"
+          "usage: %s --weights MODEL.kw [--input NAME=FILE.npy]... --output DIR [--repeat N] [--threads N] [--timing]\n"
           "Runs model '%s' (%s) once (or N times), writes DIR/<output>.npy for each output\n"
           "and prints each output's shape, dtype, first values and argmax.\n",
           argv0, or_empty(desc->name), or_empty(desc->target));
@@ -224,11 +224,28 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Peak resident memory of this process image (VmHWM), or -1 where /proc is missing. */
+static long peak_rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "VmHWM:", 6) == 0) {
+      kb = strtol(line + 6, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return kb;
+}
+
 typedef struct runner_t {
   const kiln_model_desc_t *desc;
   const char *weights_path;
   const char *output_dir;
   long repeat;
+  long threads;
+  int timing;               /* --timing: print load/first-run/median times to stderr */
   const char **input_args;  /* the NAME=FILE values of --input, in order */
   int num_input_args;
   const char **input_paths; /* per model input; NULL until given */
@@ -270,8 +287,13 @@ static int parse_args(runner_t *r, int argc, char **argv, int *exit_now) {
       *exit_now = 1;
       return 0;
     }
+    if (strcmp(arg, "--timing") == 0) {
+      r->timing = 1;
+      continue;
+    }
     int known = strcmp(arg, "--weights") == 0 || strcmp(arg, "--input") == 0 ||
-                strcmp(arg, "--output") == 0 || strcmp(arg, "--repeat") == 0;
+                strcmp(arg, "--output") == 0 || strcmp(arg, "--repeat") == 0 ||
+                strcmp(arg, "--threads") == 0;
     if (!known) return fail("unknown argument '%s' (see --help)", arg);
     if (i + 1 >= argc) return fail("%s needs a value", arg);
     const char *value = argv[++i];
@@ -281,6 +303,13 @@ static int parse_args(runner_t *r, int argc, char **argv, int *exit_now) {
       r->output_dir = value;
     } else if (strcmp(arg, "--input") == 0) {
       r->input_args[r->num_input_args++] = value; /* resolved once the model is checked */
+    } else if (strcmp(arg, "--threads") == 0) {
+      char *end = NULL;
+      errno = 0;
+      long n = strtol(value, &end, 10);
+      if (errno || !end || *end || end == value || n < 1 || n > 256)
+        return fail("--threads expects a count from 1 to 256, got '%s'", value);
+      r->threads = n;
     } else {
       char *end = NULL;
       errno = 0;
@@ -407,12 +436,17 @@ static int run(runner_t *r, int argc, char **argv) {
   if (parse_args(r, argc, argv, &exit_now)) return 1;
   if (exit_now) return 0;
 
+  double load_start = now_seconds();
   kiln_status_t status = kiln_weights_open(r->weights_path, &r->weights);
   if (status != KILN_OK) return fail_status(status);
   /* Creating the model validates the descriptor, so names are trusted from here on. */
   status = kiln_model_create(r->desc, r->weights, &r->model);
   if (status != KILN_OK) return fail_status(status);
   if (resolve_inputs(r)) return 1;
+  if (r->threads > 1) {
+    status = kiln_model_set_threads(r->model, (size_t)r->threads);
+    if (status != KILN_OK) return fail_status(status);
+  }
 
   size_t arena_size = 0, arena_alignment = 1;
   status = kiln_model_plan(r->model, &arena_size, &arena_alignment);
@@ -428,13 +462,35 @@ static int run(runner_t *r, int argc, char **argv) {
 
   if (bind_inputs(r) || bind_outputs(r)) return 1;
 
-  double start = now_seconds();
+  double start = now_seconds(), load_ms = (start - load_start) * 1e3, first_ms = 0;
+  double *times = r->timing ? (double *)calloc((size_t)r->repeat, sizeof(double)) : NULL;
+  if (r->timing && !times) return fail("out of memory");
   for (long i = 0; i < r->repeat; ++i) {
+    double t0 = now_seconds();
     status = kiln_model_run(r->model);
-    if (status != KILN_OK) return fail_status(status);
+    if (status != KILN_OK) {
+      free(times);
+      return fail_status(status);
+    }
+    if (times) times[i] = (now_seconds() - t0) * 1e3;
   }
   double elapsed = now_seconds() - start;
-  if (r->repeat > 1)
+  if (times) {
+    first_ms = times[0];
+    /* Median of the runs after the first (which pays for cold caches). */
+    long n = r->repeat > 1 ? r->repeat - 1 : 1;
+    double *warm = r->repeat > 1 ? times + 1 : times;
+    for (long i = 1; i < n; ++i)
+      for (long j = i; j > 0 && warm[j - 1] > warm[j]; --j) {
+        double t = warm[j];
+        warm[j] = warm[j - 1];
+        warm[j - 1] = t;
+      }
+    fprintf(stderr, "timing load_ms=%.3f first_ms=%.3f median_ms=%.3f runs=%ld threads=%ld peak_rss_kb=%ld\n",
+            load_ms, first_ms, warm[n / 2], r->repeat, r->threads > 1 ? r->threads : 1, peak_rss_kb());
+    free(times);
+  }
+  if (r->repeat > 1 && !r->timing)
     fprintf(stderr, "runner: %ld runs, %.6g ms per run\n", r->repeat,
             elapsed * 1e3 / (double)r->repeat);
   return write_outputs(r);

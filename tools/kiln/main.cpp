@@ -20,11 +20,17 @@ extern "C" {
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <chrono>
 #include <cstdlib>
+#include <fcntl.h>
+#include <random>
+#include <sys/wait.h>
 #include <cstring>
 #include <optional>
 #include <map>
@@ -50,6 +56,8 @@ Usage:
   kiln run MODEL.onnx --input NAME=FILE.npy... [--output DIR] [options]
                                              compile, run, and print/write the outputs
   kiln import MODEL.onnx [--shape NAME=d0,...]  print the imported MLIR (func + TOSA)
+  kiln bench MODEL.onnx [--vs onnxruntime] [--threads 1,2]
+                                             time Kiln (and ONNX Runtime) on this machine
   kiln COMMAND --help                        options of a command
 
 Targets: x86-64 (default, this machine), aarch64 (run under qemu-aarch64), null (writes IR)
@@ -99,6 +107,7 @@ Options:
   --freeze NAME=FILE.npy    compile input NAME in as a constant (see kiln compile)
   --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
   --cpu CPU                 LLVM CPU name
+  --threads N               run the model's kernels on N threads (default 1)
   --keep DIR                keep the compiled artifact and runner in DIR
   --dump-import, --dump-ir-after PASS   as for `kiln compile`
 )";
@@ -167,6 +176,7 @@ struct CommonOptions {
   kiln::onnx_frontend::ImportOptions import;
   std::vector<std::pair<std::string, std::string>> inputs;
   bool dumpImport = false, printPipeline = false;
+  int threads = 1;
   std::string nameOverride;
 };
 
@@ -219,6 +229,9 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
       if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
         return usageError("bad --input '" + v + "': expected NAME=FILE.npy", help);
       o.inputs.push_back({v.substr(0, eq), v.substr(eq + 1)});
+    } else if (a == "--threads" && isRun) {
+      if (!value(v) || llvm::StringRef(v).getAsInteger(10, o.threads) || o.threads < 1 || o.threads > 256)
+        return usageError("--threads needs a count from 1 to 256", help);
     } else if (a == "--dump-import") {
       o.dumpImport = true;
     } else if (a == "--dump-ir-after") {
@@ -343,6 +356,32 @@ int execute(const std::vector<std::string> &args, std::string *errMsg) {
   return rc;
 }
 
+/// Links <work>/model.o with the runtime and the generic driver into <work>/runner.
+int linkRunner(const std::string &work, bool cross) {
+  const char *envCc = std::getenv(cross ? "KILN_AARCH64_CC" : "KILN_CC");
+  std::string cc = envCc ? envCc : cross ? "aarch64-linux-gnu-gcc" : KILN_HOST_CC;
+  std::string src = KILN_SOURCE_DIR;
+  // The runtime's kernels are built for the machine that runs them: the host, or
+  // a generic armv8-a (NEON) for aarch64.
+  std::vector<std::string> link{cc, "-O3", "-std=c11", cross ? "-march=armv8-a" : "-march=native", "-I" + work,
+                                "-I" + src + "/runtime/include", src + "/tools/kiln-runner/main.c"};
+  std::error_code ec;
+  std::vector<std::string> sources;
+  for (llvm::sys::fs::recursive_directory_iterator it(src + "/runtime/src", ec), end; it != end && !ec;
+       it.increment(ec))
+    if (llvm::StringRef(it->path()).ends_with(".c")) sources.push_back(it->path());
+  std::sort(sources.begin(), sources.end());
+  link.insert(link.end(), sources.begin(), sources.end());
+  link.insert(link.end(), {work + "/model.o", "-lm", "-pthread", "-o", work + "/runner"});
+  if (cross) link.push_back("-static");
+  std::string err;
+  if (execute(link, &err) != 0) {
+    llvm::errs() << "error: linking the runner with '" << cc << "' failed" << (err.empty() ? "" : ": " + err) << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 int cmdRun(int argc, char **argv) {
   CommonOptions o;
   if (int rc = parseArgs(argc, argv, true, o); rc >= 0) return rc;
@@ -388,32 +427,12 @@ int cmdRun(int argc, char **argv) {
   if (int rc = compileInto(o, work, artifact)) return cleanup(rc);
 
   bool cross = o.compile.target == "aarch64";
-  const char *envCc = std::getenv(cross ? "KILN_AARCH64_CC" : "KILN_CC");
-  std::string cc = envCc ? envCc : cross ? "aarch64-linux-gnu-gcc" : KILN_HOST_CC;
-  std::string src = KILN_SOURCE_DIR;
-  // The runtime's kernels are built for the machine that runs them: the host, or
-  // a generic armv8-a (NEON) for aarch64.
-  std::vector<std::string> link{cc, "-O3", "-std=c11", cross ? "-march=armv8-a" : "-march=native", "-I" + work,
-                                "-I" + src + "/runtime/include", src + "/tools/kiln-runner/main.c"};
-  std::error_code ec;
-  std::vector<std::string> sources;
-  for (llvm::sys::fs::recursive_directory_iterator it(src + "/runtime/src", ec), end; it != end && !ec;
-       it.increment(ec))
-    if (llvm::StringRef(it->path()).ends_with(".c")) sources.push_back(it->path());
-  std::sort(sources.begin(), sources.end());
-  link.insert(link.end(), sources.begin(), sources.end());
-  link.insert(link.end(), {work + "/model.o", "-lm", "-o", work + "/runner"});
-  if (cross) link.push_back("-static");
-  std::string err;
-  int rc = execute(link, &err);
-  if (rc != 0) {
-    llvm::errs() << "error: linking the runner with '" << cc << "' failed" << (err.empty() ? "" : ": " + err) << "\n";
-    return cleanup(1);
-  }
+  if (linkRunner(work, cross)) return cleanup(1);
   std::vector<std::string> run;
   if (cross) run = {"qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"};
   run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw"});
   for (auto &[name, path] : o.inputs) run.insert(run.end(), {"--input", name + "=" + path});
+  if (o.threads > 1) run.insert(run.end(), {"--threads", std::to_string(o.threads)});
   std::string outputs = o.outDir.empty() ? work + "/outputs" : o.outDir;
   if (std::error_code e2 = llvm::sys::fs::create_directories(outputs)) {
     llvm::errs() << "error: cannot create '" << outputs << "': " << e2.message() << "\n";
@@ -421,12 +440,234 @@ int cmdRun(int argc, char **argv) {
   }
   run.insert(run.end(), {"--output", outputs});
   llvm::outs().flush();
-  rc = execute(run, &err);
+  std::string err;
+  int rc = execute(run, &err);
   if (rc != 0) {
     if (rc < 0) llvm::errs() << "error: cannot run the model: " << err << "\n";
     return cleanup(1);
   }
   return cleanup(0);
+}
+
+const char *kBenchHelp = R"(kiln bench MODEL.onnx [--shape NAME=d0,d1,...]... [--vs onnxruntime] [--threads 1,2]
+
+Compiles the model for this machine, makes random inputs (seeded), then times Kiln and,
+with --vs onnxruntime, ONNX Runtime (npm onnxruntime-node, out of process) on the same
+inputs in the same run: rounds alternate between the two, each round a fresh process
+that loads the model, runs it once cold and --runs more times. Prints per thread count
+the median latency, the Kiln/ONNX Runtime ratio, each process's peak RSS, and the cold
+start (model load + first run, measured inside each process).
+
+Options:
+  --shape NAME=d0,d1,...    fix input shapes (needed for symbolic dimensions)
+  --vs onnxruntime          also time ONNX Runtime and print ratios
+  --threads LIST            thread counts to measure, e.g. 1,2 (default 1)
+  --runs N                  timed runs per round after the cold one (default 20)
+  --rounds N                rounds per engine and thread count (default 5)
+  --seed N                  seed of the random inputs (default 1)
+  --keep DIR                keep the compiled model, inputs and runner in DIR
+)";
+
+struct Timing {
+  double loadMs = 0, firstMs = 0, medianMs = 0;
+  long maxRssKb = 0;
+  bool ok = false;
+};
+
+/// Runs a process with stdout discarded and stderr captured; reads the "timing ..." line.
+Timing timeProcess(const std::vector<std::string> &args, std::string &errText) {
+  Timing t;
+  llvm::SmallString<128> errFile;
+  if (llvm::sys::fs::createTemporaryFile("kiln-bench", "err", errFile)) return t;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    int err = open(errFile.c_str(), O_WRONLY | O_TRUNC);
+    dup2(devnull, 1);
+    dup2(err, 2);
+    std::vector<char *> argv;
+    for (const std::string &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) return t;
+  auto buf = llvm::MemoryBuffer::getFile(errFile);
+  llvm::sys::fs::remove(errFile);
+  if (buf) errText = (*buf)->getBuffer().str();
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return t;
+  size_t at = errText.rfind("timing ");
+  if (at == std::string::npos) return t;
+  if (sscanf(errText.c_str() + at, "timing load_ms=%lf first_ms=%lf median_ms=%lf", &t.loadMs, &t.firstMs,
+             &t.medianMs) != 3)
+    return t;
+  // The process reports its own peak (VmHWM): the rusage of a forked child also
+  // counts the pages it shared with this (large) process before exec.
+  size_t rss = errText.find("peak_rss_kb=", at);
+  t.maxRssKb = rss == std::string::npos ? -1 : atol(errText.c_str() + rss + 12);
+  t.ok = true;
+  return t;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+int cmdBench(int argc, char **argv) {
+  // Options of its own first; the rest are the shared compile options.
+  std::vector<char *> rest{argv[0], argv[1]};
+  std::vector<int> threadCounts{1};
+  int runs = 20, rounds = 5;
+  unsigned seed = 1;
+  bool vsOrt = false;
+  std::string keep;
+  for (int k = 2; k < argc; ++k) {
+    std::string a = argv[k];
+    auto intArg = [&](int &dst, int lo, int hi) {
+      if (k + 1 >= argc || llvm::StringRef(argv[k + 1]).getAsInteger(10, dst) || dst < lo || dst > hi) return false;
+      ++k;
+      return true;
+    };
+    if (a == "-h" || a == "--help") {
+      llvm::outs() << kBenchHelp;
+      return 0;
+    } else if (a == "--vs") {
+      if (k + 1 >= argc || std::string(argv[k + 1]) != "onnxruntime")
+        return usageError("--vs takes 'onnxruntime'", kBenchHelp);
+      vsOrt = true;
+      ++k;
+    } else if (a == "--threads") {
+      if (k + 1 >= argc) return usageError("--threads needs a list such as 1,2", kBenchHelp);
+      threadCounts.clear();
+      llvm::SmallVector<llvm::StringRef> parts;
+      llvm::StringRef(argv[++k]).split(parts, ',');
+      for (llvm::StringRef p : parts) {
+        int t;
+        if (p.getAsInteger(10, t) || t < 1 || t > 256) return usageError("bad --threads list", kBenchHelp);
+        threadCounts.push_back(t);
+      }
+    } else if (a == "--runs") {
+      if (!intArg(runs, 2, 100000)) return usageError("--runs needs a count of at least 2", kBenchHelp);
+    } else if (a == "--rounds") {
+      if (!intArg(rounds, 1, 1000)) return usageError("--rounds needs a positive count", kBenchHelp);
+    } else if (a == "--seed") {
+      int s;
+      if (!intArg(s, 0, INT32_MAX)) return usageError("--seed needs a non-negative integer", kBenchHelp);
+      seed = unsigned(s);
+    } else if (a == "--keep") {
+      if (k + 1 >= argc) return usageError("--keep needs a directory", kBenchHelp);
+      keep = argv[++k];
+    } else {
+      rest.push_back(argv[k]);
+    }
+  }
+  CommonOptions o;
+  if (int rc = parseArgs(int(rest.size()), rest.data(), false, o, kBenchHelp); rc >= 0) return rc;
+  if (o.compile.target != "x86-64") return usageError("kiln bench measures on this machine: --target x86-64", kBenchHelp);
+  o.compile.name = "model";
+
+  std::string work = keep;
+  if (work.empty()) {
+    llvm::SmallString<128> tmp;
+    if (llvm::sys::fs::createUniqueDirectory("kiln-bench", tmp)) {
+      llvm::errs() << "error: cannot create a temporary directory\n";
+      return 1;
+    }
+    work = tmp.str().str();
+  } else if (std::error_code ec = llvm::sys::fs::create_directories(work)) {
+    llvm::errs() << "error: cannot create '" << work << "': " << ec.message() << "\n";
+    return 1;
+  }
+  auto cleanup = [&](int rc) {
+    if (keep.empty()) removeTree(work);
+    return rc;
+  };
+  kiln::codegen::Artifact artifact;
+  auto compileStart = std::chrono::steady_clock::now();
+  if (int rc = compileInto(o, work, artifact)) return cleanup(rc);
+  double compileS = std::chrono::duration<double>(std::chrono::steady_clock::now() - compileStart).count();
+  if (linkRunner(work, false)) return cleanup(1);
+
+  // Seeded random inputs: normal floats, small non-negative integers (valid indices).
+  std::mt19937 gen(seed);
+  std::vector<std::string> kilnInputs, ortInputs;
+  for (const auto &in : artifact.signature.inputs) {
+    std::string path = work + "/input_" + std::to_string(kilnInputs.size()) + ".npy";
+    size_t n = 1;
+    for (int64_t d : in.dims) n *= size_t(d);
+    std::vector<char> data(in.sizeBytes);
+    std::normal_distribution<float> normal;
+    std::uniform_int_distribution<int> small(0, 9);
+    for (size_t e = 0; e < n; ++e) {
+      switch (in.dtype) {
+      case KILN_DTYPE_F32: { float v = normal(gen); std::memcpy(data.data() + 4 * e, &v, 4); break; }
+      case KILN_DTYPE_I64: { int64_t v = small(gen); std::memcpy(data.data() + 8 * e, &v, 8); break; }
+      case KILN_DTYPE_I32: { int32_t v = small(gen); std::memcpy(data.data() + 4 * e, &v, 4); break; }
+      default: data[e] = char(small(gen) & 1); break;
+      }
+    }
+    if (kiln_npy_write(path.c_str(), kiln_dtype_t(in.dtype), in.dims.size(), in.dims.data(), data.data()) != KILN_OK) {
+      llvm::errs() << "error: cannot write '" << path << "'\n";
+      return cleanup(1);
+    }
+    kilnInputs.insert(kilnInputs.end(), {"--input", in.name + "=" + path});
+    ortInputs.push_back(in.name + "=" + path);
+  }
+  std::string oracle = std::string(KILN_SOURCE_DIR) + "/tests/oracle/ort_run.js";
+
+  llvm::outs() << "model " << o.model << ": compiled in " << llvm::format("%.1f", compileS) << " s; inputs";
+  for (const auto &in : artifact.signature.inputs) {
+    llvm::outs() << " " << in.name << "[";
+    for (size_t d = 0; d < in.dims.size(); ++d) llvm::outs() << (d ? "," : "") << in.dims[d];
+    llvm::outs() << "]";
+  }
+  llvm::outs() << " (seed " << seed << "); " << rounds << " rounds x (1 cold + " << runs << " runs), alternating\n";
+  llvm::outs() << llvm::format("%-8s %10s %10s %9s %10s %10s %11s %11s\n", "threads", "kiln ms", "ort ms", "kiln/ort",
+                               "kiln MiB", "ort MiB", "kiln cold", "ort cold");
+  int rc = 0;
+  for (int threads : threadCounts) {
+    std::vector<double> kMed, oMed, kCold, oCold;
+    long kRss = 0, oRss = 0;
+    for (int r = 0; r < rounds; ++r) {
+      std::vector<std::string> kArgs{work + "/runner", "--weights", work + "/model.kw", "--output", work + "/out",
+                                     "--repeat", std::to_string(runs + 1), "--threads", std::to_string(threads),
+                                     "--timing"};
+      kArgs.insert(kArgs.end(), kilnInputs.begin(), kilnInputs.end());
+      std::string errText;
+      Timing k = timeProcess(kArgs, errText);
+      if (!k.ok) {
+        llvm::errs() << "error: the Kiln run failed:\n" << errText;
+        return cleanup(1);
+      }
+      kMed.push_back(k.medianMs);
+      kCold.push_back(k.loadMs + k.firstMs);
+      kRss = std::max(kRss, k.maxRssKb);
+      if (!vsOrt) continue;
+      std::vector<std::string> oArgs{"node", oracle, o.model, work + "/ort-out"};
+      oArgs.insert(oArgs.end(), ortInputs.begin(), ortInputs.end());
+      oArgs.insert(oArgs.end(), {"--threads", std::to_string(threads), "--repeat", std::to_string(runs + 1), "--timing"});
+      Timing t = timeProcess(oArgs, errText);
+      if (!t.ok) {
+        llvm::errs() << "error: the ONNX Runtime run failed:\n" << errText;
+        return cleanup(1);
+      }
+      oMed.push_back(t.medianMs);
+      oCold.push_back(t.loadMs + t.firstMs);
+      oRss = std::max(oRss, t.maxRssKb);
+    }
+    double km = median(kMed), om = median(oMed);
+    if (vsOrt)
+      llvm::outs() << llvm::format("%-8d %10.2f %10.2f %9.2f %10.1f %10.1f %11.1f %11.1f\n", threads, km, om, km / om,
+                                   kRss / 1024.0, oRss / 1024.0, median(kCold), median(oCold));
+    else
+      llvm::outs() << llvm::format("%-8d %10.2f %10s %9s %10.1f %10s %11.1f %11s\n", threads, km, "-", "-",
+                                   kRss / 1024.0, "-", median(kCold), "-");
+  }
+  llvm::outs() << "ms: median latency per run; MiB: peak RSS of the process (the ONNX Runtime figure includes "
+                  "node); cold: model load + first run, inside the process\n";
+  return cleanup(rc);
 }
 
 } // namespace
@@ -445,6 +686,7 @@ int main(int argc, char **argv) {
   if (cmd == "compile") return cmdCompile(argc, argv);
   if (cmd == "run") return cmdRun(argc, argv);
   if (cmd == "import") return cmdImport(argc, argv);
+  if (cmd == "bench") return cmdBench(argc, argv);
   llvm::errs() << "error: unknown command '" << cmd << "'\n\n" << kMainHelp;
   return 2;
 }

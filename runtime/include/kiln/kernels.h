@@ -35,6 +35,11 @@ void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *ou
 /* out[N,OH,OW,C] += depthwise conv(in, filter[KH,KW,C]) (channel multiplier 1; m == c). */
 void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g);
 
+/* Splits [0, count) over the running model's threads (kiln_model_set_threads) and
+ * calls fn(ctx, begin, end) for each share; returns when all are done. */
+typedef void (*kiln_range_fn)(void *ctx, int64_t begin, int64_t end);
+void kiln_parallel_for(int64_t count, kiln_range_fn fn, void *ctx);
+
 /* Reference versions: plain loops, the oracle for the kernels above in tests. */
 void kiln_ref_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *out,
                                      const kiln_conv_geometry_t *g);

@@ -74,6 +74,10 @@ kiln_status_t kiln_model_bind_output(kiln_model_t *model, size_t index, kiln_dty
                                      size_t rank, const int64_t *dims, void *data,
                                      size_t size_bytes);
 
+/* Runs kernels on `threads` threads (the caller plus threads - 1 workers, created here;
+ * default 1). Call before kiln_model_run, not concurrently with it. */
+kiln_status_t kiln_model_set_threads(kiln_model_t *model, size_t threads);
+
 kiln_status_t kiln_model_run(kiln_model_t *model);
 
 /* Size in bytes of one element of dtype (0 for an unknown dtype). */

@@ -60,10 +60,23 @@ static inline void tile_direct(const float *const *rows, const float *panel, int
   for (int r = 0; r < MR; ++r) acc[r] = s[r];
 }
 
-void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *out,
-                                 const kiln_conv_geometry_t *g) {
+struct conv_job {
+  const float *in, *packed;
+  float *out;
+  const kiln_conv_geometry_t *g;
+};
+
+/* Output rows [MR * group_begin, MR * group_end) of the convolution. */
+static void conv_rows(void *ctx, int64_t group_begin, int64_t group_end) {
+  const struct conv_job *job = ctx;
+  const float *in = job->in, *packed = job->packed;
+  float *out = job->out;
+  const kiln_conv_geometry_t *g = job->g;
   const int64_t c = g->c, m = g->m, kw = g->kw, oh = g->oh, ow = g->ow;
-  const int64_t k = g->kh * kw * c, rows = g->n * oh * ow, panels = (m + KILN_PANEL - 1) / KILN_PANEL;
+  const int64_t all_rows = g->n * oh * ow;
+  const int64_t k = g->kh * kw * c, panels = (m + KILN_PANEL - 1) / KILN_PANEL;
+  const int64_t row_begin = group_begin * MR;
+  const int64_t rows = group_end * MR < all_rows ? group_end * MR : all_rows;
   const int64_t step_h = g->dilation_h * g->in_sh, step_w = g->dilation_w * g->in_sw;
   float apack[KC * MR] __attribute__((aligned(64)));
   /* Reduction slices outermost: one slice of every weight panel (KC x M floats) stays
@@ -71,7 +84,7 @@ void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *ou
   for (int64_t k0 = 0; k0 < k; k0 += KC) {
     int64_t kc = k - k0 < KC ? k - k0 : KC;
     int64_t seg0 = k0 / c, ch0 = k0 % c;
-    for (int64_t r0 = 0; r0 < rows; r0 += MR) {
+    for (int64_t r0 = row_begin; r0 < rows; r0 += MR) {
       int nr = rows - r0 < MR ? (int)(rows - r0) : MR;
       const float *starts[MR];
       for (int i = 0; i < MR; ++i) {
@@ -113,20 +126,42 @@ void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *ou
   }
 }
 
-void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g) {
+void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *out,
+                                 const kiln_conv_geometry_t *g) {
+  struct conv_job job = {in, packed, out, g};
+  int64_t rows = g->n * g->oh * g->ow;
+  kiln_parallel_for((rows + MR - 1) / MR, conv_rows, &job);
+}
+
+struct dwconv_job {
+  const float *in, *filter;
+  float *out;
+  const kiln_conv_geometry_t *g;
+};
+
+/* Output rows (batch x output row) [begin, end) of the depthwise convolution. */
+static void dwconv_rows(void *ctx, int64_t begin, int64_t end) {
+  const struct dwconv_job *job = ctx;
+  const kiln_conv_geometry_t *g = job->g;
   const int64_t c = g->c, kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow;
-  for (int64_t b = 0; b < g->n; ++b)
-    for (int64_t y = 0; y < oh; ++y)
-      for (int64_t x = 0; x < ow; ++x) {
-        float *restrict o = out + ((b * oh + y) * ow + x) * c;
-        const float *base = in + b * g->in_sn + y * g->stride_h * g->in_sh + x * g->stride_w * g->in_sw;
-        for (int64_t fy = 0; fy < kh; ++fy)
-          for (int64_t fx = 0; fx < kw; ++fx) {
-            const float *restrict i = base + fy * g->dilation_h * g->in_sh + fx * g->dilation_w * g->in_sw;
-            const float *restrict f = filter + (fy * kw + fx) * c;
-            for (int64_t ch = 0; ch < c; ++ch) o[ch] += i[ch] * f[ch];
-          }
-      }
+  for (int64_t row = begin; row < end; ++row) {
+    int64_t b = row / oh, y = row % oh;
+    for (int64_t x = 0; x < ow; ++x) {
+      float *restrict o = job->out + ((b * oh + y) * ow + x) * c;
+      const float *base = job->in + b * g->in_sn + y * g->stride_h * g->in_sh + x * g->stride_w * g->in_sw;
+      for (int64_t fy = 0; fy < kh; ++fy)
+        for (int64_t fx = 0; fx < kw; ++fx) {
+          const float *restrict i = base + fy * g->dilation_h * g->in_sh + fx * g->dilation_w * g->in_sw;
+          const float *restrict f = job->filter + (fy * kw + fx) * c;
+          for (int64_t ch = 0; ch < c; ++ch) o[ch] += i[ch] * f[ch];
+        }
+    }
+  }
+}
+
+void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g) {
+  struct dwconv_job job = {in, filter, out, g};
+  kiln_parallel_for(g->n * g->oh, dwconv_rows, &job);
 }
 
 void kiln_pack_panels_f32(const float *filter, float *packed, int64_t m, int64_t k) {
