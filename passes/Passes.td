@@ -66,6 +66,17 @@ def KilnPlanArena : Pass<"kiln-plan-arena", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::memref::MemRefDialect", "mlir::arith::ArithDialect"];
 }
 
+def KilnFuseElementwise : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
+  let summary = "Fuse chains of elementwise linalg ops, leaving contractions alone";
+  let description = [{
+    Upstream elementwise fusion, restricted to consumers that are themselves
+    elementwise (all loops parallel): a scale folded into a matmul or a
+    convolution would turn it into a generic contraction that no longer matches
+    the runtime's tuned kernels.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect"];
+}
+
 def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
   let summary = "Call the runtime's register-tiled kernels for convolutions and matmuls";
   let description = [{

@@ -110,7 +110,7 @@ public:
     return "func.func(tosa-optional-decompositions),canonicalize,func.func(tosa-reduce-transposes),"
            "canonicalize,"
            "func.func(tosa-to-linalg-named,tosa-to-linalg),tosa-to-arith,func.func(tosa-to-tensor),"
-           "canonicalize,func.func(linalg-fuse-elementwise-ops),canonicalize,cse,"
+           "canonicalize,func.func(kiln-fuse-elementwise),canonicalize,cse,"
            "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},"
            "kiln-unique-results{" + e + "},"
            "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},canonicalize,"
@@ -270,7 +270,7 @@ LogicalResult CpuTarget::emit(ModuleOp module, const ModelSignature &sig, const 
     llvm::errs() << "error: LLVM has no backend for " << triple.str() << ": " << err << "\n";
     return failure();
   }
-  std::string cpu = !o.cpu.empty() ? o.cpu : arch == "aarch64" ? "generic" : "x86-64-v2";
+  std::string cpu = !o.cpu.empty() ? o.cpu : arch == "aarch64" ? "generic" : "x86-64-v3";
   std::string features = arch == "aarch64" ? "+neon" : "";
   llvm::TargetOptions topts;
   std::unique_ptr<llvm::TargetMachine> tm(t->createTargetMachine(triple, cpu, features, topts, llvm::Reloc::PIC_,

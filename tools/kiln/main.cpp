@@ -80,7 +80,7 @@ Options:
                             (for inputs that determine shapes, such as axes or sizes)
   --name NAME               C identifier for symbols and file names (default: the
                             model file name)
-  --cpu CPU                 LLVM CPU name (default: x86-64-v2 or generic aarch64)
+  --cpu CPU                 LLVM CPU name (default: x86-64-v3, i.e. AVX2+FMA, or generic aarch64)
   --dump-import             print the imported MLIR (func + TOSA) to stderr
   --dump-ir-after PASS      print the IR after PASS (an MLIR pass name such as
                             one-shot-bufferize or kiln-plan-arena; "all" for every

@@ -16,7 +16,7 @@ extern "C" {
 /* Width of a packed weight panel (floats). Weights are packed at compile time as
  * panels[ceil(M / KILN_PANEL)][K][KILN_PANEL], K = KH*KW*C in (kh, kw, c) order,
  * zero-filled past M. */
-#define KILN_PANEL 16
+#define KILN_PANEL 32
 
 /* Where a convolution reads: the input's element strides for batch, row and column
  * (channels are contiguous), so a view into a larger (padded or cropped) buffer works. */

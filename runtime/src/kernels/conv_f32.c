@@ -4,15 +4,15 @@
 #include <string.h>
 
 /* One accumulator row: KILN_PANEL floats, split by the compiler into the target's
- * vector registers (2 x AVX2, 1 x AVX-512, 4 x NEON). */
+ * vector registers (4 x AVX2, 2 x AVX-512, 8 x NEON). */
 typedef float vpanel __attribute__((vector_size(KILN_PANEL * sizeof(float))));
 
 /* Output rows per register tile: as many accumulator rows as the target's vector
  * registers hold with room for the weights and the broadcasts. */
 #if defined(__AVX512F__)
-#define MR 12 /* 12 zmm accumulators of 32 */
+#define MR 8 /* 16 zmm accumulators of 32; 10 loads per 16 FMAs */
 #else
-#define MR 6 /* AVX2: 12 of 16 ymm; NEON: 24 of 32 q registers */
+#define MR 3 /* AVX2: 12 of 16 ymm; NEON: 24 of 32 q registers */
 #endif
 
 static inline vpanel load_panel(const float *p) {
@@ -21,7 +21,7 @@ static inline vpanel load_panel(const float *p) {
   return v;
 }
 
-#define KC 256 /* reduction slice: MR x KC inputs (12 KiB) stay in L1 */
+#define KC 256 /* reduction slice: MR x KC inputs (at most 8 KiB) stay in L1 */
 
 /* acc[r] = sum over i < kc of a[i][r] * panel[i] (a packed [kc][MR], panel [kc][KILN_PANEL]). */
 static inline void tile(const float *a, const float *panel, int64_t kc, vpanel *acc) {
@@ -29,7 +29,7 @@ static inline void tile(const float *a, const float *panel, int64_t kc, vpanel *
   for (int r = 0; r < MR; ++r) s[r] = (vpanel){0};
   for (int64_t i = 0; i < kc; ++i, a += MR, panel += KILN_PANEL) {
     vpanel bv = load_panel(panel);
-#pragma GCC unroll 12
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) s[r] += bv * a[r];
   }
   for (int r = 0; r < MR; ++r) acc[r] = s[r];
@@ -50,7 +50,7 @@ static inline void tile_direct(const float *const *rows, const float *panel, int
     for (int r = 0; r < MR; ++r) p[r] = rows[r] + off;
     for (int64_t i = 0; i < run; ++i, panel += KILN_PANEL) {
       vpanel bv = load_panel(panel);
-#pragma GCC unroll 12
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) s[r] += bv * p[r][i];
     }
     left -= run;
