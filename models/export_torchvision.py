@@ -10,14 +10,14 @@ by the exporter). The ONNX file has opset 17, input `input` float32 [batch,3,224
 and output `output` float32 [batch,1000], with a symbolic batch dimension.
 
 Usage:
-  /usr/bin/python3 models/export_torchvision.py --model mobilenet_v2|resnet18 -o path.onnx
+  /usr/bin/python3 models/export_torchvision.py --model mobilenet_v2|resnet18|resnet50 -o path.onnx
 """
 import argparse
 import inspect
 import os
 import sys
 
-MODELS = ("mobilenet_v2", "resnet18")
+MODELS = ("mobilenet_v2", "resnet18", "resnet50")
 SEED = 0
 
 

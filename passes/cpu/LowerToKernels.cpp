@@ -201,6 +201,15 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
       }
     });
     for (Operation *op : done) op->erase();
+    // Filters now read in packed form leave their original constants unused: drop
+    // them, or the weights file would carry every filter twice.
+    SmallVector<memref::GetGlobalOp> dead;
+    func.walk([&](memref::GetGlobalOp get) {
+      if (get->use_empty()) dead.push_back(get);
+    });
+    for (memref::GetGlobalOp get : dead) get->erase();
+    for (auto global : llvm::make_early_inc_range(module.getOps<memref::GlobalOp>()))
+      if (global.isPrivate() && SymbolTable::symbolKnownUseEmpty(global, module)) global->erase();
   }
 };
 
