@@ -87,8 +87,9 @@ def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
     kiln-outline-weights then moves to the weights file), so nothing is repacked at
     run time. A `linalg.depthwise_conv_2d_nhwc_hwcm` with channel multiplier 1
     becomes a call to `kiln_dwconv2d_nhwc_f32`. The kernels accumulate into the
-    output, as the linalg ops do. Ops that do not match stay as they are and are
-    lowered to loops.
+    output, as the linalg ops do. A `linalg.batch_matmul` of two activations
+    (attention) becomes a call to `kiln_batch_matmul_f32`. Ops that do not match
+    stay as they are and are lowered to loops.
   }];
   let options = [
     Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"",

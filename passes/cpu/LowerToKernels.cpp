@@ -170,9 +170,18 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
         if (!mm.getIndexingMaps().empty() && !mm.hasUserDefinedMaps() && isDenseF32(a) && isDenseF32(w) &&
             isDenseF32(out)) {
           auto ws = cast<MemRefType>(w.getType()).getShape(), as = cast<MemRefType>(a.getType()).getShape();
-          if (ws[0] != 1) return;
           auto data = constantData(w, symbols);
-          if (!data) return;
+          if (!data || ws[0] != 1) {
+            // Activation x activation (attention): the unpacked kernel.
+            if (ws[0] != as[0]) return;
+            b.setInsertionPoint(op);
+            SmallVector<Value> args{pointer(b, loc, a), pointer(b, loc, w), pointer(b, loc, out)};
+            for (int64_t v : {as[0], as[1], ws[2], as[2]})
+              args.push_back(arith::ConstantIntOp::create(b, loc, b.getI64Type(), v));
+            call(b, loc, "kiln_batch_matmul_f32", args);
+            done.push_back(op);
+            return;
+          }
           int64_t K = ws[1], N = ws[2];
           std::vector<float> rows(size_t(N * K)); // W^T: row n holds column n of W
           for (int64_t k = 0; k < K; ++k)

@@ -50,7 +50,8 @@ void memrefCopy(int64_t, void *, void *);
 // Compiled models call these; keep them linked into (and exported from) this binary.
 void *kilnKeepSymbols[] = {reinterpret_cast<void *>(&memrefCopy),
                            reinterpret_cast<void *>(&kiln_conv2d_nhwc_f32_packed),
-                           reinterpret_cast<void *>(&kiln_dwconv2d_nhwc_f32)};
+                           reinterpret_cast<void *>(&kiln_dwconv2d_nhwc_f32),
+                           reinterpret_cast<void *>(&kiln_batch_matmul_f32)};
 
 namespace {
 

@@ -35,6 +35,13 @@ void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *ou
 /* out[N,OH,OW,C] += depthwise conv(in, filter[KH,KW,C]) (channel multiplier 1; m == c). */
 void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g);
 
+/* c[B,M,N] += a[B,M,K] x b[B,K,N], all dense row-major, b not packed (an activation,
+ * e.g. attention scores x values). */
+void kiln_batch_matmul_f32(const float *a, const float *b, float *c, int64_t batch, int64_t m, int64_t n,
+                           int64_t k);
+void kiln_ref_batch_matmul_f32(const float *a, const float *b, float *c, int64_t batch, int64_t m, int64_t n,
+                               int64_t k);
+
 /* Splits [0, count) over the running model's threads (kiln_model_set_threads) and
  * calls fn(ctx, begin, end) for each share; returns when all are done. */
 typedef void (*kiln_range_fn)(void *ctx, int64_t begin, int64_t end);

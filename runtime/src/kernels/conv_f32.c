@@ -164,6 +164,63 @@ void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, co
   kiln_parallel_for(g->n * g->oh, dwconv_rows, &job);
 }
 
+struct matmul_job {
+  const float *a, *b;
+  float *c;
+  int64_t m, n, k;
+};
+
+/* Row groups [begin, end) over all batches (a group never spans two batches). */
+static void matmul_rows(void *ctx, int64_t begin, int64_t end) {
+  const struct matmul_job *job = ctx;
+  const int64_t m = job->m, n = job->n, k = job->k, groups = (m + MR - 1) / MR;
+  const int64_t full = n / KILN_PANEL * KILN_PANEL;
+  for (int64_t gi = begin; gi < end; ++gi) {
+    int64_t batch = gi / groups, r0 = gi % groups * MR;
+    int nr = m - r0 < MR ? (int)(m - r0) : MR;
+    const float *a = job->a + (batch * m + r0) * k, *b = job->b + batch * k * n;
+    float *c = job->c + (batch * m + r0) * n;
+    for (int64_t col = 0; col < full; col += KILN_PANEL) {
+      vpanel s[MR];
+      for (int r = 0; r < MR; ++r) s[r] = (vpanel){0};
+      const float *bp = b + col;
+      for (int64_t i = 0; i < k; ++i, bp += n) {
+        vpanel bv = load_panel(bp);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) s[r] += bv * a[(r < nr ? r : 0) * k + i];
+      }
+      for (int r = 0; r < nr; ++r) {
+        vpanel cur = load_panel(c + r * n + col);
+        cur += s[r];
+        memcpy(c + r * n + col, &cur, sizeof cur);
+      }
+    }
+    for (int r = 0; r < nr; ++r) /* the columns past the last full panel */
+      for (int64_t col = full; col < n; ++col) {
+        float acc = 0;
+        for (int64_t i = 0; i < k; ++i) acc += a[r * k + i] * b[i * n + col];
+        c[r * n + col] += acc;
+      }
+  }
+}
+
+void kiln_batch_matmul_f32(const float *a, const float *b, float *c, int64_t batch, int64_t m, int64_t n,
+                           int64_t k) {
+  struct matmul_job job = {a, b, c, m, n, k};
+  kiln_parallel_for(batch * ((m + MR - 1) / MR), matmul_rows, &job);
+}
+
+void kiln_ref_batch_matmul_f32(const float *a, const float *b, float *c, int64_t batch, int64_t m, int64_t n,
+                               int64_t k) {
+  for (int64_t bi = 0; bi < batch; ++bi)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int64_t l = 0; l < k; ++l) acc += (double)a[(bi * m + i) * k + l] * b[(bi * k + l) * n + j];
+        c[(bi * m + i) * n + j] += (float)acc;
+      }
+}
+
 void kiln_pack_panels_f32(const float *filter, float *packed, int64_t m, int64_t k) {
   int64_t panels = (m + KILN_PANEL - 1) / KILN_PANEL;
   for (int64_t p = 0; p < panels; ++p)

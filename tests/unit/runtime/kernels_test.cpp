@@ -80,6 +80,19 @@ TEST(DepthwiseKernelTest, MatchesReferenceOnEdgeShapes) {
   }
 }
 
+TEST(BatchMatmulKernelTest, MatchesReferenceOnEdgeShapes) {
+  struct Case { int64_t batch, m, n, k; };
+  for (Case p : {Case{1, 1, 1, 1}, Case{2, 5, 32, 7}, Case{3, 17, 70, 33}, Case{4, 128, 128, 64}, Case{1, 9, 31, 300}}) {
+    auto a = random(size_t(p.batch * p.m * p.k), 7), b = random(size_t(p.batch * p.k * p.n), 8);
+    auto init = random(size_t(p.batch * p.m * p.n), 9);
+    std::vector<float> got = init, want = init;
+    kiln_batch_matmul_f32(a.data(), b.data(), got.data(), p.batch, p.m, p.n, p.k);
+    kiln_ref_batch_matmul_f32(a.data(), b.data(), want.data(), p.batch, p.m, p.n, p.k);
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-5f * float(p.k)) << "m=" << p.m << " n=" << p.n << " element " << i;
+  }
+}
+
 TEST(PackPanelsTest, ZeroFillsPastTheLastRow) {
   std::vector<float> filter = {1, 2, 3, 4, 5, 6}; // m = 3 rows of k = 2
   std::vector<float> packed(KILN_PANEL * 2, -1.f);
