@@ -178,13 +178,14 @@ Result runCase(const Case &c, const std::string &work) {
   llvm::raw_string_ostream es(errs);
   bool ok = succeeded(kiln::compileOnnxFile(c.dir + "/model.onnx", import, options, work, artifact, es));
   // Inputs that determine shapes (axes, sizes, repeats) must be known when compiling
-  // ahead of time: retry once with every integer and scalar input frozen (--freeze).
+  // ahead of time: retry once with every integer input and every float scalar or
+  // short vector (scales, min/max) frozen (--freeze).
   std::set<size_t> frozen;
   if (!ok && (errs.find("must be known at compile time") != std::string::npos ||
               errs.find("must be constant") != std::string::npos ||
               errs.find("zero-size dimension") != std::string::npos)) {
     for (size_t k = 0; k < inputs.size(); ++k)
-      if (!inputs[k].floating() || inputs[k].numel() <= 1) {
+      if (!inputs[k].floating() || (inputs[k].shape.size() <= 1 && inputs[k].numel() <= 8)) {
         import.frozenInputs[inputNames[k]] = inputs[k];
         import.inputShapes.erase(inputNames[k]);
         frozen.insert(k);
