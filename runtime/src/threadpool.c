@@ -2,27 +2,41 @@
  *
  * A model owns a pool made by kiln_model_set_threads (threads are created there, never
  * in kiln_model_run). kiln_model_run makes the pool current for the calling thread;
- * kernels split their work with kiln_parallel_for, the caller taking the first share. */
+ * kernels split their work with kiln_parallel_for, the caller taking the first share.
+ * A model issues dozens of parallel loops per inference, each a fraction of a
+ * millisecond, so workers spin for a while on the job counter before sleeping: a
+ * condition-variable wake-up per loop costs more than many of the loops. */
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+
+#define KILN_SPIN_ROUNDS 200000 /* ~ a few hundred microseconds before a worker sleeps */
 
 struct kiln_threadpool_t {
   size_t threads; /* including the caller */
   pthread_t *workers;
   pthread_mutex_t lock;
-  pthread_cond_t wake, done;
-  uint64_t generation;
-  size_t pending;
-  int stop;
-  /* The job being run. */
+  pthread_cond_t wake;
+  atomic_uint_fast64_t generation; /* bumped once per job */
+  atomic_size_t pending;           /* workers still running the current job */
+  atomic_int stop;
+  /* The job being run; written before `generation` is bumped. */
   kiln_range_fn fn;
   void *ctx;
   int64_t count;
 };
 
 static _Thread_local kiln_threadpool_t *current_pool;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
 
 static void run_share(kiln_threadpool_t *pool, size_t share) {
   int64_t per = (pool->count + (int64_t)pool->threads - 1) / (int64_t)pool->threads;
@@ -40,17 +54,24 @@ static void *worker_main(void *p) {
   free(p);
   kiln_threadpool_t *pool = arg.pool;
   uint64_t seen = 0;
-  pthread_mutex_lock(&pool->lock);
   for (;;) {
-    while (!pool->stop && pool->generation == seen) pthread_cond_wait(&pool->wake, &pool->lock);
-    if (pool->stop) break;
-    seen = pool->generation;
-    pthread_mutex_unlock(&pool->lock);
+    uint64_t gen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+    for (int spin = 0; gen == seen && spin < KILN_SPIN_ROUNDS && !atomic_load(&pool->stop); ++spin) {
+      cpu_relax();
+      gen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+    }
+    if (gen == seen) {
+      pthread_mutex_lock(&pool->lock);
+      while (!atomic_load(&pool->stop) &&
+             (gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&pool->wake, &pool->lock);
+      pthread_mutex_unlock(&pool->lock);
+    }
+    if (atomic_load(&pool->stop)) break;
+    seen = gen;
     run_share(pool, arg.index);
-    pthread_mutex_lock(&pool->lock);
-    if (--pool->pending == 0) pthread_cond_signal(&pool->done);
+    atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel);
   }
-  pthread_mutex_unlock(&pool->lock);
   return NULL;
 }
 
@@ -66,10 +87,16 @@ kiln_status_t kiln_threadpool_create(size_t threads, kiln_threadpool_t **out_poo
   }
   pthread_mutex_init(&pool->lock, NULL);
   pthread_cond_init(&pool->wake, NULL);
-  pthread_cond_init(&pool->done, NULL);
+  atomic_init(&pool->generation, 0);
+  atomic_init(&pool->pending, 0);
+  atomic_init(&pool->stop, 0);
   for (size_t i = 1; i < pool->threads; ++i) {
     struct worker_arg *arg = malloc(sizeof *arg);
-    if (!arg || pthread_create(&pool->workers[i], NULL, worker_main, arg ? (arg->pool = pool, arg->index = i, arg) : NULL)) {
+    if (arg) {
+      arg->pool = pool;
+      arg->index = i;
+    }
+    if (!arg || pthread_create(&pool->workers[i], NULL, worker_main, arg)) {
       free(arg);
       pool->threads = i; /* only the started workers are joined */
       kiln_threadpool_destroy(pool);
@@ -83,13 +110,12 @@ kiln_status_t kiln_threadpool_create(size_t threads, kiln_threadpool_t **out_poo
 void kiln_threadpool_destroy(kiln_threadpool_t *pool) {
   if (!pool) return;
   pthread_mutex_lock(&pool->lock);
-  pool->stop = 1;
+  atomic_store(&pool->stop, 1);
   pthread_cond_broadcast(&pool->wake);
   pthread_mutex_unlock(&pool->lock);
   for (size_t i = 1; i < pool->threads; ++i) pthread_join(pool->workers[i], NULL);
   pthread_mutex_destroy(&pool->lock);
   pthread_cond_destroy(&pool->wake);
-  pthread_cond_destroy(&pool->done);
   free(pool->workers);
   free(pool);
 }
@@ -107,16 +133,15 @@ void kiln_parallel_for(int64_t count, kiln_range_fn fn, void *ctx) {
     fn(ctx, 0, count);
     return;
   }
-  pthread_mutex_lock(&pool->lock);
   pool->fn = fn;
   pool->ctx = ctx;
   pool->count = count;
-  pool->pending = pool->threads - 1;
-  pool->generation++;
+  atomic_store_explicit(&pool->pending, pool->threads - 1, memory_order_relaxed);
+  /* Release: the job fields above are visible to a worker that sees the new generation. */
+  pthread_mutex_lock(&pool->lock);
+  atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
   pthread_cond_broadcast(&pool->wake);
   pthread_mutex_unlock(&pool->lock);
   run_share(pool, 0);
-  pthread_mutex_lock(&pool->lock);
-  while (pool->pending) pthread_cond_wait(&pool->done, &pool->lock);
-  pthread_mutex_unlock(&pool->lock);
+  while (atomic_load_explicit(&pool->pending, memory_order_acquire) != 0) cpu_relax();
 }

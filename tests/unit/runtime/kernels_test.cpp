@@ -4,6 +4,7 @@
 
 extern "C" {
 #include "kiln/kernels.h"
+#include "threadpool.h"
 }
 
 #include <cmath>
@@ -91,6 +92,34 @@ TEST(BatchMatmulKernelTest, MatchesReferenceOnEdgeShapes) {
     for (size_t i = 0; i < got.size(); ++i)
       ASSERT_NEAR(got[i], want[i], 1e-5f * float(p.k)) << "m=" << p.m << " n=" << p.n << " element " << i;
   }
+}
+
+// The kernels split their rows over the current pool: with 3 threads (more than the
+// rows of some shapes) every output must still be written exactly once.
+TEST(ThreadedKernelTest, ConvAndMatmulMatchReferenceOnThreeThreads) {
+  kiln_threadpool_t *pool = nullptr;
+  ASSERT_EQ(kiln_threadpool_create(3, &pool), KILN_OK);
+  kiln_threadpool_t *previous = kiln_threadpool_swap_current(pool);
+  for (int64_t rows : {1, 7, 50}) {
+    int64_t c = 24, m = 40, k = c, panels = (m + KILN_PANEL - 1) / KILN_PANEL;
+    auto in = random(size_t(rows * c), 10), filter = random(size_t(m * k), 11);
+    std::vector<float> packed(size_t(panels * KILN_PANEL * k));
+    kiln_pack_panels_f32(filter.data(), packed.data(), m, k);
+    auto init = random(size_t(rows * m), 12);
+    std::vector<float> got = init, want = init;
+    kiln_conv_geometry_t g = {1, c, m, 1, 1, rows, 1, 1, 1, 1, 1, rows * c, c, c};
+    kiln_conv2d_nhwc_f32_packed(in.data(), packed.data(), got.data(), &g);
+    kiln_ref_conv2d_nhwc_f32_packed(in.data(), packed.data(), want.data(), &g);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4f) << "rows=" << rows;
+    auto b = random(size_t(2 * k * m), 13), a = random(size_t(2 * rows * k), 14);
+    auto c0 = random(size_t(2 * rows * m), 15);
+    std::vector<float> got2 = c0, want2 = c0;
+    kiln_batch_matmul_f32(a.data(), b.data(), got2.data(), 2, rows, m, k);
+    kiln_ref_batch_matmul_f32(a.data(), b.data(), want2.data(), 2, rows, m, k);
+    for (size_t i = 0; i < got2.size(); ++i) ASSERT_NEAR(got2[i], want2[i], 1e-4f) << "rows=" << rows;
+  }
+  kiln_threadpool_swap_current(previous);
+  kiln_threadpool_destroy(pool);
 }
 
 TEST(PackPanelsTest, ZeroFillsPastTheLastRow) {
