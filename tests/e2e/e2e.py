@@ -4,7 +4,7 @@
   /usr/bin/python3 tests/e2e/e2e.py --kiln PATH_TO_KILN --work WORKDIR CASE [--seed N]
 
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
-fmnist_aarch64, bert_tiny (or `all`).
+fmnist_aarch64, bert_tiny, bert_encoder (or `all`).
 
 Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
 and `node tests/oracle/ort_run.js MODEL DIR NAME=in.npy ...` on the same
@@ -129,12 +129,17 @@ def bert_tiny_model(env):
     return cached_model(env, "bert_tiny", script, lambda out: [env.python, script, "-o", out])
 
 
-def bert_vocab():
-    """The vocabulary size, read from export_bert_tiny.py so the two never drift."""
-    with open(os.path.join(MODELS_DIR, "export_bert_tiny.py")) as f:
+def bert_encoder_model(env):
+    script = os.path.join(MODELS_DIR, "export_bert_encoder.py")
+    return cached_model(env, "bert_encoder", script, lambda out: [env.python, script, "-o", out])
+
+
+def bert_vocab(script="export_bert_tiny.py"):
+    """The vocabulary size, read from the export script so the two never drift."""
+    with open(os.path.join(MODELS_DIR, script)) as f:
         m = re.search(r"^VOCAB\s*=\s*(\d+)", f.read(), re.M)
     if not m:
-        raise Failure("cannot find VOCAB in models/export_bert_tiny.py")
+        raise Failure(f"cannot find VOCAB in models/{script}")
     return int(m.group(1))
 
 
@@ -340,6 +345,30 @@ def case_bert_tiny(env, case):
     compare_once(env, case, model, {"input_ids": path})
 
 
+BERT_ENCODER_SEQ = 128
+BERT_ENCODER_PAD = 16  # the last 16 positions are padding (attention_mask 0)
+
+
+def case_bert_encoder(env, case):
+    model = bert_encoder_model(env)
+    d = os.path.join(env.work, case + "_inputs")
+    os.makedirs(d, exist_ok=True)
+    vocab = bert_vocab("export_bert_encoder.py")
+    log(f"input seed {env.seed}, vocab {vocab}, seq {BERT_ENCODER_SEQ}, "
+        f"last {BERT_ENCODER_PAD} positions padded")
+    ids = np.random.default_rng(env.seed).integers(
+        0, vocab, size=(1, BERT_ENCODER_SEQ), dtype=np.int64)
+    mask = np.ones((1, BERT_ENCODER_SEQ), dtype=np.int64)
+    mask[:, BERT_ENCODER_SEQ - BERT_ENCODER_PAD:] = 0
+    inputs = {"input_ids": os.path.join(d, "input_ids.npy"),
+              "attention_mask": os.path.join(d, "attention_mask.npy")}
+    np.save(inputs["input_ids"], ids)
+    np.save(inputs["attention_mask"], mask)
+    # Every output element is compared, padded positions included: both
+    # engines compute them (padded queries still attend to the unpadded keys).
+    compare_once(env, case, model, inputs)
+
+
 CASES = {
     "mobilenet_v2": lambda env: case_torchvision(env, "mobilenet_v2"),
     "resnet18": lambda env: case_torchvision(env, "resnet18"),
@@ -347,6 +376,7 @@ CASES = {
     "fmnist_accuracy": lambda env: case_fmnist_accuracy(env, "fmnist_accuracy"),
     "fmnist_aarch64": lambda env: case_fmnist(env, "fmnist_aarch64", target="aarch64"),
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),
+    "bert_encoder": lambda env: case_bert_encoder(env, "bert_encoder"),
 }
 
 
