@@ -7,6 +7,9 @@
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/Support/xxhash.h"
+
+#include <unordered_map>
 
 namespace kiln {
 #define GEN_PASS_DEF_KILNLOWERTOKERNELS
@@ -42,6 +45,12 @@ static std::optional<std::pair<SmallVector<int64_t>, int64_t>> unitStrided(Value
 
 /// The float data of a constant global read by `v`, if `v` is such a read.
 static std::optional<std::vector<float>> constantData(Value v, SymbolTable &symbols) {
+  // Reshapes of a dense constant keep its data order.
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto e = dyn_cast<memref::ExpandShapeOp>(def)) v = e.getSrc();
+    else if (auto c = dyn_cast<memref::CollapseShapeOp>(def)) v = c.getSrc();
+    else break;
+  }
   auto get = v.getDefiningOp<memref::GetGlobalOp>();
   if (!get) return std::nullopt;
   auto global = symbols.lookup<memref::GlobalOp>(get.getName());
@@ -108,8 +117,17 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     func::CallOp::create(b, loc, callee, TypeRange{}, args);
   }
 
+  /// Packed filters by content: a weight shared by several layers is stored once.
+  std::unordered_map<uint64_t, std::vector<std::pair<std::string, std::vector<float>>>> packedByHash;
+
   Value readGlobal(OpBuilder &b, Location loc, const std::vector<float> &packed) {
+    auto type = MemRefType::get({int64_t(packed.size())}, b.getF32Type());
+    uint64_t hash = llvm::xxh3_64bits(
+        ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(packed.data()), packed.size() * sizeof(float)));
+    for (auto &[existing, data] : packedByHash[hash])
+      if (data == packed) return memref::GetGlobalOp::create(b, loc, type, existing);
     std::string name = "kiln_packed_" + std::to_string(packedCount++);
+    packedByHash[hash].push_back({name, packed});
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(module.getBody());
@@ -120,7 +138,6 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
       memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"), TypeAttr::get(type),
                                init, b.getUnitAttr(), b.getI64IntegerAttr(64));
     }
-    auto type = MemRefType::get({int64_t(packed.size())}, b.getF32Type());
     return memref::GetGlobalOp::create(b, loc, type, name);
   }
 
@@ -212,11 +229,17 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     for (Operation *op : done) op->erase();
     // Filters now read in packed form leave their original constants unused: drop
     // them, or the weights file would carry every filter twice.
-    SmallVector<memref::GetGlobalOp> dead;
-    func.walk([&](memref::GetGlobalOp get) {
-      if (get->use_empty()) dead.push_back(get);
-    });
-    for (memref::GetGlobalOp get : dead) get->erase();
+    bool erased = true;
+    while (erased) {
+      erased = false;
+      SmallVector<Operation *> dead;
+      func.walk([&](Operation *op) {
+        if (isa<memref::GetGlobalOp, memref::ExpandShapeOp, memref::CollapseShapeOp>(op) && op->use_empty())
+          dead.push_back(op);
+      });
+      for (Operation *op : dead) op->erase();
+      erased = !dead.empty();
+    }
     for (auto global : llvm::make_early_inc_range(module.getOps<memref::GlobalOp>()))
       if (global.isPrivate() && SymbolTable::symbolKnownUseEmpty(global, module)) global->erase();
   }

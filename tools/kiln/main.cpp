@@ -594,7 +594,7 @@ int cmdBench(int argc, char **argv) {
   std::mt19937 gen(seed);
   std::vector<std::string> kilnInputs, ortInputs;
   for (const auto &in : artifact.signature.inputs) {
-    std::string path = work + "/input_" + std::to_string(kilnInputs.size()) + ".npy";
+    std::string path = work + "/input_" + std::to_string(ortInputs.size()) + ".npy";
     size_t n = 1;
     for (int64_t d : in.dims) n *= size_t(d);
     std::vector<char> data(in.sizeBytes);
