@@ -46,6 +46,25 @@ uint64_t fnv1a(const void *data, size_t size, uint64_t h = 0xcbf29ce484222325ull
   return h;
 }
 
+/// The .kw checksum (format version 2): FNV-1a 64 over little-endian 64-bit words,
+/// then over the tail bytes; must match kiln_fnv1a64 in runtime/src/weights.c.
+uint64_t weightsChecksum(const void *data, size_t size) {
+  const unsigned char *p = static_cast<const unsigned char *>(data);
+  uint64_t h = 0xcbf29ce484222325ull;
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t word = 0;
+    for (int b = 7; b >= 0; --b) word = word << 8 | p[i + size_t(b)];
+    h ^= word;
+    h *= 0x100000001b3ull;
+  }
+  for (; i < size; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
 const char *dtypeCName(int32_t d) {
   switch (d) {
   case KILN_DTYPE_F32: return "float32";
@@ -236,7 +255,7 @@ LogicalResult CpuTarget::emit(ModuleOp module, const ModelSignature &sig, const 
   uint64_t arenaSize = 0, arenaAlign = 64;
   if (auto a = module->getAttrOfType<IntegerAttr>(kArenaSizeAttr)) arenaSize = a.getInt();
   if (auto a = module->getAttrOfType<IntegerAttr>(kArenaAlignAttr)) arenaAlign = a.getInt();
-  uint64_t checksum = fnv1a(weights.data(), weights.size());
+  uint64_t checksum = weightsChecksum(weights.data(), weights.size());
   uint64_t hash = fnv1a(o.name.data(), o.name.size(), fnv1a(o.target.data(), o.target.size(), checksum));
   hash ^= uint64_t(weights.size()) * 0x9e3779b97f4a7c15ull;
 

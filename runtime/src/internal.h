@@ -35,7 +35,8 @@ const void *kiln_weights_data(const kiln_weights_t *weights);
 uint64_t kiln_weights_data_size(const kiln_weights_t *weights);
 uint64_t kiln_weights_model_hash(const kiln_weights_t *weights);
 
-/* FNV-1a 64, the checksum of the .kw data section. */
+/* The checksum of the .kw data section: FNV-1a 64 over little-endian 64-bit words,
+ * then over the remaining bytes. */
 uint64_t kiln_fnv1a64(const void *data, size_t size);
 
 #endif /* KILN_INTERNAL_H */

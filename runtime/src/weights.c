@@ -23,9 +23,18 @@ struct kiln_weights_t {
 };
 
 uint64_t kiln_fnv1a64(const void *data, size_t size) {
+  /* FNV-1a over little-endian 64-bit words, then over the tail bytes: one multiply per
+   * 8 bytes keeps verifying a 100 MB file at load in the tens of milliseconds. */
   const uint8_t *bytes = (const uint8_t *)data;
   uint64_t hash = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < size; ++i) {
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t word = 0;
+    for (int b = 7; b >= 0; --b) word = word << 8 | bytes[i + (size_t)b];
+    hash ^= word;
+    hash *= 0x100000001b3ull;
+  }
+  for (; i < size; ++i) {
     hash ^= bytes[i];
     hash *= 0x100000001b3ull;
   }

@@ -60,7 +60,7 @@ typedef struct kiln_model_desc_t {
 /* The weights file (.kw): a 64-byte header followed, at data_offset, by the weight
  * data that the entry point addresses by byte offset. All integers little-endian. */
 #define KILN_WEIGHTS_MAGIC "KILNWTS"  /* 7 chars + NUL = 8 bytes */
-#define KILN_WEIGHTS_FORMAT_VERSION 1u
+#define KILN_WEIGHTS_FORMAT_VERSION 2u
 #define KILN_WEIGHTS_HEADER_SIZE 64u
 #define KILN_WEIGHTS_ALIGNMENT 64u
 
@@ -71,7 +71,8 @@ typedef struct kiln_weights_header_t {
   uint64_t data_offset;   /* multiple of KILN_WEIGHTS_ALIGNMENT */
   uint64_t data_size;
   uint64_t model_hash;    /* equals kiln_model_desc_t.weights_hash */
-  uint64_t checksum;      /* FNV-1a 64 over the data bytes */
+  uint64_t checksum;      /* FNV-1a 64 over the data as little-endian 64-bit words, then
+                             over the tail bytes (format version 2) */
   uint8_t reserved[16];
 } kiln_weights_header_t;
 

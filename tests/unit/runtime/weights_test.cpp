@@ -182,12 +182,27 @@ TEST_F(WeightsFileTest, FlippedChecksumFieldIsBadWeights) {
 }
 
 TEST_F(WeightsFileTest, ChecksumIsFnv1a64OverTheDataBytes) {
-  // Known FNV-1a 64 values: "" -> offset basis, "a" -> 0xaf63dc4c8601ec8c.
+  // A tail shorter than a word is plain FNV-1a 64: "a" -> 0xaf63dc4c8601ec8c.
   Bytes image(65);
   ASSERT_EQ(kiln_fake_build_weights("a", 1, 1, image.data(), image.size()), 65u);
   uint64_t stored = 0;
   for (int i = 7; i >= 0; --i) stored = stored << 8 | image[kChecksum + i];
   EXPECT_EQ(stored, 0xaf63dc4c8601ec8cull);
+  EXPECT_EQ(Check(image), KILN_OK);
+}
+
+TEST_F(WeightsFileTest, ChecksumTakesWholeWordsThenBytes) {
+  // "abcdefghi": one word 0x6867666564636261, then the byte 'i'.
+  uint64_t h = 0xcbf29ce484222325ull;
+  h ^= 0x6867666564636261ull;
+  h *= 0x100000001b3ull;
+  h ^= 'i';
+  h *= 0x100000001b3ull;
+  Bytes image(64 + 9);
+  ASSERT_EQ(kiln_fake_build_weights("abcdefghi", 9, 1, image.data(), image.size()), 73u);
+  uint64_t stored = 0;
+  for (int i = 7; i >= 0; --i) stored = stored << 8 | image[kChecksum + i];
+  EXPECT_EQ(stored, h);
   EXPECT_EQ(Check(image), KILN_OK);
 }
 

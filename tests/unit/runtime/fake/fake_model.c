@@ -88,10 +88,19 @@ void kiln_fake_weights_data(float *out) {
 }
 
 uint64_t kiln_fake_fnv1a64(const void *data, size_t size) {
+  /* Written independently of the runtime's: whole little-endian words, then bytes. */
+  const unsigned char *p = (const unsigned char *)data;
   uint64_t h = 14695981039346656037ull; /* 0xcbf29ce484222325 */
-  for (size_t i = 0; i < size; ++i) {
-    h ^= ((const unsigned char *)data)[i];
+  size_t words = size / 8;
+  for (size_t w = 0; w < words; ++w) {
+    uint64_t v = 0;
+    for (int b = 0; b < 8; ++b) v |= (uint64_t)p[8 * w + (size_t)b] << (8 * b);
+    h ^= v;
     h *= 1099511628211ull; /* 0x100000001b3 */
+  }
+  for (size_t i = words * 8; i < size; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ull;
   }
   return h;
 }
