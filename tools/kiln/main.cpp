@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/Driver.h"
+#include "tools/kiln/Dataset.h"
 #include "codegen/Target.h"
 #include "frontend/onnx/Importer.h"
 
@@ -27,6 +28,8 @@ extern "C" {
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <onnx/onnx_pb.h>
+#include <set>
 #include <cstdlib>
 #include <fcntl.h>
 #include <random>
@@ -56,6 +59,8 @@ Usage:
   kiln run MODEL.onnx --input NAME=FILE.npy... [--output DIR] [options]
                                              compile, run, and print/write the outputs
   kiln import MODEL.onnx [--shape NAME=d0,...]  print the imported MLIR (func + TOSA)
+  kiln eval MODEL.onnx --data X --labels Y [--vs onnxruntime]
+                                             top-1 accuracy of the compiled model on a labelled set
   kiln bench MODEL.onnx [--vs onnxruntime] [--threads 1,2]
                                              time Kiln (and ONNX Runtime) on this machine
   kiln COMMAND --help                        options of a command
@@ -670,6 +675,247 @@ int cmdBench(int argc, char **argv) {
   return cleanup(rc);
 }
 
+const char *kEvalHelp = R"(kiln eval MODEL.onnx --data X --labels Y [options]
+
+Top-1 accuracy of a compiled classifier on a labelled set: compiles the model for a
+batch size, runs every batch through the compiled code and compares the argmax of the
+model's first output with the labels. X is a float32 .npy [N, ...] or an IDX file of
+unsigned bytes (gzipped or not; scaled to [0, 1]); Y is an integer .npy [N] or an IDX
+label file. Prints `top-1: <accuracy>`; with --vs onnxruntime also ONNX Runtime's
+accuracy on the same batches and how often the two predictions agree.
+
+Options:
+  --limit N                 only the first N samples
+  --batch B                 batch size to compile for (default 100; the last batch is
+                            padded and the padding ignored)
+  --vs onnxruntime          also run ONNX Runtime (npm onnxruntime-node)
+  --threads N               threads for the compiled model
+  --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
+  --keep DIR                keep the compiled model and runner in DIR
+)";
+
+/// Argmax of each row of a [rows, classes] float .npy output.
+bool argmaxRows(const std::string &path, int64_t rows, std::vector<int64_t> &out, std::string &err) {
+  kiln_npy_t npy{};
+  kiln_status_t st = kiln_npy_read(path.c_str(), &npy);
+  bool ok = st == KILN_OK && npy.dtype == KILN_DTYPE_F32 && npy.rank >= 1 && npy.dims[0] == rows;
+  if (!ok) {
+    err = "cannot read the model output '" + path + "'" + (st == KILN_OK ? " (expected float32 [batch, classes])" : "");
+  } else {
+    size_t classes = npy.num_elements / size_t(rows);
+    const float *v = static_cast<const float *>(npy.data);
+    for (int64_t r = 0; r < rows; ++r) {
+      size_t best = 0;
+      for (size_t c = 1; c < classes; ++c)
+        if (v[size_t(r) * classes + c] > v[size_t(r) * classes + best]) best = c;
+      out.push_back(int64_t(best));
+    }
+  }
+  kiln_npy_free(&npy);
+  return ok;
+}
+
+int cmdEval(int argc, char **argv) {
+  std::vector<char *> rest{argv[0], argv[1]};
+  std::string dataPath, labelPath, keep;
+  int64_t limit = -1;
+  int batch = 100, threads = 1;
+  bool vsOrt = false;
+  for (int k = 2; k < argc; ++k) {
+    std::string a = argv[k];
+    auto next = [&](std::string &dst) {
+      if (k + 1 >= argc) return false;
+      dst = argv[++k];
+      return true;
+    };
+    std::string v;
+    if (a == "-h" || a == "--help") {
+      llvm::outs() << kEvalHelp;
+      return 0;
+    } else if (a == "--data") {
+      if (!next(dataPath)) return usageError("--data needs a file", kEvalHelp);
+    } else if (a == "--labels") {
+      if (!next(labelPath)) return usageError("--labels needs a file", kEvalHelp);
+    } else if (a == "--keep") {
+      if (!next(keep)) return usageError("--keep needs a directory", kEvalHelp);
+    } else if (a == "--limit") {
+      if (!next(v) || llvm::StringRef(v).getAsInteger(10, limit) || limit < 1)
+        return usageError("--limit needs a positive count", kEvalHelp);
+    } else if (a == "--batch") {
+      if (!next(v) || llvm::StringRef(v).getAsInteger(10, batch) || batch < 1 || batch > 65536)
+        return usageError("--batch needs a size from 1 to 65536", kEvalHelp);
+    } else if (a == "--threads") {
+      if (!next(v) || llvm::StringRef(v).getAsInteger(10, threads) || threads < 1 || threads > 256)
+        return usageError("--threads needs a count from 1 to 256", kEvalHelp);
+    } else if (a == "--vs") {
+      if (!next(v) || v != "onnxruntime") return usageError("--vs takes 'onnxruntime'", kEvalHelp);
+      vsOrt = true;
+    } else {
+      rest.push_back(argv[k]);
+    }
+  }
+  CommonOptions o;
+  if (int rc = parseArgs(int(rest.size()), rest.data(), false, o, kEvalHelp); rc >= 0) return rc;
+  if (dataPath.empty() || labelPath.empty()) return usageError("--data and --labels are required", kEvalHelp);
+  if (o.compile.target == "null") return usageError("the null target produces no code to run", kEvalHelp);
+
+  kiln::tools::Array data, labels;
+  std::string err;
+  if (!kiln::tools::readSamples(dataPath, data, err) || !kiln::tools::readLabels(labelPath, labels, err)) {
+    llvm::errs() << "error: " << err << "\n";
+    return 1;
+  }
+  if (data.dims.empty() || labels.dims[0] != data.dims[0]) {
+    llvm::errs() << "error: " << labels.dims[0] << " labels for " << (data.dims.empty() ? 0 : data.dims[0])
+                 << " samples\n";
+    return 1;
+  }
+  int64_t n = data.dims[0];
+  if (limit > 0) n = std::min(n, limit);
+  if (n == 0) {
+    llvm::errs() << "error: the data set is empty\n";
+    return 1;
+  }
+  int64_t perSample = n ? int64_t(data.f.size()) / data.dims[0] : 0;
+
+  // The model's one input: its batch dimension becomes --batch; the other dimensions
+  // come from the model where it fixes them, else from the data.
+  onnx::ModelProto model;
+  {
+    auto buf = llvm::MemoryBuffer::getFile(o.model);
+    if (!buf || !model.ParseFromArray((*buf)->getBufferStart(), int((*buf)->getBufferSize()))) {
+      llvm::errs() << "error: cannot read '" << o.model << "' as an ONNX model\n";
+      return 1;
+    }
+  }
+  std::set<std::string> inits;
+  for (const auto &t : model.graph().initializer()) inits.insert(t.name());
+  std::vector<const onnx::ValueInfoProto *> inputs;
+  for (const auto &i : model.graph().input())
+    if (!inits.count(i.name())) inputs.push_back(&i);
+  if (inputs.size() != 1) {
+    llvm::errs() << "error: kiln eval takes models with one input; this one has " << inputs.size() << "\n";
+    return 1;
+  }
+  std::string inputName = inputs[0]->name();
+  std::vector<int64_t> shape{batch};
+  const auto &mdims = inputs[0]->type().tensor_type().shape().dim();
+  std::vector<int64_t> sampleDims(data.dims.begin() + 1, data.dims.end());
+  if (mdims.size() == 0) {
+    llvm::errs() << "error: input '" << inputName << "' has no shape\n";
+    return 1;
+  }
+  if (size_t(mdims.size()) - 1 == sampleDims.size()) {
+    for (int d = 1; d < mdims.size(); ++d)
+      shape.push_back(mdims[d].has_dim_value() && mdims[d].dim_value() > 0 ? mdims[d].dim_value() : sampleDims[d - 1]);
+  } else {
+    for (int d = 1; d < mdims.size(); ++d) {
+      if (!mdims[d].has_dim_value() || mdims[d].dim_value() <= 0) {
+        llvm::errs() << "error: input '" << inputName << "' has rank " << mdims.size() << " but samples have rank "
+                     << sampleDims.size() << "; cannot infer its symbolic dimensions\n";
+        return 1;
+      }
+      shape.push_back(mdims[d].dim_value());
+    }
+  }
+  int64_t modelPerSample = 1;
+  for (size_t d = 1; d < shape.size(); ++d) modelPerSample *= shape[d];
+  if (modelPerSample != perSample) {
+    llvm::errs() << "error: the model takes " << modelPerSample << " values per sample, the data has " << perSample
+                 << "\n";
+    return 1;
+  }
+  o.import.inputShapes[inputName] = shape;
+  o.compile.name = "model";
+
+  std::string work = keep;
+  if (work.empty()) {
+    llvm::SmallString<128> tmp;
+    if (llvm::sys::fs::createUniqueDirectory("kiln-eval", tmp)) {
+      llvm::errs() << "error: cannot create a temporary directory\n";
+      return 1;
+    }
+    work = tmp.str().str();
+  } else if (std::error_code ec = llvm::sys::fs::create_directories(work)) {
+    llvm::errs() << "error: cannot create '" << work << "': " << ec.message() << "\n";
+    return 1;
+  }
+  auto cleanup = [&](int rc) {
+    if (keep.empty()) removeTree(work);
+    return rc;
+  };
+  kiln::codegen::Artifact artifact;
+  if (int rc = compileInto(o, work, artifact)) return cleanup(rc);
+  bool cross = o.compile.target == "aarch64";
+  if (linkRunner(work, cross)) return cleanup(1);
+  std::string oracle = std::string(KILN_SOURCE_DIR) + "/tests/oracle/ort_run.js";
+
+  int64_t kilnRight = 0, ortRight = 0, agree = 0;
+  for (int64_t start = 0; start < n; start += batch) {
+    int64_t rows = std::min<int64_t>(batch, n - start);
+    std::vector<float> chunk(size_t(batch * perSample), 0.f);
+    std::copy(data.f.begin() + start * perSample, data.f.begin() + (start + rows) * perSample, chunk.begin());
+    std::string in = work + "/batch.npy";
+    if (kiln_npy_write(in.c_str(), KILN_DTYPE_F32, shape.size(), shape.data(), chunk.data()) != KILN_OK) {
+      llvm::errs() << "error: cannot write '" << in << "'\n";
+      return cleanup(1);
+    }
+    std::vector<std::string> run;
+    if (cross) run = {"qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"};
+    run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw", "--input", inputName + "=" + in,
+                           "--output", work + "/kiln-out", "--threads", std::to_string(threads)});
+    std::string runErr;
+    llvm::SmallString<128> outFile;
+    llvm::sys::fs::createTemporaryFile("kiln-eval", "out", outFile);
+    std::vector<llvm::StringRef> refs(run.begin(), run.end());
+    std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(outFile), std::nullopt};
+    auto prog = llvm::sys::findProgramByName(run[0]);
+    int rc = prog ? llvm::sys::ExecuteAndWait(*prog, refs, std::nullopt, redirects, 0, 0, &runErr) : -1;
+    llvm::sys::fs::remove(outFile);
+    if (rc != 0) {
+      llvm::errs() << "error: running the compiled model failed" << (runErr.empty() ? "" : ": " + runErr) << "\n";
+      return cleanup(1);
+    }
+    std::string outName = artifact.signature.outputs[0].name;
+    for (char &c : outName)
+      if (!(llvm::isAlnum(c) || c == '_' || c == '.' || c == '-')) c = '_';
+    std::vector<int64_t> kilnPred, ortPred;
+    if (!argmaxRows(work + "/kiln-out/" + outName + ".npy", batch, kilnPred, err)) {
+      llvm::errs() << "error: " << err << "\n";
+      return cleanup(1);
+    }
+    if (vsOrt) {
+      std::vector<std::string> ort{"node", oracle, o.model, work + "/ort-out", inputName + "=" + in};
+      std::vector<llvm::StringRef> orefs(ort.begin(), ort.end());
+      auto node = llvm::sys::findProgramByName("node");
+      llvm::SmallString<128> ortOut;
+      llvm::sys::fs::createTemporaryFile("kiln-eval", "ort", ortOut);
+      std::optional<llvm::StringRef> oredirects[] = {std::nullopt, llvm::StringRef(ortOut), std::nullopt};
+      int orc = node ? llvm::sys::ExecuteAndWait(*node, orefs, std::nullopt, oredirects, 0, 0, &runErr) : -1;
+      llvm::sys::fs::remove(ortOut);
+      if (orc != 0 || !argmaxRows(work + "/ort-out/" + outName + ".npy", batch, ortPred, err)) {
+        llvm::errs() << "error: running ONNX Runtime failed\n";
+        return cleanup(1);
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t label = labels.i[size_t(start + r)];
+      kilnRight += kilnPred[size_t(r)] == label;
+      if (vsOrt) {
+        ortRight += ortPred[size_t(r)] == label;
+        agree += ortPred[size_t(r)] == kilnPred[size_t(r)];
+      }
+    }
+  }
+  llvm::outs() << llvm::format("top-1: %.4f (%lld of %lld)\n", double(kilnRight) / double(n), (long long)kilnRight,
+                               (long long)n);
+  if (vsOrt)
+    llvm::outs() << llvm::format("onnxruntime top-1: %.4f (%lld of %lld); predictions agree on %.4f\n",
+                                 double(ortRight) / double(n), (long long)ortRight, (long long)n,
+                                 double(agree) / double(n));
+  return cleanup(0);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -687,6 +933,7 @@ int main(int argc, char **argv) {
   if (cmd == "run") return cmdRun(argc, argv);
   if (cmd == "import") return cmdImport(argc, argv);
   if (cmd == "bench") return cmdBench(argc, argv);
+  if (cmd == "eval") return cmdEval(argc, argv);
   llvm::errs() << "error: unknown command '" << cmd << "'\n\n" << kMainHelp;
   return 2;
 }
