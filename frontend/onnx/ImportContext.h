@@ -104,6 +104,14 @@ public:
   mlir::Value generic(mlir::ValueRange operands, mlir::Type resultElem,
                       const std::function<mlir::Value(mlir::OpBuilder &, mlir::Location,
                                                       mlir::ValueRange)> &body);
+  /// linalg.generic over `outShape` (all loops parallel) whose body may also read any
+  /// element of tensors captured from outside (gathers, resizes, scatters).
+  mlir::Value indexed(mlir::ValueRange ins, llvm::ArrayRef<mlir::AffineMap> inMaps,
+                      llvm::ArrayRef<int64_t> outShape, mlir::Type elem,
+                      const std::function<mlir::Value(mlir::OpBuilder &, mlir::Location,
+                                                      mlir::ValueRange)> &body);
+  /// Fails (with the reason) unless input `i` is float32.
+  mlir::LogicalResult requireF32(size_t i);
   /// Reduce over one axis keeping it as size 1 (tosa.reduce_sum/max/min/prod).
   mlir::Value reduce(llvm::StringRef tosaOp, mlir::Value x, int64_t axis);
   mlir::Value slice(mlir::Value x, llvm::ArrayRef<int64_t> start, llvm::ArrayRef<int64_t> size);
@@ -125,6 +133,9 @@ struct OpTableEntry {
 /// The table (OpTable.cpp). Lookup returns null if (op, opset) is not supported.
 const OpTableEntry *lookupOp(llvm::StringRef opType, int64_t opset);
 llvm::ArrayRef<OpTableEntry> opTable();
+
+/// "[d0,d1,...]" for messages.
+std::string shapeText(const std::vector<int64_t> &dims);
 
 /// Decodes an ONNX TensorProto; returns the reason on failure.
 std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &out);

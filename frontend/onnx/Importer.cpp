@@ -732,6 +732,33 @@ Value NodeImporter::generic(ValueRange operands, Type resultElem,
   return op.getResult(0);
 }
 
+Value NodeImporter::indexed(ValueRange ins, ArrayRef<AffineMap> inMaps, ArrayRef<int64_t> outShape, Type elem,
+                            const std::function<Value(OpBuilder &, Location, ValueRange)> &body) {
+  int64_t rank = int64_t(outShape.size());
+  SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
+  maps.push_back(b.getMultiDimIdentityMap(rank));
+  Value init = tensor::EmptyOp::create(b, loc, outShape, elem);
+  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+  auto op = linalg::GenericOp::create(b, loc, TypeRange{init.getType()}, ins, ValueRange{init}, maps, iters,
+                                      [&](OpBuilder &nb, Location l, ValueRange args) {
+                                        linalg::YieldOp::create(nb, l, body(nb, l, args.drop_back()));
+                                      });
+  return op.getResult(0);
+}
+
+LogicalResult NodeImporter::requireF32(size_t i) {
+  if (inDType(i) != DType::F32)
+    return fail(std::string("input ") + std::to_string(i) + " has element type " + dtypeName(inDType(i)) +
+                "; only float32 is supported for this op");
+  return success();
+}
+
+std::string shapeText(const std::vector<int64_t> &dims) {
+  std::string s = "[";
+  for (size_t k = 0; k < dims.size(); ++k) s += (k ? "," : "") + std::to_string(dims[k]);
+  return s + "]";
+}
+
 Value NodeImporter::reduce(llvm::StringRef tosaOp, Value x, int64_t axis) {
   auto shape = shapeOf(x);
   shape[axis] = 1;

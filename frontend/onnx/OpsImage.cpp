@@ -27,36 +27,7 @@ using namespace mlir;
 
 namespace kiln::onnx_frontend {
 
-static std::string str(const std::vector<int64_t> &v) {
-  std::string s = "[";
-  for (size_t k = 0; k < v.size(); ++k) s += (k ? "," : "") + std::to_string(v[k]);
-  return s + "]";
-}
-
 static Type f32(NodeImporter &n) { return n.b.getF32Type(); }
-
-static LogicalResult requireF32(NodeImporter &n, size_t i) {
-  if (n.inDType(i) != DType::F32)
-    return n.fail(std::string("input ") + std::to_string(i) + " has element type " +
-                  dtypeName(n.inDType(i)) + "; only float32 is supported for this op");
-  return success();
-}
-
-/// linalg.generic over `outShape` whose body may read any element of captured tensors.
-static Value indexedGeneric(NodeImporter &n, ValueRange ins, ArrayRef<AffineMap> inMaps,
-                            llvm::ArrayRef<int64_t> outShape, Type elem,
-                            const std::function<Value(OpBuilder &, Location, ValueRange)> &body) {
-  int64_t rank = int64_t(outShape.size());
-  SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
-  maps.push_back(n.b.getMultiDimIdentityMap(rank));
-  Value init = tensor::EmptyOp::create(n.b, n.loc, outShape, elem);
-  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
-  auto op = linalg::GenericOp::create(n.b, n.loc, TypeRange{init.getType()}, ins, ValueRange{init}, maps, iters,
-                                      [&](OpBuilder &b, Location l, ValueRange args) {
-                                        linalg::YieldOp::create(b, l, body(b, l, args.drop_back()));
-                                      });
-  return op.getResult(0);
-}
 
 /// The largest output dimension Resize/Upsample accept.
 static constexpr double kMaxDim = double(int64_t(1) << 28);
@@ -249,7 +220,7 @@ static Value interpAxis(NodeImporter &n, Value cur, int64_t axis, int64_t out, A
   }
   size_t taps = idx.size();
   Type elem = f32(n);
-  return indexedGeneric(n, ins, maps, ns, elem, [&](OpBuilder &b, Location l, ValueRange v) -> Value {
+  return n.indexed(ins, maps, ns, elem, [&](OpBuilder &b, Location l, ValueRange v) -> Value {
     SmallVector<Value> coords;
     for (int64_t d = 0; d < rank; ++d) coords.push_back(linalg::IndexOp::create(b, l, d));
     Value acc;
@@ -279,10 +250,10 @@ static LogicalResult emitResize(NodeImporter &n, const ResizeSpec &spec, const s
   int64_t rank = int64_t(xs.size());
   for (int64_t d = 0; d < rank; ++d) {
     if (xs[d] <= 0) return n.fail("resizing an empty tensor is not supported");
-    if (outShape[d] <= 0) return n.fail("output shape " + str(outShape) + " is empty");
-    if (outShape[d] > (int64_t(1) << 28)) return n.fail("output shape " + str(outShape) + " is too large");
+    if (outShape[d] <= 0) return n.fail("output shape " + shapeText(outShape) + " is empty");
+    if (outShape[d] > (int64_t(1) << 28)) return n.fail("output shape " + shapeText(outShape) + " is too large");
   }
-  if (numElements(outShape) > (int64_t(1) << 31)) return n.fail("output shape " + str(outShape) + " is too large");
+  if (numElements(outShape) > (int64_t(1) << 31)) return n.fail("output shape " + shapeText(outShape) + " is too large");
   bool tfCrop = spec.ctm == "tf_crop_and_resize";
   if (spec.mode != InterpMode::Nearest && !isFloat(n.inDType(0)))
     return n.fail(std::string("linear/cubic resize of ") + dtypeName(n.inDType(0)) + " tensors is not supported");
@@ -363,7 +334,7 @@ static LogicalResult emitResize(NodeImporter &n, const ResizeSpec &spec, const s
       return success();
     }
     double extrap = spec.extrapolation;
-    n.out(0, indexedGeneric(n, ins, maps, outShape, elem, [&](OpBuilder &b, Location l, ValueRange v) -> Value {
+    n.out(0, n.indexed(ins, maps, outShape, elem, [&](OpBuilder &b, Location l, ValueRange v) -> Value {
       SmallVector<Value> coords;
       Value outside;
       Value zeroI = anyOutside ? arith::ConstantOp::create(b, l, b.getI32IntegerAttr(0)).getResult() : Value();
@@ -495,7 +466,7 @@ LogicalResult importResize(NodeImporter &n) {
     std::vector<bool> seen(rank, false);
     for (int64_t a : n.attrInts("axes")) {
       auto ax = normalizeAxis(a, rank);
-      if (!ax || seen[*ax]) return n.fail("invalid axes " + str(n.attrInts("axes")));
+      if (!ax || seen[*ax]) return n.fail("invalid axes " + shapeText(n.attrInts("axes")));
       seen[*ax] = true;
       axes.push_back(*ax);
     }
@@ -515,7 +486,7 @@ LogicalResult importResize(NodeImporter &n) {
     if (int64_t(sizes.size()) != na)
       return n.fail("sizes has " + std::to_string(sizes.size()) + " entries, expected " + std::to_string(na));
     for (int64_t s : sizes)
-      if (s <= 0) return n.fail("sizes " + str(sizes) + " must be positive");
+      if (s <= 0) return n.fail("sizes " + shapeText(sizes) + " must be positive");
     std::string policy = n.attrString("keep_aspect_ratio_policy", "stretch");
     if (policy == "stretch") {
       for (int64_t k = 0; k < na; ++k) {
@@ -596,7 +567,7 @@ static void reshapeTransposeReshape(NodeImporter &n, const std::vector<int64_t> 
 
 LogicalResult importDepthToSpace(NodeImporter &n) {
   auto xs = n.inShape(0);
-  if (xs.size() != 4) return n.fail("input must be 4-D, got " + str(xs));
+  if (xs.size() != 4) return n.fail("input must be 4-D, got " + shapeText(xs));
   int64_t bs = n.attrInt("blocksize", 0);
   if (bs <= 0) return n.fail("blocksize must be positive");
   int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3];
@@ -612,11 +583,11 @@ LogicalResult importDepthToSpace(NodeImporter &n) {
 
 LogicalResult importSpaceToDepth(NodeImporter &n) {
   auto xs = n.inShape(0);
-  if (xs.size() != 4) return n.fail("input must be 4-D, got " + str(xs));
+  if (xs.size() != 4) return n.fail("input must be 4-D, got " + shapeText(xs));
   int64_t bs = n.attrInt("blocksize", 0);
   if (bs <= 0) return n.fail("blocksize must be positive");
   int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3];
-  if (bs > H || bs > W || H % bs || W % bs) return n.fail("spatial size " + str(xs) + " is not a multiple of the blocksize");
+  if (bs > H || bs > W || H % bs || W % bs) return n.fail("spatial size " + shapeText(xs) + " is not a multiple of the blocksize");
   reshapeTransposeReshape(n, {N, C, H / bs, bs, W / bs, bs}, {0, 3, 5, 1, 2, 4},
                           {N, C * bs * bs, H / bs, W / bs});
   return success();
@@ -644,7 +615,7 @@ static Value padOrCrop(NodeImporter &n, Value x, std::array<int64_t, 2> begin, s
 }
 
 LogicalResult importConvTranspose(NodeImporter &n) {
-  if (failed(requireF32(n, 0)) || failed(requireF32(n, 1))) return failure();
+  if (failed(n.requireF32(0)) || failed(n.requireF32(1))) return failure();
   auto xs = n.inShape(0), ws = n.inShape(1);
   if (xs.size() == 5) return n.fail("3-D ConvTranspose is not supported");
   if (xs.size() != 3 && xs.size() != 4)
@@ -667,10 +638,10 @@ LogicalResult importConvTranspose(NodeImporter &n) {
   }
   int64_t N = xs[0], C = xs[1], group = n.attrInt("group", 1);
   if (group <= 0 || C % group || ws[0] != C)
-    return n.fail("weight shape " + str(ws) + " does not match input channels " + std::to_string(C) +
+    return n.fail("weight shape " + shapeText(ws) + " does not match input channels " + std::to_string(C) +
                   " with group " + std::to_string(group));
   int64_t Cg = C / group, Mg = ws[1], M = Mg * group, KH = ws[2], KW = ws[3];
-  if (KH <= 0 || KW <= 0 || Mg <= 0) return n.fail("weight shape " + str(ws) + " is empty");
+  if (KH <= 0 || KW <= 0 || Mg <= 0) return n.fail("weight shape " + shapeText(ws) + " is empty");
   std::vector<int64_t> kernel{KH, KW};
   std::vector<int64_t> ks = widen(n.attrInts("kernel_shape"), 1);
   if (!ks.empty() && ks != kernel) return n.fail("kernel_shape differs from the weight shape");
@@ -801,10 +772,10 @@ LogicalResult importConvTranspose(NodeImporter &n) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult importLRN(NodeImporter &n) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
   int64_t rank = int64_t(xs.size());
-  if (rank < 3) return n.fail("input must be [N, C, D1, ...], got " + str(xs));
+  if (rank < 3) return n.fail("input must be [N, C, D1, ...], got " + shapeText(xs));
   int64_t size = n.attrInt("size", 0);
   if (size <= 0) return n.fail("size must be positive");
   double alpha = n.attrFloat("alpha", 1e-4f), beta = n.attrFloat("beta", 0.75f), bias = n.attrFloat("bias", 1.0f);

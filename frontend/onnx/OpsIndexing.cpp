@@ -22,12 +22,6 @@ using namespace mlir;
 
 namespace kiln::onnx_frontend {
 
-static std::string str(const std::vector<int64_t> &v) {
-  std::string s = "[";
-  for (size_t k = 0; k < v.size(); ++k) s += (k ? "," : "") + std::to_string(v[k]);
-  return s + "]";
-}
-
 static constexpr int64_t kFoldLimit = 1 << 16;
 
 static Type elemOf(Value v) { return cast<RankedTensorType>(v.getType()).getElementType(); }
@@ -51,22 +45,6 @@ static Value copyOf(NodeImporter &n, Value v) {
   auto t = cast<RankedTensorType>(v.getType());
   Value init = tensor::EmptyOp::create(n.b, n.loc, t.getShape(), t.getElementType());
   return linalg::CopyOp::create(n.b, n.loc, ValueRange{v}, ValueRange{init}).getResult(0);
-}
-
-/// linalg.generic over `outShape` whose body may read any element of captured tensors.
-static Value indexedGeneric(NodeImporter &n, ValueRange ins, ArrayRef<AffineMap> inMaps,
-                            llvm::ArrayRef<int64_t> outShape, Type elem,
-                            const std::function<Value(OpBuilder &, Location, ValueRange)> &body) {
-  int64_t rank = int64_t(outShape.size());
-  SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
-  maps.push_back(n.b.getMultiDimIdentityMap(rank));
-  Value init = tensor::EmptyOp::create(n.b, n.loc, outShape, elem);
-  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
-  auto op = linalg::GenericOp::create(n.b, n.loc, TypeRange{init.getType()}, ins, ValueRange{init}, maps, iters,
-                                      [&](OpBuilder &b, Location l, ValueRange args) {
-                                        linalg::YieldOp::create(b, l, body(b, l, args.drop_back()));
-                                      });
-  return op.getResult(0);
 }
 
 /// A linalg.generic over `rank` parallel dims plus one trailing reduction dim of
@@ -137,10 +115,10 @@ LogicalResult importGatherND(NodeImporter &n) {
   if (m < 1 || m > r - bd)
     return n.fail("indices' last dimension " + std::to_string(m) + " does not fit data of rank " + std::to_string(r));
   for (int64_t d = 0; d < bd; ++d)
-    if (is[d] != ds[d]) return n.fail("batch dimensions of data " + str(ds) + " and indices " + str(is) + " differ");
+    if (is[d] != ds[d]) return n.fail("batch dimensions of data " + shapeText(ds) + " and indices " + shapeText(is) + " differ");
   if (isFloat(n.inDType(1))) return n.fail("indices must be integers");
   for (int64_t j = 0; j < m; ++j)
-    if (ds[bd + j] == 0 && numElements(is) > 0) return n.fail("indexing an empty dimension of data " + str(ds));
+    if (ds[bd + j] == 0 && numElements(is) > 0) return n.fail("indexing an empty dimension of data " + shapeText(ds));
   std::vector<int64_t> out(is.begin(), is.end() - 1);
   out.insert(out.end(), ds.begin() + bd + m, ds.end());
   int64_t outRank = int64_t(out.size());
@@ -175,7 +153,7 @@ LogicalResult importGatherND(NodeImporter &n) {
   Value data = n.in(0), indices = n.in(1);
   Type elem = elemOf(data);
   int64_t idxLead = q - 1; // output dims [0, q-1) walk the index tuples
-  n.out(0, indexedGeneric(n, {}, {}, out, elem, [&](OpBuilder &b, Location l, ValueRange) -> Value {
+  n.out(0, n.indexed({}, {}, out, elem, [&](OpBuilder &b, Location l, ValueRange) -> Value {
     SmallVector<Value> coords;
     for (int64_t d = 0; d < bd; ++d) coords.push_back(idx(b, l, d));
     SmallVector<Value> icoords;
@@ -227,12 +205,12 @@ LogicalResult importScatterElements(NodeImporter &n) {
   int64_t r = int64_t(ds.size());
   if (r < 1) return n.fail("data must have rank >= 1");
   if (int64_t(is.size()) != r || is != us)
-    return n.fail("indices " + str(is) + " and updates " + str(us) + " must have the same shape and data's rank");
+    return n.fail("indices " + shapeText(is) + " and updates " + shapeText(us) + " must have the same shape and data's rank");
   auto axisOpt = normalizeAxis(n.attrInt("axis", 0), r);
   if (!axisOpt) return n.fail("axis out of range");
   int64_t axis = *axisOpt;
   for (int64_t d = 0; d < r; ++d)
-    if (d != axis && is[d] > ds[d]) return n.fail("indices " + str(is) + " exceed data " + str(ds) + " off the axis");
+    if (d != axis && is[d] > ds[d]) return n.fail("indices " + shapeText(is) + " exceed data " + shapeText(ds) + " off the axis");
   if (isFloat(n.inDType(1))) return n.fail("indices must be integers");
   Value data = n.in(0);
   Type elem = elemOf(data);
@@ -277,10 +255,10 @@ LogicalResult importScatterND(NodeImporter &n) {
   int64_t r = int64_t(ds.size()), q = int64_t(is.size());
   if (r < 1 || q < 1) return n.fail("data and indices must have rank >= 1");
   int64_t k = is.back();
-  if (k < 1 || k > r) return n.fail("indices' last dimension " + std::to_string(k) + " does not fit data " + str(ds));
+  if (k < 1 || k > r) return n.fail("indices' last dimension " + std::to_string(k) + " does not fit data " + shapeText(ds));
   std::vector<int64_t> want(is.begin(), is.end() - 1);
   want.insert(want.end(), ds.begin() + k, ds.end());
-  if (us != want) return n.fail("updates shape " + str(us) + " must be " + str(want));
+  if (us != want) return n.fail("updates shape " + shapeText(us) + " must be " + shapeText(want));
   if (isFloat(n.inDType(1))) return n.fail("indices must be integers");
   if (n.inDType(2) != n.inDType(0)) return n.fail("updates must have data's element type");
   Value data = n.in(0);
@@ -380,7 +358,7 @@ LogicalResult importCumSum(NodeImporter &n) {
 
 LogicalResult importEyeLike(NodeImporter &n) {
   auto xs = n.inShape(0);
-  if (xs.size() != 2) return n.fail("input must be 2-D, got " + str(xs));
+  if (xs.size() != 2) return n.fail("input must be 2-D, got " + shapeText(xs));
   DType dt = n.inDType(0);
   if (n.hasAttr("dtype")) {
     dt = dtypeFromOnnx(int(n.attrInt("dtype", 0)));

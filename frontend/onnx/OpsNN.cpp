@@ -17,20 +17,7 @@ using namespace mlir;
 
 namespace kiln::onnx_frontend {
 
-static std::string str(const std::vector<int64_t> &v) {
-  std::string s = "[";
-  for (size_t k = 0; k < v.size(); ++k) s += (k ? "," : "") + std::to_string(v[k]);
-  return s + "]";
-}
-
 static Type f32(NodeImporter &n) { return n.b.getF32Type(); }
-
-static LogicalResult requireF32(NodeImporter &n, size_t i) {
-  if (n.inDType(i) != DType::F32)
-    return n.fail(std::string("input ") + std::to_string(i) + " has element type " +
-                  dtypeName(n.inDType(i)) + "; only float32 is supported for this op");
-  return success();
-}
 
 //===----------------------------------------------------------------------===//
 // Window geometry shared by Conv and pooling.
@@ -126,7 +113,7 @@ static SmallVector<int64_t> tosaPad(const Window &w) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult importConv(NodeImporter &n) {
-  if (failed(requireF32(n, 0)) || failed(requireF32(n, 1))) return failure();
+  if (failed(n.requireF32(0)) || failed(n.requireF32(1))) return failure();
   auto xs = n.inShape(0), ws = n.inShape(1);
   if (xs.size() != 3 && xs.size() != 4)
     return n.fail("only 1-D and 2-D convolutions are supported (input rank " + std::to_string(xs.size()) + ")");
@@ -141,7 +128,7 @@ LogicalResult importConv(NodeImporter &n) {
   int64_t N = xs[0], C = xs[1], M = ws[0], Cg = ws[1], KH = ws[2], KW = ws[3];
   int64_t group = n.attrInt("group", 1);
   if (group <= 0 || C % group || M % group || Cg != C / group)
-    return n.fail("weight shape " + str(ws) + " does not match input channels " + std::to_string(C) +
+    return n.fail("weight shape " + shapeText(ws) + " does not match input channels " + std::to_string(C) +
                   " with group " + std::to_string(group));
   std::vector<int64_t> ks = n.attrInts("kernel_shape");
   if (!ks.empty() && is1d) ks.insert(ks.begin(), 1);
@@ -270,7 +257,7 @@ LogicalResult importConv(NodeImporter &n) {
 //===----------------------------------------------------------------------===//
 
 static LogicalResult pool(NodeImporter &n, bool isMax) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
   if (xs.size() != 4) return n.fail("only 2-D pooling is supported (input rank " + std::to_string(xs.size()) + ")");
   if (isMax && n.wantsOutput(1)) return n.fail("the Indices output of MaxPool is not supported");
@@ -312,7 +299,7 @@ LogicalResult importMaxPool(NodeImporter &n) { return pool(n, true); }
 LogicalResult importAveragePool(NodeImporter &n) { return pool(n, false); }
 
 static LogicalResult globalPool(NodeImporter &n, bool isMax) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
   if (xs.size() < 3) return n.fail("input must have spatial dimensions");
   Value y = n.in(0);
@@ -339,7 +326,7 @@ static Value matmul3d(NodeImporter &n, Value a, Value b) {
 }
 
 LogicalResult importMatMul(NodeImporter &n) {
-  if (failed(requireF32(n, 0)) || failed(requireF32(n, 1))) return failure();
+  if (failed(n.requireF32(0)) || failed(n.requireF32(1))) return failure();
   auto as = n.inShape(0), bs = n.inShape(1);
   if (as.empty() || bs.empty()) return n.fail("MatMul of a scalar");
   bool aVec = as.size() == 1, bVec = bs.size() == 1;
@@ -347,10 +334,10 @@ LogicalResult importMatMul(NodeImporter &n) {
   if (aVec) { as = {1, as[0]}; a = n.reshape(a, as); }
   if (bVec) { bs = {bs[0], 1}; b = n.reshape(b, bs); }
   int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
-  if (bs[bs.size() - 2] != K) return n.fail("inner dimensions differ: " + str(as) + " x " + str(bs));
+  if (bs[bs.size() - 2] != K) return n.fail("inner dimensions differ: " + shapeText(as) + " x " + shapeText(bs));
   std::vector<int64_t> batchA(as.begin(), as.end() - 2), batchB(bs.begin(), bs.end() - 2);
   auto batch = broadcastShapes(batchA, batchB);
-  if (!batch) return n.fail("batch dimensions do not broadcast: " + str(as) + " x " + str(bs));
+  if (!batch) return n.fail("batch dimensions do not broadcast: " + shapeText(as) + " x " + shapeText(bs));
   int64_t nb = numElements(*batch);
   Value y;
   if (numElements(batchB) == 1) {
@@ -388,14 +375,14 @@ LogicalResult importMatMul(NodeImporter &n) {
 }
 
 LogicalResult importGemm(NodeImporter &n) {
-  if (failed(requireF32(n, 0)) || failed(requireF32(n, 1))) return failure();
+  if (failed(n.requireF32(0)) || failed(n.requireF32(1))) return failure();
   auto as = n.inShape(0), bs = n.inShape(1);
   if (as.size() != 2 || bs.size() != 2) return n.fail("Gemm inputs must be 2-D");
   bool tA = n.attrInt("transA", 0), tB = n.attrInt("transB", 0);
   float alpha = n.attrFloat("alpha", 1.f), beta = n.attrFloat("beta", 1.f);
   int64_t M = tA ? as[1] : as[0], K = tA ? as[0] : as[1];
   int64_t Kb = tB ? bs[1] : bs[0], N = tB ? bs[0] : bs[1];
-  if (K != Kb) return n.fail("inner dimensions differ: " + str(as) + " x " + str(bs));
+  if (K != Kb) return n.fail("inner dimensions differ: " + shapeText(as) + " x " + shapeText(bs));
   Value a = n.in(0);
   if (tA) a = n.transpose(a, {1, 0});
   Value b;
@@ -431,7 +418,7 @@ LogicalResult importGemm(NodeImporter &n) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult importBatchNormalization(NodeImporter &n) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   if (n.attrInt("training_mode", 0)) return n.fail("training_mode=1 is not supported (inference only)");
   for (size_t k = 1; k < n.numOutputs(); ++k)
     if (n.wantsOutput(k)) return n.fail("running mean/variance outputs are not supported (inference only)");
@@ -463,7 +450,7 @@ LogicalResult importBatchNormalization(NodeImporter &n) {
 }
 
 LogicalResult importLayerNormalization(NodeImporter &n) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
   int64_t rank = int64_t(xs.size());
   auto axis = normalizeAxis(n.attrInt("axis", -1), rank);
@@ -492,7 +479,7 @@ LogicalResult importLayerNormalization(NodeImporter &n) {
 }
 
 LogicalResult importSoftmax(NodeImporter &n) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
   int64_t rank = int64_t(xs.size());
   auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), rank);
@@ -547,7 +534,7 @@ static LogicalResult reduction(NodeImporter &n, llvm::StringRef tosaOp, bool mea
   }
   bool keep = n.attrInt("keepdims", 1) != 0;
   Value y = n.in(0);
-  if (pre != Pre::None && failed(requireF32(n, 0))) return failure();
+  if (pre != Pre::None && failed(n.requireF32(0))) return failure();
   if (pre == Pre::Abs) y = n.unary("tosa.abs", y);
   if (pre == Pre::Square) y = n.mul(y, y);
   if (pre == Pre::Exp) y = n.unary("tosa.exp", y);
@@ -627,7 +614,7 @@ LogicalResult importArgMax(NodeImporter &n) { return argExtreme(n, true); }
 LogicalResult importArgMin(NodeImporter &n) { return argExtreme(n, false); }
 
 LogicalResult importLogSoftmax(NodeImporter &n) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
   int64_t rank = int64_t(xs.size());
   auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), rank);
@@ -646,7 +633,7 @@ LogicalResult importLogSoftmax(NodeImporter &n) {
 }
 
 LogicalResult importInstanceNormalization(NodeImporter &n) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
   int64_t rank = int64_t(xs.size());
   if (rank < 3) return n.fail("input must have spatial dimensions");
@@ -741,12 +728,12 @@ static LogicalResult nllLoss(NodeImporter &n, Value logp, size_t labelIdx, size_
 }
 
 LogicalResult importNegativeLogLikelihoodLoss(NodeImporter &n) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   return nllLoss(n, n.in(0), 1, 2);
 }
 
 LogicalResult importSoftmaxCrossEntropyLoss(NodeImporter &n) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   Value x = n.in(0);
   Value shifted = n.sub(x, n.reduce("tosa.reduce_max", x, 1));
   Value logp = n.sub(shifted, n.unary("tosa.log", n.reduce("tosa.reduce_sum", n.unary("tosa.exp", shifted), 1)));
@@ -756,7 +743,7 @@ LogicalResult importSoftmaxCrossEntropyLoss(NodeImporter &n) {
 }
 
 LogicalResult importHardmax(NodeImporter &n) {
-  if (failed(requireF32(n, 0))) return failure();
+  if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
   int64_t rank = int64_t(xs.size());
   auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), rank);

@@ -18,12 +18,6 @@ using namespace mlir;
 
 namespace kiln::onnx_frontend {
 
-static std::string str(const std::vector<int64_t> &v) {
-  std::string s = "[";
-  for (size_t k = 0; k < v.size(); ++k) s += (k ? "," : "") + std::to_string(v[k]);
-  return s + "]";
-}
-
 /// Reads an int list given either as attribute (older opsets) or constant input.
 static std::optional<std::vector<int64_t>> intsFromAttrOrInput(NodeImporter &n, llvm::StringRef attr,
                                                               size_t input, bool &present) {
@@ -99,7 +93,7 @@ LogicalResult importConstantOfShape(NodeImporter &n) {
   }
   auto dims = shape->toInts();
   for (int64_t d : dims)
-    if (d < 0) return n.fail("negative dimension in shape " + str(dims));
+    if (d < 0) return n.fail("negative dimension in shape " + shapeText(dims));
   HostTensor out = HostTensor::make(value.dtype, dims);
   for (int64_t k = 0; k < out.numel(); ++k) out.set(k, value.get(0));
   if (out.numel() > (1 << 16)) {
@@ -167,24 +161,24 @@ LogicalResult importReshape(NodeImporter &n) {
   int64_t inferred = -1, known = 1;
   for (size_t k = 0; k < dims.size(); ++k) {
     if (dims[k] == 0 && !allowZero) {
-      if (k >= in.size()) return n.fail("shape " + str(dims) + " copies a dimension the input lacks");
+      if (k >= in.size()) return n.fail("shape " + shapeText(dims) + " copies a dimension the input lacks");
       dims[k] = in[k];
     }
     if (dims[k] == -1) {
-      if (inferred >= 0) return n.fail("shape " + str(dims) + " has more than one -1");
+      if (inferred >= 0) return n.fail("shape " + shapeText(dims) + " has more than one -1");
       inferred = int64_t(k);
     } else if (dims[k] < 0) {
-      return n.fail("invalid dimension in shape " + str(dims));
+      return n.fail("invalid dimension in shape " + shapeText(dims));
     } else {
       known *= dims[k];
     }
   }
   int64_t total = numElements(in);
   if (inferred >= 0) {
-    if (known == 0 || total % known) return n.fail("cannot reshape " + str(in) + " to " + str(target->toInts()));
+    if (known == 0 || total % known) return n.fail("cannot reshape " + shapeText(in) + " to " + shapeText(target->toInts()));
     dims[inferred] = total / known;
   }
-  if (numElements(dims) != total) return n.fail("cannot reshape " + str(in) + " to " + str(dims));
+  if (numElements(dims) != total) return n.fail("cannot reshape " + shapeText(in) + " to " + shapeText(dims));
   setTensorOrConst(n, 0, n.inConst(0), dims);
   return success();
 }
@@ -211,7 +205,7 @@ LogicalResult importSqueeze(NodeImporter &n) {
   } else {
     for (int64_t a : *axes) {
       auto ax = normalizeAxis(a, int64_t(in.size()));
-      if (!ax || in[*ax] != 1) return n.fail("cannot squeeze axis " + std::to_string(a) + " of shape " + str(in));
+      if (!ax || in[*ax] != 1) return n.fail("cannot squeeze axis " + std::to_string(a) + " of shape " + shapeText(in));
       drop[*ax] = true;
     }
   }
@@ -231,7 +225,7 @@ LogicalResult importUnsqueeze(NodeImporter &n) {
   std::vector<bool> isNew(outRank, false);
   for (int64_t a : *axes) {
     auto ax = normalizeAxis(a, outRank);
-    if (!ax || isNew[*ax]) return n.fail("invalid axes " + str(*axes));
+    if (!ax || isNew[*ax]) return n.fail("invalid axes " + shapeText(*axes));
     isNew[*ax] = true;
   }
   std::vector<int64_t> out;
@@ -249,7 +243,7 @@ LogicalResult importTranspose(NodeImporter &n) {
   std::vector<int64_t> sorted = perm;
   std::sort(sorted.begin(), sorted.end());
   for (int64_t k = 0; k < rank; ++k)
-    if (int64_t(sorted.size()) != rank || sorted[k] != k) return n.fail("perm " + str(perm) + " is not a permutation");
+    if (int64_t(sorted.size()) != rank || sorted[k] != k) return n.fail("perm " + shapeText(perm) + " is not a permutation");
   if (const HostTensor *c = n.inConst(0)) {
     n.outConst(0, hostTranspose(*c, perm));
     return success();
@@ -268,7 +262,7 @@ LogicalResult importConcat(NodeImporter &n) {
     auto s = n.inShape(k), s0 = n.inShape(0);
     if (s.size() != size_t(rank)) return n.fail("inputs have different ranks");
     for (int64_t d = 0; d < rank; ++d)
-      if (d != *axis && s[d] != s0[d]) return n.fail("input shapes " + str(s0) + " and " + str(s) + " differ off the axis");
+      if (d != *axis && s[d] != s0[d]) return n.fail("input shapes " + shapeText(s0) + " and " + shapeText(s) + " differ off the axis");
     const HostTensor *c = n.inConst(k);
     allConst &= c != nullptr;
     consts.push_back(c);
@@ -523,7 +517,7 @@ LogicalResult importExpand(NodeImporter &n) {
   auto target = shapeC->toInts();
   auto in = n.inShape(0);
   auto out = broadcastShapes(in, target);
-  if (!out) return n.fail("cannot expand " + str(in) + " to " + str(target));
+  if (!out) return n.fail("cannot expand " + shapeText(in) + " to " + shapeText(target));
   if (const HostTensor *c = n.inConst(0); c && numElements(*out) <= (1 << 16)) {
     n.outConst(0, hostBroadcastTo(*c, *out));
     return success();
@@ -595,22 +589,6 @@ LogicalResult importTrilu(NodeImporter &n) {
   return success();
 }
 
-/// linalg.generic over `outShape` whose body may read any element of captured tensors.
-static Value indexedGeneric(NodeImporter &n, ValueRange ins, ArrayRef<AffineMap> inMaps,
-                            llvm::ArrayRef<int64_t> outShape, Type elem,
-                            const std::function<Value(OpBuilder &, Location, ValueRange)> &body) {
-  int64_t rank = int64_t(outShape.size());
-  SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
-  maps.push_back(n.b.getMultiDimIdentityMap(rank));
-  Value init = tensor::EmptyOp::create(n.b, n.loc, outShape, elem);
-  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
-  auto op = linalg::GenericOp::create(n.b, n.loc, TypeRange{init.getType()}, ins, ValueRange{init}, maps, iters,
-                                      [&](OpBuilder &b, Location l, ValueRange args) {
-                                        linalg::YieldOp::create(b, l, body(b, l, args.drop_back()));
-                                      });
-  return op.getResult(0);
-}
-
 /// Index value `v` (any integer type) as an index, with negatives counted from `extent`.
 static Value wrapIndex(OpBuilder &b, Location l, Value v, int64_t extent) {
   Value i = arith::IndexCastOp::create(b, l, b.getIndexType(), v);
@@ -632,7 +610,7 @@ LogicalResult importGatherElements(NodeImporter &n) {
   Value data = n.in(0), idx = n.in(1);
   int64_t ax = *axis, extent = ds[ax];
   Type elem = cast<RankedTensorType>(data.getType()).getElementType();
-  n.out(0, indexedGeneric(n, {idx}, {n.b.getMultiDimIdentityMap(rank)}, is, elem,
+  n.out(0, n.indexed({idx}, {n.b.getMultiDimIdentityMap(rank)}, is, elem,
                           [&](OpBuilder &b, Location l, ValueRange v) -> Value {
                             SmallVector<Value> coords;
                             for (int64_t d = 0; d < rank; ++d)
@@ -664,7 +642,7 @@ LogicalResult importOneHot(NodeImporter &n) {
   int64_t ax = *axis;
   Value idx = n.in(0);
   bool idxFloat = isFloat(n.inDType(0));
-  n.out(0, indexedGeneric(n, {idx}, {idxMap}, out, elem, [&](OpBuilder &b, Location l, ValueRange v) -> Value {
+  n.out(0, n.indexed({idx}, {idxMap}, out, elem, [&](OpBuilder &b, Location l, ValueRange v) -> Value {
     Value raw = v[0];
     if (idxFloat) raw = arith::FPToSIOp::create(b, l, b.getIntegerType(64), raw);
     // Out-of-range indices give an all-off row, so compare before clamping.

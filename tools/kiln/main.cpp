@@ -279,6 +279,31 @@ std::string makeTempDir(const std::string &near) {
 
 void removeTree(const std::string &dir) { llvm::sys::fs::remove_directories(dir, /*IgnoreErrors=*/true); }
 
+/// The directory a command works in: the user's --keep DIR (kept), or a fresh
+/// temporary one removed when the command ends.
+struct WorkDir {
+  std::string path;
+  bool keep;
+  WorkDir(const std::string &keepDir, const char *prefix) : keep(!keepDir.empty()) {
+    if (keep) {
+      if (std::error_code ec = llvm::sys::fs::create_directories(keepDir))
+        llvm::errs() << "error: cannot create '" << keepDir << "': " << ec.message() << "\n";
+      else
+        path = keepDir;
+      return;
+    }
+    llvm::SmallString<128> tmp;
+    if (llvm::sys::fs::createUniqueDirectory(prefix, tmp))
+      llvm::errs() << "error: cannot create a temporary directory\n";
+    else
+      path = tmp.str().str();
+  }
+  ~WorkDir() {
+    if (!keep && !path.empty()) removeTree(path);
+  }
+  bool ok() const { return !path.empty(); }
+};
+
 /// Imports and compiles; writes the artifact into `dir` (which must exist).
 int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
   return failed(kiln::compileOnnxFile(o.model, o.import, o.compile, dir, artifact, llvm::errs(), o.dumpImport));
@@ -409,30 +434,14 @@ int cmdRun(int argc, char **argv) {
     kiln_npy_free(&npy);
   }
   o.compile.name = "model"; // the generic driver links against kiln_model_model
-  std::string work;
-  if (!o.keepDir.empty()) {
-    work = o.keepDir;
-    if (std::error_code ec = llvm::sys::fs::create_directories(work)) {
-      llvm::errs() << "error: cannot create '" << work << "': " << ec.message() << "\n";
-      return 1;
-    }
-  } else {
-    llvm::SmallString<128> tmp;
-    if (llvm::sys::fs::createUniqueDirectory("kiln-run", tmp)) {
-      llvm::errs() << "error: cannot create a temporary directory\n";
-      return 1;
-    }
-    work = tmp.str().str();
-  }
-  auto cleanup = [&](int rc) {
-    if (o.keepDir.empty()) removeTree(work);
-    return rc;
-  };
+  WorkDir wd(o.keepDir, "kiln-run");
+  if (!wd.ok()) return 1;
+  const std::string &work = wd.path;
   kiln::codegen::Artifact artifact;
-  if (int rc = compileInto(o, work, artifact)) return cleanup(rc);
+  if (int rc = compileInto(o, work, artifact)) return (rc);
 
   bool cross = o.compile.target == "aarch64";
-  if (linkRunner(work, cross)) return cleanup(1);
+  if (linkRunner(work, cross)) return (1);
   std::vector<std::string> run;
   if (cross) run = {"qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"};
   run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw"});
@@ -441,7 +450,7 @@ int cmdRun(int argc, char **argv) {
   std::string outputs = o.outDir.empty() ? work + "/outputs" : o.outDir;
   if (std::error_code e2 = llvm::sys::fs::create_directories(outputs)) {
     llvm::errs() << "error: cannot create '" << outputs << "': " << e2.message() << "\n";
-    return cleanup(1);
+    return (1);
   }
   run.insert(run.end(), {"--output", outputs});
   llvm::outs().flush();
@@ -449,9 +458,9 @@ int cmdRun(int argc, char **argv) {
   int rc = execute(run, &err);
   if (rc != 0) {
     if (rc < 0) llvm::errs() << "error: cannot run the model: " << err << "\n";
-    return cleanup(1);
+    return (1);
   }
-  return cleanup(0);
+  return (0);
 }
 
 const char *kBenchHelp = R"(kiln bench MODEL.onnx [--shape NAME=d0,d1,...]... [--vs onnxruntime] [--threads 1,2]
@@ -573,27 +582,14 @@ int cmdBench(int argc, char **argv) {
   if (o.compile.target != "x86-64") return usageError("kiln bench measures on this machine: --target x86-64", kBenchHelp);
   o.compile.name = "model";
 
-  std::string work = keep;
-  if (work.empty()) {
-    llvm::SmallString<128> tmp;
-    if (llvm::sys::fs::createUniqueDirectory("kiln-bench", tmp)) {
-      llvm::errs() << "error: cannot create a temporary directory\n";
-      return 1;
-    }
-    work = tmp.str().str();
-  } else if (std::error_code ec = llvm::sys::fs::create_directories(work)) {
-    llvm::errs() << "error: cannot create '" << work << "': " << ec.message() << "\n";
-    return 1;
-  }
-  auto cleanup = [&](int rc) {
-    if (keep.empty()) removeTree(work);
-    return rc;
-  };
+  WorkDir wd(keep, "kiln-bench");
+  if (!wd.ok()) return 1;
+  const std::string &work = wd.path;
   kiln::codegen::Artifact artifact;
   auto compileStart = std::chrono::steady_clock::now();
-  if (int rc = compileInto(o, work, artifact)) return cleanup(rc);
+  if (int rc = compileInto(o, work, artifact)) return (rc);
   double compileS = std::chrono::duration<double>(std::chrono::steady_clock::now() - compileStart).count();
-  if (linkRunner(work, false)) return cleanup(1);
+  if (linkRunner(work, false)) return (1);
 
   // Seeded random inputs: normal floats, small non-negative integers (valid indices).
   std::mt19937 gen(seed);
@@ -615,7 +611,7 @@ int cmdBench(int argc, char **argv) {
     }
     if (kiln_npy_write(path.c_str(), kiln_dtype_t(in.dtype), in.dims.size(), in.dims.data(), data.data()) != KILN_OK) {
       llvm::errs() << "error: cannot write '" << path << "'\n";
-      return cleanup(1);
+      return (1);
     }
     kilnInputs.insert(kilnInputs.end(), {"--input", in.name + "=" + path});
     ortInputs.push_back(in.name + "=" + path);
@@ -644,7 +640,7 @@ int cmdBench(int argc, char **argv) {
       Timing k = timeProcess(kArgs, errText);
       if (!k.ok) {
         llvm::errs() << "error: the Kiln run failed:\n" << errText;
-        return cleanup(1);
+        return (1);
       }
       kMed.push_back(k.medianMs);
       kCold.push_back(k.loadMs + k.firstMs);
@@ -656,7 +652,7 @@ int cmdBench(int argc, char **argv) {
       Timing t = timeProcess(oArgs, errText);
       if (!t.ok) {
         llvm::errs() << "error: the ONNX Runtime run failed:\n" << errText;
-        return cleanup(1);
+        return (1);
       }
       oMed.push_back(t.medianMs);
       oCold.push_back(t.loadMs + t.firstMs);
@@ -672,7 +668,7 @@ int cmdBench(int argc, char **argv) {
   }
   llvm::outs() << "ms: median latency per run; MiB: peak RSS of the process (the ONNX Runtime figure includes "
                   "node); cold: model load + first run, inside the process\n";
-  return cleanup(rc);
+  return (rc);
 }
 
 const char *kEvalHelp = R"(kiln eval MODEL.onnx --data X --labels Y [options]
@@ -828,26 +824,13 @@ int cmdEval(int argc, char **argv) {
   o.import.inputShapes[inputName] = shape;
   o.compile.name = "model";
 
-  std::string work = keep;
-  if (work.empty()) {
-    llvm::SmallString<128> tmp;
-    if (llvm::sys::fs::createUniqueDirectory("kiln-eval", tmp)) {
-      llvm::errs() << "error: cannot create a temporary directory\n";
-      return 1;
-    }
-    work = tmp.str().str();
-  } else if (std::error_code ec = llvm::sys::fs::create_directories(work)) {
-    llvm::errs() << "error: cannot create '" << work << "': " << ec.message() << "\n";
-    return 1;
-  }
-  auto cleanup = [&](int rc) {
-    if (keep.empty()) removeTree(work);
-    return rc;
-  };
+  WorkDir wd(keep, "kiln-eval");
+  if (!wd.ok()) return 1;
+  const std::string &work = wd.path;
   kiln::codegen::Artifact artifact;
-  if (int rc = compileInto(o, work, artifact)) return cleanup(rc);
+  if (int rc = compileInto(o, work, artifact)) return (rc);
   bool cross = o.compile.target == "aarch64";
-  if (linkRunner(work, cross)) return cleanup(1);
+  if (linkRunner(work, cross)) return (1);
   std::string oracle = std::string(KILN_SOURCE_DIR) + "/tests/oracle/ort_run.js";
 
   int64_t kilnRight = 0, ortRight = 0, agree = 0;
@@ -858,7 +841,7 @@ int cmdEval(int argc, char **argv) {
     std::string in = work + "/batch.npy";
     if (kiln_npy_write(in.c_str(), KILN_DTYPE_F32, shape.size(), shape.data(), chunk.data()) != KILN_OK) {
       llvm::errs() << "error: cannot write '" << in << "'\n";
-      return cleanup(1);
+      return (1);
     }
     std::vector<std::string> run;
     if (cross) run = {"qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"};
@@ -874,7 +857,7 @@ int cmdEval(int argc, char **argv) {
     llvm::sys::fs::remove(outFile);
     if (rc != 0) {
       llvm::errs() << "error: running the compiled model failed" << (runErr.empty() ? "" : ": " + runErr) << "\n";
-      return cleanup(1);
+      return (1);
     }
     std::string outName = artifact.signature.outputs[0].name;
     for (char &c : outName)
@@ -882,7 +865,7 @@ int cmdEval(int argc, char **argv) {
     std::vector<int64_t> kilnPred, ortPred;
     if (!argmaxRows(work + "/kiln-out/" + outName + ".npy", batch, kilnPred, err)) {
       llvm::errs() << "error: " << err << "\n";
-      return cleanup(1);
+      return (1);
     }
     if (vsOrt) {
       std::vector<std::string> ort{"node", oracle, o.model, work + "/ort-out", inputName + "=" + in};
@@ -895,7 +878,7 @@ int cmdEval(int argc, char **argv) {
       llvm::sys::fs::remove(ortOut);
       if (orc != 0 || !argmaxRows(work + "/ort-out/" + outName + ".npy", batch, ortPred, err)) {
         llvm::errs() << "error: running ONNX Runtime failed\n";
-        return cleanup(1);
+        return (1);
       }
     }
     for (int64_t r = 0; r < rows; ++r) {
@@ -913,7 +896,7 @@ int cmdEval(int argc, char **argv) {
     llvm::outs() << llvm::format("onnxruntime top-1: %.4f (%lld of %lld); predictions agree on %.4f\n",
                                  double(ortRight) / double(n), (long long)ortRight, (long long)n,
                                  double(agree) / double(n));
-  return cleanup(0);
+  return (0);
 }
 
 } // namespace
