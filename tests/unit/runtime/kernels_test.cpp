@@ -8,6 +8,7 @@ extern "C" {
 }
 
 #include <cmath>
+#include <ostream>
 #include <random>
 #include <vector>
 
@@ -18,6 +19,9 @@ struct ConvCase {
   int64_t n, h, w, c, m, kh, kw, sh, sw, dh, dw;
   int64_t padW = 0; // extra columns in the input buffer beyond what the view reads
 };
+
+// gtest prints a failing case by its name, not as bytes.
+void PrintTo(const ConvCase &c, std::ostream *os) { *os << c.name; }
 
 std::vector<float> random(size_t n, uint32_t seed) {
   std::mt19937 gen(seed);
