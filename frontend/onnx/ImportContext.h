@@ -134,6 +134,9 @@ struct OpTableEntry {
 const OpTableEntry *lookupOp(llvm::StringRef opType, int64_t opset);
 llvm::ArrayRef<OpTableEntry> opTable();
 
+/// Reads a binary .onnx or a textual .onnxtxt model; returns the reason on failure.
+bool loadModelProto(const std::string &path, onnx::ModelProto &model, std::string &err);
+
 /// "[d0,d1,...]" for messages.
 std::string shapeText(const std::vector<int64_t> &dims);
 

@@ -815,29 +815,45 @@ OwningOpRef<ModuleOp> importOnnxBytes(MLIRContext &ctx, const std::string &bytes
   return importModel(ctx, model, modelName, options, diags);
 }
 
-OwningOpRef<ModuleOp> importOnnxFile(MLIRContext &ctx, const std::string &path,
-                                     const ImportOptions &options,
-                                     std::vector<ImportDiagnostic> &diags) {
+bool loadModelProto(const std::string &path, onnx::ModelProto &model, std::string &err) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    diags.push_back({"", "model", "cannot open '" + path + "': " + std::strerror(errno)});
-    return nullptr;
+    err = "cannot open '" + path + "': " + std::strerror(errno);
+    return false;
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  std::string name = path.substr(path.find_last_of('/') + 1);
+  std::string bytes = ss.str();
   if (llvm::StringRef(path).ends_with(".onnxtxt")) {
     // ONNX's textual syntax, used by Kiln's lit tests.
-    onnx::ModelProto model;
-    std::string text = ss.str();
-    auto status = onnx::OnnxParser::Parse(model, text.c_str());
+    auto status = onnx::OnnxParser::Parse(model, bytes.c_str());
     if (!status.IsOK()) {
-      diags.push_back({"", "model", "cannot parse ONNX text: " + status.ErrorMessage()});
-      return nullptr;
+      err = "cannot parse ONNX text: " + status.ErrorMessage();
+      return false;
     }
-    return importModel(ctx, model, name, options, diags);
+    return true;
   }
-  return importOnnxBytes(ctx, ss.str(), name, options, diags);
+  if (bytes.empty()) {
+    err = "the file is empty";
+    return false;
+  }
+  if (!model.ParseFromString(bytes)) {
+    err = "the file is not a valid ONNX model (protobuf parse failed; truncated or not ONNX)";
+    return false;
+  }
+  return true;
+}
+
+OwningOpRef<ModuleOp> importOnnxFile(MLIRContext &ctx, const std::string &path,
+                                     const ImportOptions &options,
+                                     std::vector<ImportDiagnostic> &diags) {
+  onnx::ModelProto model;
+  std::string err;
+  if (!loadModelProto(path, model, err)) {
+    diags.push_back({"", "model", err});
+    return nullptr;
+  }
+  return importModel(ctx, model, path.substr(path.find_last_of('/') + 1), options, diags);
 }
 
 } // namespace kiln::onnx_frontend

@@ -46,6 +46,11 @@ importOnnxBytes(mlir::MLIRContext &ctx, const std::string &bytes,
                 const std::string &modelName, const ImportOptions &options,
                 std::vector<ImportDiagnostic> &diags);
 
+/// Pre-flight report (kiln inspect): ops and counts, support, unsupported nodes,
+/// inputs and dynamic dimensions, parameters, FLOPs per compute layer. Returns
+/// false if the model cannot be read or has unsupported nodes.
+bool inspectOnnxFile(const std::string &path, const ImportOptions &options, std::string &report);
+
 /// Formats diagnostics as the one report users see.
 std::string formatDiagnostics(const std::vector<ImportDiagnostic> &diags);
 

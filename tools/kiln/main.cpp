@@ -59,6 +59,7 @@ Usage:
   kiln run MODEL.onnx --input NAME=FILE.npy... [--output DIR] [options]
                                              compile, run, and print/write the outputs
   kiln import MODEL.onnx [--shape NAME=d0,...]  print the imported MLIR (func + TOSA)
+  kiln inspect MODEL.onnx [--shape ...]       pre-flight report: ops, support, parameters, FLOPs
   kiln eval MODEL.onnx --data X --labels Y [--vs onnxruntime]
                                              top-1 accuracy of the compiled model on a labelled set
   kiln bench MODEL.onnx [--vs onnxruntime] [--threads 1,2]
@@ -307,6 +308,24 @@ struct WorkDir {
 /// Imports and compiles; writes the artifact into `dir` (which must exist).
 int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
   return failed(kiln::compileOnnxFile(o.model, o.import, o.compile, dir, artifact, llvm::errs(), o.dumpImport));
+}
+
+const char *kInspectHelp = R"(kiln inspect MODEL.onnx [--shape NAME=d0,d1,...]...
+
+A pre-flight report, before any lowering: the ops and how many of each, which Kiln
+supports at the model's opset, every unsupported node, the inputs and their dynamic
+dimensions, the parameter count and size, and the FLOPs of each convolution and matrix
+product (sized by ONNX shape inference; --shape fixes symbolic dimensions). Exits 1 if
+the model has unsupported nodes.
+)";
+
+int cmdInspect(int argc, char **argv) {
+  CommonOptions o;
+  if (int rc = parseArgs(argc, argv, false, o, kInspectHelp); rc >= 0) return rc;
+  std::string report;
+  bool ok = kiln::onnx_frontend::inspectOnnxFile(o.model, o.import, report);
+  llvm::outs() << report;
+  return ok ? 0 : 1;
 }
 
 int cmdImport(int argc, char **argv) {
@@ -917,6 +936,7 @@ int main(int argc, char **argv) {
   if (cmd == "import") return cmdImport(argc, argv);
   if (cmd == "bench") return cmdBench(argc, argv);
   if (cmd == "eval") return cmdEval(argc, argv);
+  if (cmd == "inspect") return cmdInspect(argc, argv);
   llvm::errs() << "error: unknown command '" << cmd << "'\n\n" << kMainHelp;
   return 2;
 }
