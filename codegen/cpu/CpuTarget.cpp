@@ -17,6 +17,7 @@
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/Operator.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
@@ -314,6 +315,16 @@ LogicalResult CpuTarget::emit(ModuleOp module, const ModelSignature &sig, const 
   }
   entry->setName("kiln_model_" + o.name + "_entry");
   entry->setLinkage(llvm::GlobalValue::InternalLinkage);
+  // Let LLVM reassociate and contract float arithmetic in the generated loops, so that
+  // reductions (sums in norms, softmax, pooling) vectorise and multiply-adds fuse. NaN
+  // and infinity semantics are kept (no nnan/ninf).
+  for (llvm::Function &fn : *m)
+    for (llvm::BasicBlock &bb : fn)
+      for (llvm::Instruction &inst : bb)
+        if (llvm::isa<llvm::FPMathOperator>(inst) && inst.getType()->isFPOrFPVectorTy()) {
+          inst.setHasAllowReassoc(true);
+          inst.setHasAllowContract(true);
+        }
   addDescriptor(*m, entry, sig, o, hasWeights, hasArena, weights.size(), hash, arenaSize, arenaAlign);
   if (llvm::verifyModule(*m, &llvm::errs())) {
     llvm::errs() << "internal error: invalid LLVM IR\n";
