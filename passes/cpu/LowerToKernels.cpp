@@ -9,6 +9,7 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/Support/xxhash.h"
 
+#include <limits>
 #include <unordered_map>
 
 namespace kiln {
@@ -41,6 +42,54 @@ static std::optional<std::pair<SmallVector<int64_t>, int64_t>> unitStrided(Value
       strides.back() != 1 || llvm::any_of(strides, ShapedType::isDynamic))
     return std::nullopt;
   return std::make_pair(strides, offset);
+}
+
+/// The bias `prev` broadcasts into `out` along its last dimension (the way
+/// tosa.conv2d's lowering initialises the output), or null.
+static Value biasFill(Operation *prev, Value out) {
+  auto g = dyn_cast_or_null<linalg::GenericOp>(prev);
+  if (!g || g.getNumDpsInputs() != 1 || g.getNumDpsInits() != 1 || g.getDpsInits()[0] != out) return {};
+  Value bias = g.getDpsInputs()[0];
+  auto bt = dyn_cast<MemRefType>(bias.getType());
+  if (!bt || bt.getRank() != 1 || !isDenseF32(bias)) return {};
+  auto maps = g.getIndexingMapsArray();
+  unsigned rank = maps[1].getNumDims();
+  if (!maps[1].isIdentity() || maps[0].getNumResults() != 1 ||
+      maps[0].getResult(0) != getAffineDimExpr(rank - 1, g.getContext()))
+    return {};
+  Block &body = g.getRegion().front();
+  auto yield = dyn_cast<linalg::YieldOp>(body.front());
+  if (!yield || yield.getNumOperands() != 1 || yield.getOperand(0) != body.getArgument(0)) return {};
+  return bias;
+}
+
+/// [lo, hi] when `next` clamps `out` in place with constant bounds (ReLU, ReLU6, Clip).
+static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value out) {
+  auto g = dyn_cast_or_null<linalg::GenericOp>(next);
+  if (!g || g.getNumDpsInputs() != 1 || g.getNumDpsInits() != 1 || g.getDpsInputs()[0] != out ||
+      g.getDpsInits()[0] != out)
+    return std::nullopt;
+  for (AffineMap m : g.getIndexingMapsArray())
+    if (!m.isIdentity()) return std::nullopt;
+  Block &body = g.getRegion().front();
+  Value cur = body.getArgument(0);
+  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  int ops = 0;
+  for (Operation &op : body.without_terminator()) {
+    if (op.getNumOperands() != 2 || op.getOperand(0) != cur) return std::nullopt;
+    auto c = op.getOperand(1).getDefiningOp<arith::ConstantOp>();
+    auto attr = c ? dyn_cast<FloatAttr>(c.getValue()) : FloatAttr();
+    if (!attr) return std::nullopt;
+    float v = float(attr.getValueAsDouble());
+    if (isa<arith::MinimumFOp>(op)) hi = std::min(hi, v);
+    else if (isa<arith::MaximumFOp>(op)) lo = std::max(lo, v);
+    else return std::nullopt;
+    cur = op.getResult(0);
+    ++ops;
+  }
+  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
+  if (!ops || !yield || yield.getOperand(0) != cur) return std::nullopt;
+  return std::make_pair(lo, hi);
 }
 
 /// The float data of a constant global read by `v`, if `v` is such a read.
@@ -175,12 +224,30 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
              os = cast<MemRefType>(out.getType()).getShape();
         auto st = ints(conv.getStrides()), dl = ints(conv.getDilations());
         auto &[strides, offset] = *inLayout;
+        // The bias fill before and a clamp after become the kernel's prologue/epilogue
+        // (looked up before anything is inserted next to the op).
+        Operation *prev = op->getPrevNode(), *next = op->getNextNode();
+        Value bias = biasFill(prev, out);
+        auto clamp = clampAfter(next, out);
         b.setInsertionPoint(op);
         Value packed = readGlobal(b, loc, pack(*data, fs[0], fs[1] * fs[2] * fs[3]));
         Value g = geometry(b, loc, {is[0], is[3], fs[0], fs[1], fs[2], os[1], os[2], st[0], st[1], dl[0], dl[1],
                                     strides[0], strides[1], strides[2]});
-        call(b, loc, "kiln_conv2d_nhwc_f32_packed",
-             {pointer(b, loc, in, offset), pointer(b, loc, packed), pointer(b, loc, out), g});
+        if (bias || clamp) {
+          auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
+          Value biasPtr = bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+          Value doClamp = arith::ConstantIntOp::create(b, loc, b.getI32Type(), clamp ? 1 : 0);
+          Value lo = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(clamp ? clamp->first : 0.f));
+          Value hi = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(clamp ? clamp->second : 0.f));
+          call(b, loc, "kiln_conv2d_nhwc_f32_packed_fused",
+               {pointer(b, loc, in, offset), pointer(b, loc, packed), pointer(b, loc, out), g, biasPtr, doClamp, lo,
+                hi});
+          if (bias) done.push_back(prev);
+          if (clamp) done.push_back(next);
+        } else {
+          call(b, loc, "kiln_conv2d_nhwc_f32_packed",
+               {pointer(b, loc, in, offset), pointer(b, loc, packed), pointer(b, loc, out), g});
+        }
         done.push_back(op);
       } else if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) {
         Value a = mm.getDpsInputs()[0], w = mm.getDpsInputs()[1], out = mm.getDpsInits()[0];

@@ -51,7 +51,8 @@ void memrefCopy(int64_t, void *, void *);
 void *kilnKeepSymbols[] = {reinterpret_cast<void *>(&memrefCopy),
                            reinterpret_cast<void *>(&kiln_conv2d_nhwc_f32_packed),
                            reinterpret_cast<void *>(&kiln_dwconv2d_nhwc_f32),
-                           reinterpret_cast<void *>(&kiln_batch_matmul_f32)};
+                           reinterpret_cast<void *>(&kiln_batch_matmul_f32),
+                           reinterpret_cast<void *>(&kiln_conv2d_nhwc_f32_packed_fused)};
 
 namespace {
 

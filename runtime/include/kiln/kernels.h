@@ -32,6 +32,13 @@ typedef struct kiln_conv_geometry_t {
 void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *out,
                                  const kiln_conv_geometry_t *g);
 
+/* The same with its neighbours fused: out = bias[M] + conv (instead of accumulating),
+ * then, when `clamp` is non-zero, out = min(max(out, lo), hi) (ReLU, ReLU6, clip).
+ * `bias` may be NULL (accumulate as above). */
+void kiln_conv2d_nhwc_f32_packed_fused(const float *in, const float *packed, float *out,
+                                       const kiln_conv_geometry_t *g, const float *bias, int32_t clamp,
+                                       float lo, float hi);
+
 /* out[N,OH,OW,C] += depthwise conv(in, filter[KH,KW,C]) (channel multiplier 1; m == c). */
 void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g);
 

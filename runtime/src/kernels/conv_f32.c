@@ -64,6 +64,9 @@ struct conv_job {
   const float *in, *packed;
   float *out;
   const kiln_conv_geometry_t *g;
+  const float *bias; /* NULL: accumulate into out; else out = bias + conv */
+  int clamp;         /* apply [lo, hi] after the last reduction slice */
+  float lo, hi;
 };
 
 /* Output rows [MR * group_begin, MR * group_end) of the convolution. */
@@ -109,16 +112,30 @@ static void conv_rows(void *ctx, int64_t group_begin, int64_t group_end) {
         else
           tile(apack, packed + (p * k + k0) * KILN_PANEL, kc, acc);
         int64_t col = p * KILN_PANEL, valid = m - col < KILN_PANEL ? m - col : KILN_PANEL;
+        /* The first slice starts from the bias (when fused), the last one clamps. */
+        const float *base = k0 == 0 && job->bias ? job->bias + col : NULL;
+        int clamp = job->clamp && k0 + kc >= k;
         for (int i = 0; i < nr; ++i) {
           float *o = out + (r0 + i) * m + col;
           if (valid == KILN_PANEL) {
-            vpanel cur = load_panel(o);
+            vpanel cur = load_panel(base ? base : o);
             cur += acc[i];
-            memcpy(o, &cur, sizeof cur);
+            if (clamp) {
+              float t[KILN_PANEL];
+              memcpy(t, &cur, sizeof t);
+              for (int j = 0; j < KILN_PANEL; ++j) t[j] = t[j] < job->lo ? job->lo : t[j] > job->hi ? job->hi : t[j];
+              memcpy(o, t, sizeof t);
+            } else {
+              memcpy(o, &cur, sizeof cur);
+            }
           } else {
             float tmp[KILN_PANEL];
             memcpy(tmp, &acc[i], sizeof tmp);
-            for (int64_t j = 0; j < valid; ++j) o[j] += tmp[j];
+            for (int64_t j = 0; j < valid; ++j) {
+              float v = (base ? base[j] : o[j]) + tmp[j];
+              if (clamp) v = v < job->lo ? job->lo : v > job->hi ? job->hi : v;
+              o[j] = v;
+            }
           }
         }
       }
@@ -128,8 +145,17 @@ static void conv_rows(void *ctx, int64_t group_begin, int64_t group_end) {
 
 void kiln_conv2d_nhwc_f32_packed(const float *in, const float *packed, float *out,
                                  const kiln_conv_geometry_t *g) {
-  struct conv_job job = {in, packed, out, g};
+  struct conv_job job = {in, packed, out, g, NULL, 0, 0.f, 0.f};
   int64_t rows = g->n * g->oh * g->ow;
+  kiln_parallel_for((rows + MR - 1) / MR, conv_rows, &job);
+}
+
+void kiln_conv2d_nhwc_f32_packed_fused(const float *in, const float *packed, float *out,
+                                       const kiln_conv_geometry_t *g, const float *bias, int32_t clamp,
+                                       float lo, float hi) {
+  struct conv_job job = {in, packed, out, g, bias, clamp != 0, lo, hi};
+  int64_t rows = g->n * g->oh * g->ow;
+  if (g->kh * g->kw * g->c == 0) return;
   kiln_parallel_for((rows + MR - 1) / MR, conv_rows, &job);
 }
 

@@ -7,6 +7,7 @@ extern "C" {
 #include "threadpool.h"
 }
 
+#include <algorithm>
 #include <cmath>
 #include <ostream>
 #include <random>
@@ -124,6 +125,24 @@ TEST(ThreadedKernelTest, ConvAndMatmulMatchReferenceOnThreeThreads) {
   }
   kiln_threadpool_swap_current(previous);
   kiln_threadpool_destroy(pool);
+}
+
+// The fused entry point: out = clamp(bias + conv) without reading the old output.
+TEST(FusedConvKernelTest, BiasAndClampMatchReference) {
+  for (int64_t m : {5, 32, 70}) {
+    int64_t h = 6, c = 20, k = 9 * c, oh = 4, panels = (m + KILN_PANEL - 1) / KILN_PANEL;
+    auto in = random(size_t(h * h * c), 16), filter = random(size_t(m * k), 17), bias = random(size_t(m), 18);
+    std::vector<float> packed(size_t(panels * KILN_PANEL * k));
+    kiln_pack_panels_f32(filter.data(), packed.data(), m, k);
+    kiln_conv_geometry_t g = {1, c, m, 3, 3, oh, oh, 1, 1, 1, 1, h * h * c, h * c, c};
+    std::vector<float> want(size_t(oh * oh * m));
+    for (size_t i = 0; i < want.size(); ++i) want[i] = bias[i % size_t(m)];
+    kiln_ref_conv2d_nhwc_f32_packed(in.data(), packed.data(), want.data(), &g);
+    for (float &v : want) v = std::min(std::max(v, 0.f), 0.5f);
+    std::vector<float> got(want.size(), 1e30f); // garbage: the fused kernel must not read it
+    kiln_conv2d_nhwc_f32_packed_fused(in.data(), packed.data(), got.data(), &g, bias.data(), 1, 0.f, 0.5f);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4f) << "m=" << m << " element " << i;
+  }
 }
 
 TEST(PackPanelsTest, ZeroFillsPastTheLastRow) {
