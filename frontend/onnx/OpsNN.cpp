@@ -478,7 +478,9 @@ LogicalResult importLayerNormalization(NodeImporter &n) {
   return success();
 }
 
-LogicalResult importSoftmax(NodeImporter &n) {
+/// Softmax and LogSoftmax over one axis (opset >= 13), or over all dims from the axis
+/// on as one flattened row (older opsets).
+static LogicalResult softmaxFamily(NodeImporter &n, bool log) {
   if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
   int64_t rank = int64_t(xs.size());
@@ -487,18 +489,19 @@ LogicalResult importSoftmax(NodeImporter &n) {
   Value x = n.in(0);
   int64_t ax = *axis;
   if (n.opset < 13) {
-    // Older opsets normalise over all dims from axis on, as one flattened row.
     int64_t outer = numElements({xs.begin(), xs.begin() + ax});
     x = n.reshape(x, {outer, numElements(xs) / std::max<int64_t>(outer, 1)});
     ax = 1;
   }
-  Value m = n.reduce("tosa.reduce_max", x, ax);
-  Value e = n.unary("tosa.exp", n.sub(x, m));
-  Value s = n.reduce("tosa.reduce_sum", e, ax);
-  Value y = n.mul(e, n.unary("tosa.reciprocal", s));
+  Value shifted = n.sub(x, n.reduce("tosa.reduce_max", x, ax));
+  Value e = n.unary("tosa.exp", shifted);
+  Value sum = n.reduce("tosa.reduce_sum", e, ax);
+  Value y = log ? n.sub(shifted, n.unary("tosa.log", sum)) : n.mul(e, n.unary("tosa.reciprocal", sum));
   n.out(0, n.reshape(y, xs));
   return success();
 }
+
+LogicalResult importSoftmax(NodeImporter &n) { return softmaxFamily(n, false); }
 
 //===----------------------------------------------------------------------===//
 // Reductions
@@ -613,24 +616,7 @@ static LogicalResult argExtreme(NodeImporter &n, bool isMax) {
 LogicalResult importArgMax(NodeImporter &n) { return argExtreme(n, true); }
 LogicalResult importArgMin(NodeImporter &n) { return argExtreme(n, false); }
 
-LogicalResult importLogSoftmax(NodeImporter &n) {
-  if (failed(n.requireF32(0))) return failure();
-  auto xs = n.inShape(0);
-  int64_t rank = int64_t(xs.size());
-  auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), rank);
-  if (!axis) return n.fail("axis out of range");
-  Value x = n.in(0);
-  int64_t ax = *axis;
-  if (n.opset < 13) {
-    int64_t outer = numElements({xs.begin(), xs.begin() + ax});
-    x = n.reshape(x, {outer, numElements(xs) / std::max<int64_t>(outer, 1)});
-    ax = 1;
-  }
-  Value shifted = n.sub(x, n.reduce("tosa.reduce_max", x, ax));
-  Value lse = n.unary("tosa.log", n.reduce("tosa.reduce_sum", n.unary("tosa.exp", shifted), ax));
-  n.out(0, n.reshape(n.sub(shifted, lse), xs));
-  return success();
-}
+LogicalResult importLogSoftmax(NodeImporter &n) { return softmaxFamily(n, true); }
 
 LogicalResult importInstanceNormalization(NodeImporter &n) {
   if (failed(n.requireF32(0))) return failure();
