@@ -259,6 +259,10 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     if (!lookupOp(node.op_type(), opset))
       error(nodeDisplayName(node, k), node.op_type(),
             "operator is not supported at opset " + std::to_string(opset));
+    // ONNX's shape inference multiplies by these without overflow checks.
+    for (const auto &a : node.attribute())
+      if (a.name() == "blocksize" && (a.i() <= 0 || a.i() > (1 << 16)))
+        error(nodeDisplayName(node, k), node.op_type(), "blocksize " + std::to_string(a.i()) + " is out of range");
   }
 
   if (!diags.empty()) return nullptr;
