@@ -89,6 +89,8 @@ static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value 
   }
   auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
   if (!ops || !yield || yield.getOperand(0) != cur) return std::nullopt;
+  // min > max (Clip's degenerate case) depends on the order of the two ops: leave it.
+  if (lo > hi) return std::nullopt;
   return std::make_pair(lo, hi);
 }
 
@@ -204,6 +206,8 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
 
   void runOnOperation() override {
     module = getOperation();
+    packedByHash.clear();
+    packedCount = geometryCount = 0;
     auto func = module.lookupSymbol<func::FuncOp>(entryName);
     if (!func) {
       module.emitError() << "no entry function '" << entryName << "'";
@@ -222,6 +226,7 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
         if (!data) return;
         auto is = cast<MemRefType>(in.getType()).getShape(), fs = cast<MemRefType>(filter.getType()).getShape(),
              os = cast<MemRefType>(out.getType()).getShape();
+        if (fs[1] * fs[2] * fs[3] == 0) return; // an empty reduction: nothing to call
         auto st = ints(conv.getStrides()), dl = ints(conv.getDilations());
         auto &[strides, offset] = *inLayout;
         // The bias fill before and a clamp after become the kernel's prologue/epilogue

@@ -55,8 +55,10 @@ struct PlanArenaPass : impl::KilnPlanArenaBase<PlanArenaPass> {
         for (Operation *user : v.getUsers()) {
           Operation *top = body.findAncestorOpInBlock(*user);
           if (top) end = std::max(end, position[top]);
+          // Views alias the buffer; so do raw pointers taken from it for a kernel call.
+          bool pointerChain = isa<memref::ExtractAlignedPointerAsIndexOp, arith::IndexCastOp, LLVM::IntToPtrOp>(user);
           for (Value r : user->getResults())
-            if (isa<MemRefType>(r.getType())) work.push_back(r);
+            if (isa<MemRefType>(r.getType()) || pointerChain) work.push_back(r);
         }
       }
       buffers.push_back({alloc, std::max<int64_t>(bytes, 1), position[alloc], end});

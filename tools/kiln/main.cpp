@@ -512,6 +512,10 @@ Timing timeProcess(const std::vector<std::string> &args, std::string &errText) {
   Timing t;
   llvm::SmallString<128> errFile;
   if (llvm::sys::fs::createTemporaryFile("kiln-bench", "err", errFile)) return t;
+  struct RemoveOnExit {
+    llvm::SmallString<128> &path;
+    ~RemoveOnExit() { llvm::sys::fs::remove(path); }
+  } removeErr{errFile};
   pid_t pid = fork();
   if (pid == 0) {
     int devnull = open("/dev/null", O_WRONLY);
@@ -527,7 +531,6 @@ Timing timeProcess(const std::vector<std::string> &args, std::string &errText) {
   int status = 0;
   if (pid < 0 || waitpid(pid, &status, 0) < 0) return t;
   auto buf = llvm::MemoryBuffer::getFile(errFile);
-  llvm::sys::fs::remove(errFile);
   if (buf) errText = (*buf)->getBuffer().str();
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return t;
   size_t at = errText.rfind("timing ");
