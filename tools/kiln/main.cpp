@@ -457,10 +457,10 @@ int cmdRun(int argc, char **argv) {
   if (!wd.ok()) return 1;
   const std::string &work = wd.path;
   kiln::codegen::Artifact artifact;
-  if (int rc = compileInto(o, work, artifact)) return (rc);
+  if (int rc = compileInto(o, work, artifact)) return rc;
 
   bool cross = o.compile.target == "aarch64";
-  if (linkRunner(work, cross)) return (1);
+  if (linkRunner(work, cross)) return 1;
   std::vector<std::string> run;
   if (cross) run = {"qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"};
   run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw"});
@@ -469,7 +469,7 @@ int cmdRun(int argc, char **argv) {
   std::string outputs = o.outDir.empty() ? work + "/outputs" : o.outDir;
   if (std::error_code e2 = llvm::sys::fs::create_directories(outputs)) {
     llvm::errs() << "error: cannot create '" << outputs << "': " << e2.message() << "\n";
-    return (1);
+    return 1;
   }
   run.insert(run.end(), {"--output", outputs});
   llvm::outs().flush();
@@ -477,9 +477,9 @@ int cmdRun(int argc, char **argv) {
   int rc = execute(run, &err);
   if (rc != 0) {
     if (rc < 0) llvm::errs() << "error: cannot run the model: " << err << "\n";
-    return (1);
+    return 1;
   }
-  return (0);
+  return 0;
 }
 
 const char *kBenchHelp = R"(kiln bench MODEL.onnx [--shape NAME=d0,d1,...]... [--vs onnxruntime] [--threads 1,2]
@@ -609,9 +609,9 @@ int cmdBench(int argc, char **argv) {
   const std::string &work = wd.path;
   kiln::codegen::Artifact artifact;
   auto compileStart = std::chrono::steady_clock::now();
-  if (int rc = compileInto(o, work, artifact)) return (rc);
+  if (int rc = compileInto(o, work, artifact)) return rc;
   double compileS = std::chrono::duration<double>(std::chrono::steady_clock::now() - compileStart).count();
-  if (linkRunner(work, false)) return (1);
+  if (linkRunner(work, false)) return 1;
 
   // Seeded random inputs: normal floats, small non-negative integers (valid indices).
   std::mt19937 gen(seed);
@@ -633,7 +633,7 @@ int cmdBench(int argc, char **argv) {
     }
     if (kiln_npy_write(path.c_str(), kiln_dtype_t(in.dtype), in.dims.size(), in.dims.data(), data.data()) != KILN_OK) {
       llvm::errs() << "error: cannot write '" << path << "'\n";
-      return (1);
+      return 1;
     }
     kilnInputs.insert(kilnInputs.end(), {"--input", in.name + "=" + path});
     ortInputs.push_back(in.name + "=" + path);
@@ -662,7 +662,7 @@ int cmdBench(int argc, char **argv) {
       Timing k = timeProcess(kArgs, errText);
       if (!k.ok) {
         llvm::errs() << "error: the Kiln run failed:\n" << errText;
-        return (1);
+        return 1;
       }
       kMed.push_back(k.medianMs);
       kCold.push_back(k.loadMs + k.firstMs);
@@ -674,7 +674,7 @@ int cmdBench(int argc, char **argv) {
       Timing t = timeProcess(oArgs, errText);
       if (!t.ok) {
         llvm::errs() << "error: the ONNX Runtime run failed:\n" << errText;
-        return (1);
+        return 1;
       }
       oMed.push_back(t.medianMs);
       oCold.push_back(t.loadMs + t.firstMs);
@@ -690,7 +690,7 @@ int cmdBench(int argc, char **argv) {
   }
   llvm::outs() << "ms: median latency per run; MiB: peak RSS of the process (the ONNX Runtime figure includes "
                   "node); cold: model load + first run, inside the process\n";
-  return (rc);
+  return rc;
 }
 
 const char *kEvalHelp = R"(kiln eval MODEL.onnx --data X --labels Y [options]
@@ -850,9 +850,9 @@ int cmdEval(int argc, char **argv) {
   if (!wd.ok()) return 1;
   const std::string &work = wd.path;
   kiln::codegen::Artifact artifact;
-  if (int rc = compileInto(o, work, artifact)) return (rc);
+  if (int rc = compileInto(o, work, artifact)) return rc;
   bool cross = o.compile.target == "aarch64";
-  if (linkRunner(work, cross)) return (1);
+  if (linkRunner(work, cross)) return 1;
   std::string oracle = std::string(KILN_SOURCE_DIR) + "/tests/oracle/ort_run.js";
 
   int64_t kilnRight = 0, ortRight = 0, agree = 0;
@@ -863,7 +863,7 @@ int cmdEval(int argc, char **argv) {
     std::string in = work + "/batch.npy";
     if (kiln_npy_write(in.c_str(), KILN_DTYPE_F32, shape.size(), shape.data(), chunk.data()) != KILN_OK) {
       llvm::errs() << "error: cannot write '" << in << "'\n";
-      return (1);
+      return 1;
     }
     std::vector<std::string> run;
     if (cross) run = {"qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"};
@@ -879,7 +879,7 @@ int cmdEval(int argc, char **argv) {
     llvm::sys::fs::remove(outFile);
     if (rc != 0) {
       llvm::errs() << "error: running the compiled model failed" << (runErr.empty() ? "" : ": " + runErr) << "\n";
-      return (1);
+      return 1;
     }
     std::string outName = artifact.signature.outputs[0].name;
     for (char &c : outName)
@@ -887,7 +887,7 @@ int cmdEval(int argc, char **argv) {
     std::vector<int64_t> kilnPred, ortPred;
     if (!argmaxRows(work + "/kiln-out/" + outName + ".npy", batch, kilnPred, err)) {
       llvm::errs() << "error: " << err << "\n";
-      return (1);
+      return 1;
     }
     if (vsOrt) {
       std::vector<std::string> ort{"node", oracle, o.model, work + "/ort-out", inputName + "=" + in};
@@ -900,7 +900,7 @@ int cmdEval(int argc, char **argv) {
       llvm::sys::fs::remove(ortOut);
       if (orc != 0 || !argmaxRows(work + "/ort-out/" + outName + ".npy", batch, ortPred, err)) {
         llvm::errs() << "error: running ONNX Runtime failed\n";
-        return (1);
+        return 1;
       }
     }
     for (int64_t r = 0; r < rows; ++r) {
@@ -918,7 +918,7 @@ int cmdEval(int argc, char **argv) {
     llvm::outs() << llvm::format("onnxruntime top-1: %.4f (%lld of %lld); predictions agree on %.4f\n",
                                  double(ortRight) / double(n), (long long)ortRight, (long long)n,
                                  double(agree) / double(n));
-  return (0);
+  return 0;
 }
 
 } // namespace
