@@ -143,6 +143,14 @@ std::string shapeText(const std::vector<int64_t> &dims);
 /// Decodes an ONNX TensorProto; returns the reason on failure.
 std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &out);
 
+/// The bias of a convolution with `channels` outputs: input `input` checked to be
+/// [channels], or zeros when the node has none.
+mlir::FailureOr<mlir::Value> convBias(NodeImporter &n, size_t input, int64_t channels);
+
+/// Casts input `input` to `to` with ONNX's semantics (floats to integers truncate
+/// toward zero; f64/f16 are computed in f32) and sets output 0.
+mlir::LogicalResult castInput(NodeImporter &n, size_t input, DType to);
+
 /// Normalises a possibly negative axis; nullopt if out of range.
 std::optional<int64_t> normalizeAxis(int64_t axis, int64_t rank);
 

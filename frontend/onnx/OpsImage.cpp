@@ -689,13 +689,9 @@ LogicalResult importConvTranspose(NodeImporter &n) {
     if (out[k] <= 0) return n.fail("the output would be empty");
   }
 
-  Value bias;
-  if (n.hasInput(2)) {
-    if (n.inShape(2) != std::vector<int64_t>{M}) return n.fail("bias shape must be [" + std::to_string(M) + "]");
-    bias = n.in(2);
-  } else {
-    bias = n.constF32({M}, std::vector<float>(M, 0.f));
-  }
+  FailureOr<Value> biasOr = convBias(n, 2, M);
+  if (failed(biasOr)) return failure();
+  Value bias = *biasOr;
 
   // Zero insertion: [N,H,W,C] -> [N,H,1,W,1,C] -> pad to [N,H,sH,W,sW,C] -> [N,H*sH,W*sW,C].
   Value x = n.reshape(n.in(0), xs);

@@ -409,28 +409,7 @@ LogicalResult importShrink(NodeImporter &n) {
 LogicalResult importCastLike(NodeImporter &n) {
   DType to = n.inDType(1);
   if (to == DType::Unknown) return n.fail("the target element type is not supported");
-  if (const HostTensor *c = n.inConst(0)) {
-    n.outConst(0, c->castTo(to));
-    return success();
-  }
-  if (to == DType::F64 || to == DType::F16) to = DType::F32; // computed in f32
-  Value x = n.in(0);
-  Type elem = n.elementType(to);
-  if (elemOf(x) == elem) {
-    n.out(0, x);
-    return success();
-  }
-  if (isFloat(n.inDType(0)) && isa<IntegerType>(elem) && !elem.isInteger(1)) {
-    // ONNX truncates toward zero; tosa.cast rounds to nearest.
-    bool isUnsigned = to == DType::U8;
-    n.out(0, n.generic({x}, elem, [elem, isUnsigned](OpBuilder &b, Location l, ValueRange v) -> Value {
-      if (isUnsigned) return arith::FPToUIOp::create(b, l, elem, v[0]);
-      return arith::FPToSIOp::create(b, l, elem, v[0]);
-    }));
-    return success();
-  }
-  n.out(0, n.emit("tosa.cast", {x}, n.tensorType(n.inShape(0), elem)));
-  return success();
+  return castInput(n, 0, to);
 }
 
 //===----------------------------------------------------------------------===//

@@ -112,6 +112,13 @@ static SmallVector<int64_t> tosaPad(const Window &w) {
 // Conv
 //===----------------------------------------------------------------------===//
 
+FailureOr<Value> convBias(NodeImporter &n, size_t input, int64_t channels) {
+  if (!n.hasInput(input)) return n.constF32({channels}, std::vector<float>(size_t(channels), 0.f));
+  if (n.inShape(input) != std::vector<int64_t>{channels})
+    return n.fail("bias shape must be [" + std::to_string(channels) + "]");
+  return n.in(input);
+}
+
 LogicalResult importConv(NodeImporter &n) {
   if (failed(n.requireF32(0)) || failed(n.requireF32(1))) return failure();
   auto xs = n.inShape(0), ws = n.inShape(1);
@@ -182,13 +189,8 @@ LogicalResult importConv(NodeImporter &n) {
     w = *r;
   }
 
-  Value bias;
-  if (n.hasInput(2)) {
-    if (n.inShape(2) != std::vector<int64_t>{M}) return n.fail("bias shape must be [" + std::to_string(M) + "]");
-    bias = n.in(2);
-  } else {
-    bias = n.constF32({M}, std::vector<float>(M, 0.f));
-  }
+  FailureOr<Value> bias = convBias(n, 2, M);
+  if (failed(bias)) return failure();
   Value xh = toNHWC(n, x, w);
   int64_t OH = w.out[0], OW = w.out[1];
   Value zp = n.zeroPoint(f32(n));
@@ -213,7 +215,7 @@ LogicalResult importConv(NodeImporter &n) {
   bool depthwise = group == C && Cg == 1 && group > 1;
   if (group == 1) {
     Value wt = wc ? n.constant(hostTranspose(*wc, {0, 2, 3, 1})) : n.transpose(wRaw, {0, 2, 3, 1});
-    y = n.emit("tosa.conv2d", {xh, wt, bias, zp, zp}, n.tensorType({N, OH, OW, M}, f32(n)), convAttrs());
+    y = n.emit("tosa.conv2d", {xh, wt, *bias, zp, zp}, n.tensorType({N, OH, OW, M}, f32(n)), convAttrs());
   } else if (depthwise) {
     int64_t mult = M / C;
     Value wt;
@@ -224,7 +226,7 @@ LogicalResult importConv(NodeImporter &n) {
     } else {
       wt = n.transpose(n.reshape(wRaw, {C, mult, KH, KW}), {2, 3, 0, 1});
     }
-    y = n.emit("tosa.depthwise_conv2d", {xh, wt, bias, zp, zp}, n.tensorType({N, OH, OW, M}, f32(n)),
+    y = n.emit("tosa.depthwise_conv2d", {xh, wt, *bias, zp, zp}, n.tensorType({N, OH, OW, M}, f32(n)),
                convAttrs());
   } else {
     // Grouped convolution: one conv per group, concatenated on channels.
@@ -240,7 +242,7 @@ LogicalResult importConv(NodeImporter &n) {
       } else {
         wg = n.transpose(n.slice(wRaw, {g * Mg, 0, 0, 0}, {Mg, Cg, KH, KW}), {0, 2, 3, 1});
       }
-      Value bg = n.slice(bias, {g * Mg}, {Mg});
+      Value bg = n.slice(*bias, {g * Mg}, {Mg});
       parts.push_back(n.emit("tosa.conv2d", {xg, wg, bg, zp, zp}, n.tensorType({N, OH, OW, Mg}, f32(n)),
                              convAttrs()));
     }
@@ -480,19 +482,25 @@ LogicalResult importLayerNormalization(NodeImporter &n) {
 
 /// Softmax and LogSoftmax over one axis (opset >= 13), or over all dims from the axis
 /// on as one flattened row (older opsets).
-static LogicalResult softmaxFamily(NodeImporter &n, bool log) {
+/// The operand of Softmax, LogSoftmax and Hardmax and the axis they work on: the
+/// input itself (opset >= 13), or, for older opsets, the input flattened to
+/// [outer, rest] at the axis with axis 1.
+static FailureOr<std::pair<Value, int64_t>> softmaxOperand(NodeImporter &n) {
   if (failed(n.requireF32(0))) return failure();
   auto xs = n.inShape(0);
-  int64_t rank = int64_t(xs.size());
-  auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), rank);
+  auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), int64_t(xs.size()));
   if (!axis) return n.fail("axis out of range");
   Value x = n.in(0);
-  int64_t ax = *axis;
-  if (n.opset < 13) {
-    int64_t outer = numElements({xs.begin(), xs.begin() + ax});
-    x = n.reshape(x, {outer, numElements(xs) / std::max<int64_t>(outer, 1)});
-    ax = 1;
-  }
+  if (n.opset >= 13) return std::make_pair(x, *axis);
+  int64_t outer = numElements({xs.begin(), xs.begin() + *axis});
+  return std::make_pair(n.reshape(x, {outer, numElements(xs) / std::max<int64_t>(outer, 1)}), int64_t(1));
+}
+
+static LogicalResult softmaxFamily(NodeImporter &n, bool log) {
+  auto operand = softmaxOperand(n);
+  if (failed(operand)) return failure();
+  auto [x, ax] = *operand;
+  auto xs = n.inShape(0);
   Value shifted = n.sub(x, n.reduce("tosa.reduce_max", x, ax));
   Value e = n.unary("tosa.exp", shifted);
   Value sum = n.reduce("tosa.reduce_sum", e, ax);
@@ -729,20 +737,11 @@ LogicalResult importSoftmaxCrossEntropyLoss(NodeImporter &n) {
 }
 
 LogicalResult importHardmax(NodeImporter &n) {
-  if (failed(n.requireF32(0))) return failure();
+  auto operand = softmaxOperand(n);
+  if (failed(operand)) return failure();
+  auto [x, ax] = *operand;
   auto xs = n.inShape(0);
-  int64_t rank = int64_t(xs.size());
-  auto axis = normalizeAxis(n.attrInt("axis", n.opset < 13 ? 1 : -1), rank);
-  if (!axis) return n.fail("axis out of range");
-  Value x = n.in(0);
-  std::vector<int64_t> shape = xs;
-  int64_t ax = *axis;
-  if (n.opset < 13) {
-    int64_t outer = numElements({xs.begin(), xs.begin() + ax});
-    shape = {outer, numElements(xs) / std::max<int64_t>(outer, 1)};
-    x = n.reshape(x, shape);
-    ax = 1;
-  }
+  std::vector<int64_t> shape = n.shapeOf(x);
   int64_t r = int64_t(shape.size());
   std::vector<int64_t> reduced;
   for (int64_t k = 0; k < r; ++k)

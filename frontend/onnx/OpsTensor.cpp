@@ -119,25 +119,31 @@ LogicalResult importShape(NodeImporter &n) {
 LogicalResult importCast(NodeImporter &n) {
   DType to = dtypeFromOnnx(int(n.attrInt("to", 0)));
   if (to == DType::Unknown) return n.fail("cast to element type " + std::to_string(n.attrInt("to", 0)) + " is not supported");
-  if (const HostTensor *c = n.inConst(0)) {
+  return castInput(n, 0, to);
+}
+
+LogicalResult castInput(NodeImporter &n, size_t input, DType to) {
+  if (const HostTensor *c = n.inConst(input)) {
     n.outConst(0, c->castTo(to));
     return success();
   }
+  bool toUnsigned = to == DType::U8;
   if (to == DType::F64 || to == DType::F16) to = DType::F32; // computed in f32
-  Value x = n.in(0);
+  Value x = n.in(input);
   Type elem = n.elementType(to);
   if (cast<RankedTensorType>(x.getType()).getElementType() == elem) {
     n.out(0, x);
     return success();
   }
-  if (isFloat(n.inDType(0)) && isa<IntegerType>(elem) && !elem.isInteger(1)) {
+  if (isFloat(n.inDType(input)) && isa<IntegerType>(elem) && !elem.isInteger(1)) {
     // ONNX truncates toward zero; tosa.cast rounds to nearest.
-    n.out(0, n.generic({x}, elem, [elem](OpBuilder &b, Location l, ValueRange v) -> Value {
+    n.out(0, n.generic({x}, elem, [elem, toUnsigned](OpBuilder &b, Location l, ValueRange v) -> Value {
+      if (toUnsigned) return arith::FPToUIOp::create(b, l, elem, v[0]);
       return arith::FPToSIOp::create(b, l, elem, v[0]);
     }));
     return success();
   }
-  n.out(0, n.emit("tosa.cast", {x}, n.tensorType(n.inShape(0), elem)));
+  n.out(0, n.emit("tosa.cast", {x}, n.tensorType(n.inShape(input), elem)));
   return success();
 }
 
