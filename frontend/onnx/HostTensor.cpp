@@ -16,6 +16,8 @@ const char *dtypeName(DType t) {
   case DType::I16: return "int16";
   case DType::I8: return "int8";
   case DType::U8: return "uint8";
+  case DType::U16: return "uint16";
+  case DType::U32: return "uint32";
   case DType::Bool: return "bool";
   case DType::Unknown: break;
   }
@@ -23,6 +25,16 @@ const char *dtypeName(DType t) {
 }
 
 bool isFloat(DType t) { return t == DType::F32 || t == DType::F64 || t == DType::F16; }
+
+unsigned computeBits(DType t) {
+  switch (t) {
+  case DType::I64: case DType::U32: return 64;
+  case DType::I32: case DType::I16: case DType::U16: return 32;
+  case DType::I8: case DType::U8: return 8;
+  case DType::Bool: return 1;
+  default: return 0;
+  }
+}
 
 DType dtypeFromOnnx(int t) {
   switch (t) {
@@ -34,6 +46,8 @@ DType dtypeFromOnnx(int t) {
   case onnx::TensorProto::INT16: return DType::I16;
   case onnx::TensorProto::INT8: return DType::I8;
   case onnx::TensorProto::UINT8: return DType::U8;
+  case onnx::TensorProto::UINT16: return DType::U16;
+  case onnx::TensorProto::UINT32: return DType::U32;
   case onnx::TensorProto::BOOL: return DType::Bool;
   default: return DType::Unknown;
   }
@@ -65,7 +79,7 @@ HostTensor HostTensor::ints(std::vector<int64_t> values, DType t) {
 static double convertValue(double v, DType t) {
   switch (t) {
   case DType::Bool: return v != 0 ? 1 : 0;
-  case DType::I64: case DType::I32: case DType::I16: case DType::I8: case DType::U8:
+  case DType::I64: case DType::I32: case DType::I16: case DType::I8: case DType::U8: case DType::U16: case DType::U32:
     return std::isfinite(v) ? std::trunc(v) : 0;
   default: return v;
   }

@@ -16,11 +16,15 @@
 
 namespace kiln::onnx_frontend {
 
-/// Element types Kiln handles; values follow nothing external.
-enum class DType { Unknown, F32, F64, F16, I64, I32, I16, I8, U8, Bool };
+/// ONNX element types Kiln handles. Kiln computes in fewer types than ONNX names:
+/// f64 and f16 as f32, int16 and uint16 as i32, uint32 as i64 (computeBits); the
+/// compiled model's inputs and outputs carry the computed type.
+enum class DType { Unknown, F32, F64, F16, I64, I32, I16, I8, U8, U16, U32, Bool };
 
 const char *dtypeName(DType t);
 bool isFloat(DType t);
+/// Bit width of the integer type Kiln computes DType `t` in (0 for floats).
+unsigned computeBits(DType t);
 /// ONNX TensorProto::DataType to DType (Unknown if unsupported).
 DType dtypeFromOnnx(int onnxType);
 

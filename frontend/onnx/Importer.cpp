@@ -77,11 +77,19 @@ static float halfToFloat(uint16_t h) {
   return f;
 }
 
+std::string onnxTypeName(int onnxType) {
+  if (!onnx::TensorProto_DataType_IsValid(onnxType)) return std::to_string(onnxType);
+  std::string s = onnx::TensorProto_DataType_Name(onnx::TensorProto_DataType(onnxType));
+  for (char &c : s) c = char(std::tolower(c));
+  return s;
+}
+
 /// Decodes a TensorProto; returns a reason string on failure.
 std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &out) {
   out.dtype = dtypeFromOnnx(t.data_type());
   if (out.dtype == DType::Unknown)
-    return "tensor '" + t.name() + "' has unsupported element type " + std::to_string(t.data_type());
+    return "tensor '" + t.name() + "' has element type " + onnxTypeName(t.data_type()) +
+           ", which Kiln does not support";
   if (t.data_location() == onnx::TensorProto::EXTERNAL)
     return "tensor '" + t.name() + "' uses external data, which Kiln does not read yet";
   out.shape.assign(t.dims().begin(), t.dims().end());
@@ -94,8 +102,8 @@ std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &
   }
   const std::string &raw = t.raw_data();
   size_t esz = out.dtype == DType::F64 || out.dtype == DType::I64 ? 8
-               : out.dtype == DType::F32 || out.dtype == DType::I32 ? 4
-               : out.dtype == DType::F16 || out.dtype == DType::I16 ? 2 : 1;
+               : out.dtype == DType::F32 || out.dtype == DType::I32 || out.dtype == DType::U32 ? 4
+               : out.dtype == DType::F16 || out.dtype == DType::I16 || out.dtype == DType::U16 ? 2 : 1;
   bool useRaw = t.has_raw_data();
   if (useRaw && raw.size() != size_t(n) * esz)
     return "tensor '" + t.name() + "' holds " + std::to_string(raw.size()) + " bytes, expected " +
@@ -138,6 +146,14 @@ std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int16_t());
     else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = t.int32_data(k); }
     break;
+  case DType::U16:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, uint16_t());
+    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = uint16_t(t.int32_data(k)); }
+    break;
+  case DType::U32:
+    if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, uint32_t());
+    else { if (auto e = need(t.uint64_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = uint32_t(t.uint64_data(k)); }
+    break;
   case DType::I8:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int8_t());
     else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = int8_t(t.int32_data(k)); }
@@ -171,6 +187,7 @@ public:
   std::vector<ImportDiagnostic> &diags;
   llvm::StringMap<ValueEntry> values;
   llvm::StringSet<> poisoned;
+  llvm::StringMap<DType> onnxTypes; ///< from the graph's declared and inferred types
   unsigned resourceCounter = 0;
 
   void error(const std::string &node, const std::string &op, const std::string &reason) {
@@ -279,6 +296,13 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     error("", "model", std::string("ONNX shape inference failed: ") + e.what());
     return nullptr;
   }
+  // The ONNX element type of every value whose type inference knows: Kiln computes
+  // several types in one (uint8 in i8, int16 in i32), so ops that differ between
+  // them (unsigned compare, shifts, casts) ask for the ONNX type (inDType).
+  for (const auto *list : {&graph->input(), &graph->value_info(), &graph->output()})
+    for (const auto &v : *list)
+      if (v.type().has_tensor_type())
+        onnxTypes[v.name()] = dtypeFromOnnx(v.type().tensor_type().elem_type());
 
   Location modelLoc = NameLoc::get(builder.getStringAttr(modelName));
   OwningOpRef<ModuleOp> module = ModuleOp::create(modelLoc);
@@ -306,10 +330,9 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     }
     const auto &tt = input.type().tensor_type();
     DType dt = dtypeFromOnnx(tt.elem_type());
-    if (dt == DType::Unknown || dt == DType::F64 || dt == DType::F16 || dt == DType::I16) {
+    if (dt == DType::Unknown) {
       error(input.name(), "input",
-            std::string("element type ") + (dt == DType::Unknown ? std::to_string(tt.elem_type()) : dtypeName(dt)) +
-                " is not supported for model inputs");
+            "element type " + onnxTypeName(tt.elem_type()) + " is not supported");
       continue;
     }
     if (!tt.has_shape()) {
@@ -337,10 +360,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
                 " has no value: pass --shape " + input.name() + "=d0,d1,...");
       continue;
     }
-    Type elem = dt == DType::Bool ? Type(builder.getI1Type())
-                : isFloat(dt)     ? Type(builder.getF32Type())
-                                  : Type(builder.getIntegerType(dt == DType::I64 ? 64 : dt == DType::I32 ? 32 : dt == DType::I16 ? 16 : 8));
-    argTypes.push_back(RankedTensorType::get(dims, elem));
+    argTypes.push_back(RankedTensorType::get(dims, computeType(builder, dt)));
     argNames.push_back(input.name());
   }
   if (!diags.empty()) return nullptr;
@@ -351,6 +371,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   Block *entry = func.addEntryBlock();
   for (size_t k = 0; k < argNames.size(); ++k) {
     func.setArgAttr(k, "kiln.name", builder.getStringAttr(argNames[k]));
+    if (onnxTypes.lookup(argNames[k]) == DType::U8) func.setArgAttr(k, "kiln.uint8", builder.getUnitAttr());
     values[argNames[k]].value = entry->getArgument(k);
     entry->getArgument(k).setLoc(NameLoc::get(builder.getStringAttr(argNames[k])));
   }
@@ -422,14 +443,24 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
       continue;
     }
     Value v = materialize(output.name(), NameLoc::get(builder.getStringAttr(output.name())));
+    auto vt = cast<RankedTensorType>(v.getType());
+    if (vt.getNumElements() == 0 && vt.getRank() > 2) {
+      // The LLVM lowering of such a buffer fails; report it rather than fail later.
+      error(output.name(), "output", "an empty output of rank " + std::to_string(vt.getRank()) + " is not supported");
+      continue;
+    }
     results.push_back(v);
     resultTypes.push_back(v.getType());
   }
   if (!diags.empty()) return nullptr;
   func::ReturnOp::create(builder, modelLoc, results);
   func.setFunctionType(builder.getFunctionType(argTypes, resultTypes));
-  for (int k = 0; k < graph->output_size(); ++k)
+  for (int k = 0; k < graph->output_size(); ++k) {
     func.setResultAttr(k, "kiln.name", builder.getStringAttr(graph->output(k).name()));
+    // uint8 is computed in i8 bits; the signature tells callers it is unsigned.
+    if (onnxTypes.lookup(graph->output(k).name()) == DType::U8)
+      func.setResultAttr(k, "kiln.uint8", builder.getUnitAttr());
+  }
 
   if (failed(verify(*module))) {
     error("", "model", "the imported module failed verification: " + verifierMessage);
@@ -489,6 +520,8 @@ std::vector<int64_t> NodeImporter::inShape(size_t i) const {
 DType NodeImporter::inDType(size_t i) const {
   const ValueEntry &e = graph.values.find(node.input(i))->second;
   if (e.constant) return e.constant->dtype;
+  if (auto it = graph.onnxTypes.find(node.input(i)); it != graph.onnxTypes.end() && it->second != DType::Unknown)
+    return it->second;
   Type t = cast<RankedTensorType>(e.value.getType()).getElementType();
   if (t.isF32()) return DType::F32;
   if (t.isInteger(1)) return DType::Bool;
@@ -541,18 +574,13 @@ LogicalResult NodeImporter::fail(const llvm::Twine &reason) {
   return failure();
 }
 
-Type NodeImporter::elementType(DType t) const {
-  switch (t) {
-  case DType::F32: case DType::F64: case DType::F16: return b.getF32Type();
-  case DType::I64: return b.getIntegerType(64);
-  case DType::I32: return b.getIntegerType(32);
-  case DType::I16: return b.getIntegerType(16);
-  case DType::I8: case DType::U8: return b.getIntegerType(8);
-  case DType::Bool: return b.getI1Type();
-  case DType::Unknown: break;
-  }
+Type computeType(Builder &b, DType t) {
+  if (isFloat(t)) return b.getF32Type();
+  if (unsigned bits = computeBits(t)) return b.getIntegerType(bits);
   return b.getNoneType();
 }
+
+Type NodeImporter::elementType(DType t) const { return computeType(b, t); }
 
 RankedTensorType NodeImporter::tensorType(llvm::ArrayRef<int64_t> shape, Type elem) const {
   return RankedTensorType::get(shape, elem);
@@ -572,6 +600,8 @@ Value NodeImporter::emit(llvm::StringRef opName, ValueRange operands, Type resul
 Value NodeImporter::constant(const HostTensor &t) {
   Type elem = elementType(t.dtype);
   auto type = tensorType(t.shape, elem);
+  // TOSA has no empty constants; an empty tensor holds no values to give.
+  if (t.numel() == 0) return tensor::EmptyOp::create(b, loc, t.shape, elem);
   ElementsAttr attr;
   int64_t bytes = t.numel() * int64_t(elem.isInteger(1) ? 1 : (elem.getIntOrFloatBitWidth() + 7) / 8);
   bool isSplat = t.numel() > 1 && (t.floating() ? llvm::all_equal(t.f) : llvm::all_equal(t.i));
@@ -751,9 +781,9 @@ Value NodeImporter::indexed(ValueRange ins, ArrayRef<AffineMap> inMaps, ArrayRef
 }
 
 LogicalResult NodeImporter::requireF32(size_t i) {
-  if (inDType(i) != DType::F32)
+  if (!isFloat(inDType(i)))
     return fail(std::string("input ") + std::to_string(i) + " has element type " + dtypeName(inDType(i)) +
-                "; only float32 is supported for this op");
+                "; only floating-point types are supported for this op");
   return success();
 }
 

@@ -36,6 +36,27 @@ static LogicalResult foldBinary(NodeImporter &n, DType outType,
 
 static bool isFloatValue(NodeImporter &n, size_t i) { return isFloat(n.inDType(i)); }
 
+/// uint8 is carried in i8 bits; ops whose result depends on signedness (division,
+/// remainder, ordering) zero-extend it to i32 first and truncate the result back.
+static bool unsignedByte(NodeImporter &n) {
+  for (size_t k = 0; k < n.numInputs(); ++k)
+    if (n.hasInput(k) && n.inDType(k) == DType::U8) return true;
+  return false;
+}
+static Value inI32(NodeImporter &n, size_t i) {
+  Value x = n.in(i);
+  Type i32 = n.b.getI32Type();
+  return n.generic({x}, i32, [i32](OpBuilder &b, Location l, ValueRange v) -> Value {
+    return arith::ExtUIOp::create(b, l, i32, v[0]);
+  });
+}
+static Value toByte(NodeImporter &n, Value x) {
+  Type i8 = n.b.getI8Type();
+  return n.generic({x}, i8, [i8](OpBuilder &b, Location l, ValueRange v) -> Value {
+    return arith::TruncIOp::create(b, l, i8, v[0]);
+  });
+}
+
 static LogicalResult requireFloat(NodeImporter &n) {
   if (!isFloatValue(n, 0))
     return n.fail(std::string("element type ") + dtypeName(n.inDType(0)) + " is not supported for this op");
@@ -74,38 +95,57 @@ LogicalResult importDiv(NodeImporter &n) {
       if (fp) return a / b;
       return b == 0 ? 0.0 : std::trunc(a / b);
     });
-  Value a = n.in(0), c = n.in(1);
+  bool u8 = !fp && unsignedByte(n);
+  Value a = u8 ? inI32(n, 0) : n.in(0), c = u8 ? inI32(n, 1) : n.in(1);
   Type elem = cast<RankedTensorType>(a.getType()).getElementType();
-  n.out(0, n.generic({a, c}, elem, [fp](OpBuilder &b, Location l, ValueRange v) -> Value {
+  Value q = n.generic({a, c}, elem, [fp](OpBuilder &b, Location l, ValueRange v) -> Value {
     if (fp) return arith::DivFOp::create(b, l, v[0], v[1]);
     return arith::DivSIOp::create(b, l, v[0], v[1]);
-  }));
+  });
+  n.out(0, u8 ? toByte(n, q) : q);
   return success();
 }
 
 LogicalResult importPow(NodeImporter &n) {
   if (foldableBinary(n))
     return foldBinary(n, n.inDType(0), [](double a, double b) { return std::pow(a, b); });
-  if (failed(requireFloat(n))) return failure();
   Value x = n.in(0);
+  Type elem = cast<RankedTensorType>(x.getType()).getElementType();
+  bool fpBase = isFloatValue(n, 0), fpExp = isFloatValue(n, 1);
+  if (n.inDType(0) == DType::U8 || n.inDType(0) == DType::Bool || n.inDType(1) == DType::Bool ||
+      n.inDType(1) == DType::U8)
+    return n.fail("Pow of uint8 or bool tensors is not supported");
   // Exporters write x^2 (variance) and x^0.5; keep those exact and cheap.
-  if (const HostTensor *e = n.inConst(1); e && e->numel() == 1) {
+  if (const HostTensor *e = n.inConst(1); fpBase && e && e->numel() == 1) {
     double p = e->get(0);
     if (p == 1.0) { n.out(0, x); return success(); }
     if (p == 2.0) { n.out(0, n.mul(x, x)); return success(); }
     if (p == 3.0) { n.out(0, n.mul(n.mul(x, x), x)); return success(); }
     if (p == 0.5) {
-      n.out(0, n.generic({x}, cast<RankedTensorType>(x.getType()).getElementType(),
-                         [](OpBuilder &b, Location l, ValueRange v) -> Value {
-                           return math::SqrtOp::create(b, l, v[0]);
-                         }));
+      n.out(0, n.generic({x}, elem, [](OpBuilder &b, Location l, ValueRange v) -> Value {
+        return math::SqrtOp::create(b, l, v[0]);
+      }));
       return success();
     }
   }
   Value e = n.in(1);
-  if (!isFloatValue(n, 1)) return n.fail("integer exponents of a float base are not supported");
-  int64_t rank = std::max(n.inRank(0), n.inRank(1));
-  n.out(0, n.binary("tosa.pow", n.toRank(x, rank), n.toRank(e, rank)));
+  if (fpBase && fpExp) {
+    int64_t rank = std::max(n.inRank(0), n.inRank(1));
+    n.out(0, n.binary("tosa.pow", n.toRank(x, rank), n.toRank(e, rank)));
+    return success();
+  }
+  // Mixed or integer operands: the result has the base's type. Integer bases are
+  // computed in f64, exact for results below 2^53.
+  n.out(0, n.generic({x, e}, elem, [fpBase, fpExp, elem](OpBuilder &b, Location l, ValueRange v) -> Value {
+    Type ft = fpBase ? elem : Type(b.getF64Type());
+    auto toF = [&](Value s, bool isFp) -> Value {
+      if (isFp) return s.getType() == ft ? s : arith::ExtFOp::create(b, l, ft, s).getResult();
+      return arith::SIToFPOp::create(b, l, ft, s);
+    };
+    Value r = math::PowFOp::create(b, l, toF(v[0], fpBase), toF(v[1], fpExp));
+    if (fpBase) return r;
+    return arith::FPToSIOp::create(b, l, elem, r);
+  }));
   return success();
 }
 
@@ -123,10 +163,11 @@ static LogicalResult minMax(NodeImporter &n, bool isMax) {
     n.outConst(0, std::move(acc));
     return success();
   }
-  Value acc = n.in(0);
+  bool u8 = unsignedByte(n);
+  Value acc = u8 ? inI32(n, 0) : n.in(0);
   for (size_t k = 1; k < n.numInputs(); ++k)
-    acc = n.binary(isMax ? "tosa.maximum" : "tosa.minimum", acc, n.in(k));
-  n.out(0, acc);
+    acc = n.binary(isMax ? "tosa.maximum" : "tosa.minimum", acc, u8 ? inI32(n, k) : n.in(k));
+  n.out(0, u8 ? toByte(n, acc) : acc);
   return success();
 }
 LogicalResult importMax(NodeImporter &n) { return minMax(n, true); }
@@ -139,7 +180,8 @@ LogicalResult importMin(NodeImporter &n) { return minMax(n, false); }
 static LogicalResult compare(NodeImporter &n, llvm::StringRef tosaOp, bool swap,
                              const std::function<double(double, double)> &fn) {
   if (foldableBinary(n)) return foldBinary(n, DType::Bool, fn);
-  Value a = n.in(0), c = n.in(1);
+  bool u8 = unsignedByte(n);
+  Value a = u8 ? inI32(n, 0) : n.in(0), c = u8 ? inI32(n, 1) : n.in(1);
   if (swap) std::swap(a, c);
   n.out(0, n.binary(tosaOp, a, c, n.b.getI1Type()));
   return success();
@@ -512,9 +554,10 @@ LogicalResult importMod(NodeImporter &n) {
       if (!fmod && r != 0 && ((r < 0) != (b < 0))) r += b; // sign of the divisor
       return r;
     });
-  Value a = n.in(0), c = n.in(1);
+  bool u8 = !fp && unsignedByte(n);
+  Value a = u8 ? inI32(n, 0) : n.in(0), c = u8 ? inI32(n, 1) : n.in(1);
   Type elem = cast<RankedTensorType>(a.getType()).getElementType();
-  n.out(0, n.generic({a, c}, elem, [fp, fmod, elem](OpBuilder &b, Location l, ValueRange v) -> Value {
+  Value r = n.generic({a, c}, elem, [fp, fmod, elem](OpBuilder &b, Location l, ValueRange v) -> Value {
     if (fp) return arith::RemFOp::create(b, l, v[0], v[1]);
     Value r = arith::RemSIOp::create(b, l, v[0], v[1]);
     if (fmod) return r;
@@ -525,7 +568,8 @@ LogicalResult importMod(NodeImporter &n) {
     Value nz = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ne, r, zero);
     Value fix = arith::AndIOp::create(b, l, nz, arith::XOrIOp::create(b, l, rNeg, dNeg));
     return arith::SelectOp::create(b, l, fix, arith::AddIOp::create(b, l, r, v[1]), r);
-  }));
+  });
+  n.out(0, u8 ? toByte(n, r) : r);
   return success();
 }
 
@@ -566,6 +610,38 @@ LogicalResult importIsInf(NodeImporter &n) {
     Value isNeg = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, v[0], arith::NegFOp::create(b, l, inf));
     Value f = arith::ConstantOp::create(b, l, b.getBoolAttr(false));
     return arith::OrIOp::create(b, l, pos ? isPos : f, neg ? isNeg : f);
+  }));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Bit shifts (unsigned types only)
+//===----------------------------------------------------------------------===//
+
+LogicalResult importBitShift(NodeImporter &n) {
+  std::string dir = n.attrString("direction", "");
+  if (dir != "LEFT" && dir != "RIGHT") return n.fail("direction must be LEFT or RIGHT");
+  DType dt = n.inDType(0);
+  unsigned bits = dt == DType::U8 ? 8 : dt == DType::U16 ? 16 : dt == DType::U32 ? 32 : 0;
+  if (!bits) return n.fail(std::string("BitShift of ") + dtypeName(dt) + " tensors is not supported");
+  bool left = dir == "LEFT";
+  if (foldableBinary(n))
+    return foldBinary(n, dt, [left, bits](double a, double s) {
+      if (s >= bits) return 0.0;
+      uint64_t v = uint64_t(a), mask = (uint64_t(1) << bits) - 1;
+      return double((left ? v << uint64_t(s) : v >> uint64_t(s)) & mask);
+    });
+  // uint16/uint32 are computed in a wider type: mask a left shift back to the ONNX
+  // width. Shifting by the width or more gives 0 (the value's bits are all gone).
+  Value a = n.in(0), c = n.in(1);
+  Type elem = cast<RankedTensorType>(a.getType()).getElementType();
+  n.out(0, n.generic({a, c}, elem, [left, bits, elem](OpBuilder &b, Location l, ValueRange v) -> Value {
+    unsigned w = elem.getIntOrFloatBitWidth();
+    auto cst = [&](uint64_t x) -> Value { return arith::ConstantOp::create(b, l, b.getIntegerAttr(elem, x)); };
+    Value r = left ? Value(arith::ShLIOp::create(b, l, v[0], v[1])) : Value(arith::ShRUIOp::create(b, l, v[0], v[1]));
+    if (left && bits < w) r = arith::AndIOp::create(b, l, r, cst((uint64_t(1) << bits) - 1));
+    Value tooFar = arith::CmpIOp::create(b, l, arith::CmpIPredicate::uge, v[1], cst(bits));
+    return arith::SelectOp::create(b, l, tooFar, cst(0), r);
   }));
   return success();
 }

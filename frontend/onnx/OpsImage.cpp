@@ -262,7 +262,7 @@ static LogicalResult emitResize(NodeImporter &n, const ResizeSpec &spec, const s
     // The roi is only known at run time: compute linear taps in the IR.
     if (spec.mode != InterpMode::Linear)
       return n.fail("tf_crop_and_resize with a runtime roi is only supported for mode linear");
-    if (n.inDType(1) != DType::F32) return n.fail("roi must be float32");
+    if (!isFloat(n.inDType(1))) return n.fail("roi must be floating-point");
     Value roiF = roiValue;
     Value cur = n.in(0);
     Type i32 = n.b.getIntegerType(32), i1 = n.b.getI1Type();

@@ -8,6 +8,8 @@
 #include "frontend/onnx/ImportContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 
 #include <algorithm>
 #include <cmath>
@@ -258,19 +260,164 @@ LogicalResult importConv(NodeImporter &n) {
 // Pooling
 //===----------------------------------------------------------------------===//
 
-static LogicalResult pool(NodeImporter &n, bool isMax) {
-  if (failed(n.requireF32(0))) return failure();
+/// The window of one spatial axis as ONNX defines it (pads before any TOSA
+/// adjustment; `padEnd` excludes the overhang that ceil_mode adds).
+struct PoolAxis {
+  int64_t in, kernel, stride, dilation, padBegin, padEnd, out;
+};
+
+static FailureOr<std::vector<PoolAxis>> poolAxes(NodeImporter &n, const std::vector<int64_t> &xs) {
+  size_t r = xs.size() - 2;
+  auto kernel = n.attrInts("kernel_shape"), stride = n.attrInts("strides"), dil = n.attrInts("dilations"),
+       pads = n.attrInts("pads");
+  if (stride.empty()) stride.assign(r, 1);
+  if (dil.empty()) dil.assign(r, 1);
+  if (kernel.size() != r || stride.size() != r || dil.size() != r || (!pads.empty() && pads.size() != 2 * r))
+    return n.fail("kernel_shape/strides/dilations/pads do not match the spatial rank");
+  std::string autoPad = n.attrString("auto_pad", "NOTSET");
+  bool ceil = n.attrInt("ceil_mode", 0) != 0;
+  std::vector<PoolAxis> axes(r);
+  for (size_t k = 0; k < r; ++k) {
+    PoolAxis &a = axes[k];
+    a = {xs[k + 2], kernel[k], stride[k], dil[k], 0, 0, 0};
+    if (a.kernel <= 0 || a.stride <= 0 || a.dilation <= 0) return n.fail("non-positive kernel, stride or dilation");
+    int64_t eff = (a.kernel - 1) * a.dilation + 1;
+    if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+      int64_t outSize = (a.in + a.stride - 1) / a.stride;
+      int64_t total = std::max<int64_t>((outSize - 1) * a.stride + eff - a.in, 0);
+      a.padBegin = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      a.padEnd = total - a.padBegin;
+    } else if (autoPad == "NOTSET") {
+      if (!pads.empty()) { a.padBegin = pads[k]; a.padEnd = pads[k + r]; }
+      if (a.padBegin < 0 || a.padEnd < 0) return n.fail("negative pads");
+    } else if (autoPad != "VALID") {
+      return n.fail("unknown auto_pad '" + autoPad + "'");
+    }
+    int64_t span = a.in + a.padBegin + a.padEnd - eff;
+    if (span < 0) return n.fail("the window is larger than the padded input");
+    a.out = (ceil ? (span + a.stride - 1) / a.stride : span / a.stride) + 1;
+    if (ceil && (a.out - 1) * a.stride >= a.in + a.padBegin) --a.out; // start inside input or begin pad
+  }
+  return axes;
+}
+
+/// Pooling of any spatial rank, dilation and integer type, with MaxPool's Indices
+/// output: one linalg.generic whose body walks the window (unrolled). Used where
+/// TOSA's 2-D pools cannot express the case.
+static LogicalResult poolGeneric(NodeImporter &n, bool isMax) {
   auto xs = n.inShape(0);
-  if (xs.size() != 4) return n.fail("only 2-D pooling is supported (input rank " + std::to_string(xs.size()) + ")");
-  if (isMax && n.wantsOutput(1)) return n.fail("the Indices output of MaxPool is not supported");
-  auto dil = n.attrInts("dilations");
-  for (int64_t d : dil)
-    if (d != 1) return n.fail("dilated pooling is not supported");
+  auto axes = poolAxes(n, xs);
+  if (failed(axes)) return failure();
+  int64_t r = int64_t(axes->size()), window = 1;
+  for (const PoolAxis &a : *axes) window *= a.kernel;
+  if (window > 1024) return n.fail("a window of " + std::to_string(window) + " elements is too large to unroll");
+  DType dt = n.inDType(0);
+  if (!isMax && !isFloat(dt)) return n.fail("AveragePool of integer tensors is not supported");
+  bool includePad = n.attrInt("count_include_pad", 0) != 0, isUnsigned = dt == DType::U8;
+  int64_t storageOrder = n.attrInt("storage_order", 0);
+  Value x = n.in(0);
+  Type elem = cast<RankedTensorType>(x.getType()).getElementType();
+  std::vector<int64_t> outShape{xs[0], xs[1]};
+  for (const PoolAxis &a : *axes) outShape.push_back(a.out);
+  bool fp = isa<FloatType>(elem);
+
+  // Visits every window position of output element (indices in the body); calls
+  // visit(inputCoords, valid) with valid an i1 (in bounds) and counted (within pads).
+  auto walk = [&](OpBuilder &b, Location l,
+                  const std::function<void(SmallVector<Value> &, Value, Value)> &visit) {
+    std::vector<int64_t> pos(r, 0);
+    for (int64_t w = 0; w < window; ++w) {
+      int64_t rem = w;
+      for (int64_t k = r - 1; k >= 0; --k) { pos[k] = rem % (*axes)[k].kernel; rem /= (*axes)[k].kernel; }
+      SmallVector<Value> coords{linalg::IndexOp::create(b, l, 0), linalg::IndexOp::create(b, l, 1)};
+      Value valid = arith::ConstantIntOp::create(b, l, 1, 1), counted = valid;
+      for (int64_t k = 0; k < r; ++k) {
+        const PoolAxis &a = (*axes)[k];
+        Value o = linalg::IndexOp::create(b, l, k + 2);
+        Value i = arith::AddIOp::create(b, l, arith::MulIOp::create(b, l, o, arith::ConstantIndexOp::create(b, l, a.stride)),
+                                        arith::ConstantIndexOp::create(b, l, pos[k] * a.dilation - a.padBegin));
+        auto cmp = [&](arith::CmpIPredicate p, Value u, int64_t v) {
+          return arith::CmpIOp::create(b, l, p, u, arith::ConstantIndexOp::create(b, l, v)).getResult();
+        };
+        valid = arith::AndIOp::create(b, l, valid, cmp(arith::CmpIPredicate::sge, i, 0));
+        valid = arith::AndIOp::create(b, l, valid, cmp(arith::CmpIPredicate::slt, i, a.in));
+        counted = arith::AndIOp::create(b, l, counted, cmp(arith::CmpIPredicate::slt, i, a.in + a.padEnd));
+        // Clamp so the (discarded) read of an out-of-bounds position stays in bounds.
+        Value lo = arith::ConstantIndexOp::create(b, l, 0), hi = arith::ConstantIndexOp::create(b, l, a.in - 1);
+        coords.push_back(arith::MaxSIOp::create(b, l, arith::MinSIOp::create(b, l, i, hi), lo));
+      }
+      visit(coords, valid, counted);
+    }
+  };
+  auto lowest = [&](OpBuilder &b, Location l) -> Value {
+    if (fp) return arith::ConstantOp::create(b, l, b.getFloatAttr(elem, -std::numeric_limits<float>::infinity()));
+    unsigned w = elem.getIntOrFloatBitWidth();
+    return arith::ConstantOp::create(b, l, b.getIntegerAttr(elem, isUnsigned ? APInt::getMinValue(w) : APInt::getSignedMinValue(w)));
+  };
+  auto greater = [&](OpBuilder &b, Location l, Value a, Value c) -> Value {
+    if (fp) return arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, a, c);
+    return arith::CmpIOp::create(b, l, isUnsigned ? arith::CmpIPredicate::ugt : arith::CmpIPredicate::sgt, a, c);
+  };
+
+  Value y = n.indexed({}, {}, outShape, elem, [&](OpBuilder &b, Location l, ValueRange) -> Value {
+    if (isMax) {
+      Value best = lowest(b, l);
+      walk(b, l, [&](SmallVector<Value> &c, Value valid, Value) {
+        Value v = tensor::ExtractOp::create(b, l, x, c);
+        Value take = arith::AndIOp::create(b, l, valid, greater(b, l, v, best));
+        best = arith::SelectOp::create(b, l, take, v, best);
+      });
+      return best;
+    }
+    Value zero = arith::ConstantOp::create(b, l, b.getFloatAttr(elem, 0.0));
+    Value one = arith::ConstantOp::create(b, l, b.getFloatAttr(elem, 1.0));
+    Value sum = zero, count = zero;
+    walk(b, l, [&](SmallVector<Value> &c, Value valid, Value counted) {
+      Value v = tensor::ExtractOp::create(b, l, x, c);
+      sum = arith::AddFOp::create(b, l, sum, arith::SelectOp::create(b, l, valid, v, zero));
+      count = arith::AddFOp::create(b, l, count, arith::SelectOp::create(b, l, includePad ? counted : valid, one, zero));
+    });
+    return arith::DivFOp::create(b, l, sum, count);
+  });
+  n.out(0, y);
+  if (isMax && n.wantsOutput(1)) {
+    // Indices: the flat position of the first maximum in the whole input tensor,
+    // row-major (storage_order 0) or with the spatial axes column-major (1).
+    if (storageOrder != 0 && storageOrder != 1) return n.fail("storage_order must be 0 or 1");
+    Type i64 = n.b.getI64Type();
+    n.out(1, n.indexed({}, {}, outShape, i64, [&](OpBuilder &b, Location l, ValueRange) -> Value {
+      Value best = lowest(b, l), at = arith::ConstantIntOp::create(b, l, i64, 0);
+      walk(b, l, [&](SmallVector<Value> &c, Value valid, Value) {
+        Value v = tensor::ExtractOp::create(b, l, x, c);
+        Value take = arith::AndIOp::create(b, l, valid, greater(b, l, v, best));
+        best = arith::SelectOp::create(b, l, take, v, best);
+        // flat = ((n*C + c) * spatial...) with the spatial part in the chosen order.
+        Value flat = arith::AddIOp::create(b, l, arith::MulIOp::create(b, l, c[0], arith::ConstantIndexOp::create(b, l, xs[1])), c[1]);
+        std::vector<int64_t> order(r);
+        for (int64_t k = 0; k < r; ++k) order[k] = storageOrder ? r - 1 - k : k;
+        for (int64_t k : order)
+          flat = arith::AddIOp::create(b, l, arith::MulIOp::create(b, l, flat, arith::ConstantIndexOp::create(b, l, xs[k + 2])), c[k + 2]);
+        Value flatI = arith::IndexCastOp::create(b, l, i64, flat);
+        at = arith::SelectOp::create(b, l, take, flatI, at);
+      });
+      return at;
+    }));
+  }
+  return success();
+}
+
+static LogicalResult pool(NodeImporter &n, bool isMax) {
+  auto xs = n.inShape(0);
+  if (xs.size() < 3) return n.fail("pooling needs an input of rank 3 or more");
+  bool generic = xs.size() != 4 || !isFloat(n.inDType(0)) || (isMax && n.wantsOutput(1)) ||
+                 (!isMax && n.attrInt("count_include_pad", 0) && n.attrInt("ceil_mode", 0));
+  for (int64_t d : n.attrInts("dilations")) generic |= d != 1;
+  if (generic) return poolGeneric(n, isMax);
   auto w = resolveWindow(n, {xs[2], xs[3]}, n.attrInts("kernel_shape"), true);
   if (failed(w)) return failure();
   for (int k = 0; k < 2; ++k)
     if (w->padBegin[k] >= w->kernel[k] || w->padEnd[k] >= w->kernel[k])
-      return n.fail("padding as large as the kernel is not supported");
+      return poolGeneric(n, isMax);
   Value xh = toNHWC(n, n.in(0), *w);
   auto outType = n.tensorType({xs[0], w->out[0], w->out[1], xs[1]}, f32(n));
   SmallVector<NamedAttribute> attrs{n.named("kernel", n.b.getDenseI64ArrayAttr(w->kernel)),
@@ -648,6 +795,36 @@ LogicalResult importInstanceNormalization(NodeImporter &n) {
   Value inv = n.unary("tosa.rsqrt", n.add(n.mul(sq, invN), n.splat(eps, rank, f32(n))));
   Value y = n.mul(n.mul(d, inv), n.reshape(n.in(1), pshape));
   n.out(0, n.add(y, n.reshape(n.in(2), pshape)));
+  return success();
+}
+
+/// (x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9) over `axes` (default N, H, W), as
+/// ONNX's function body defines it.
+LogicalResult importMeanVarianceNormalization(NodeImporter &n) {
+  if (failed(n.requireF32(0))) return failure();
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  std::vector<int64_t> axes = n.hasAttr("axes") ? n.attrInts("axes") : std::vector<int64_t>{0, 2, 3};
+  std::vector<bool> reduced(rank, false);
+  int64_t count = 1;
+  for (int64_t a : axes) {
+    auto ax = normalizeAxis(a, rank);
+    if (!ax || reduced[*ax]) return n.fail("axes must be distinct and within the input's rank");
+    reduced[*ax] = true;
+    count *= xs[*ax];
+  }
+  if (count == 0) return n.fail("cannot normalise over an empty axis");
+  Value x = n.in(0), sum = x, sumSq = n.mul(x, x);
+  for (int64_t k = 0; k < rank; ++k)
+    if (reduced[k]) {
+      sum = n.reduce("tosa.reduce_sum", sum, k);
+      sumSq = n.reduce("tosa.reduce_sum", sumSq, k);
+    }
+  Value invN = n.splat(1.0 / double(count), rank, f32(n));
+  Value mean = n.mul(sum, invN);
+  Value var = n.sub(n.mul(sumSq, invN), n.mul(mean, mean));
+  Value sd = n.add(n.unary("tosa.reciprocal", n.unary("tosa.rsqrt", n.clamp(var, 0.0, 3.4e38))), n.splat(1e-9, rank, f32(n)));
+  n.out(0, n.mul(n.sub(x, mean), n.unary("tosa.reciprocal", sd)));
   return success();
 }
 

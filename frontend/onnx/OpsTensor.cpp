@@ -118,7 +118,7 @@ LogicalResult importShape(NodeImporter &n) {
 
 LogicalResult importCast(NodeImporter &n) {
   DType to = dtypeFromOnnx(int(n.attrInt("to", 0)));
-  if (to == DType::Unknown) return n.fail("cast to element type " + std::to_string(n.attrInt("to", 0)) + " is not supported");
+  if (to == DType::Unknown) return n.fail("cast to " + onnxTypeName(int(n.attrInt("to", 0))) + " is not supported");
   return castInput(n, 0, to);
 }
 
@@ -133,6 +133,14 @@ LogicalResult castInput(NodeImporter &n, size_t input, DType to) {
   Type elem = n.elementType(to);
   if (cast<RankedTensorType>(x.getType()).getElementType() == elem) {
     n.out(0, x);
+    return success();
+  }
+  if (n.inDType(input) == DType::U8 && !elem.isInteger(1)) {
+    // uint8 is carried in i8 bits: widen without sign.
+    n.out(0, n.generic({x}, elem, [elem](OpBuilder &b, Location l, ValueRange v) -> Value {
+      if (isa<FloatType>(elem)) return arith::UIToFPOp::create(b, l, elem, v[0]);
+      return arith::ExtUIOp::create(b, l, elem, v[0]);
+    }));
     return success();
   }
   if (isFloat(n.inDType(input)) && isa<IntegerType>(elem) && !elem.isInteger(1)) {
@@ -462,7 +470,8 @@ LogicalResult importSplit(NodeImporter &n) {
 
 LogicalResult importPad(NodeImporter &n) {
   std::string mode = n.attrString("mode", "constant");
-  if (mode != "constant") return n.fail("pad mode '" + mode + "' is not supported yet");
+  if (mode != "constant" && mode != "edge" && mode != "reflect" && mode != "wrap")
+    return n.fail("pad mode '" + mode + "' is not supported");
   auto in = n.inShape(0);
   int64_t rank = int64_t(in.size());
   std::vector<int64_t> pads;
@@ -510,6 +519,42 @@ LogicalResult importPad(NodeImporter &n) {
   Type elem = cast<RankedTensorType>(x.getType()).getElementType();
   if (std::all_of(tosaPads.begin(), tosaPads.end(), [](int64_t p) { return p == 0; })) {
     n.out(0, x);
+    return success();
+  }
+  if (mode != "constant") {
+    // Each output index maps to one input index: clamped (edge), mirrored without
+    // repeating the border (reflect) or modulo the extent (wrap).
+    for (int64_t k = 0; k < rank; ++k) {
+      bool padded = tosaPads[2 * k] > 0 || tosaPads[2 * k + 1] > 0;
+      if (padded && size[k] == 0) return n.fail("cannot " + mode + "-pad an empty axis");
+      if (mode == "reflect" && padded && (tosaPads[2 * k] >= size[k] || tosaPads[2 * k + 1] >= size[k]))
+        return n.fail("reflect pads must be smaller than the axis they pad");
+    }
+    n.out(0, n.indexed({}, {}, outShape, elem, [&](OpBuilder &b, Location l, ValueRange) -> Value {
+      SmallVector<Value> coords;
+      for (int64_t k = 0; k < rank; ++k) {
+        Value o = linalg::IndexOp::create(b, l, k);
+        Value i = arith::SubIOp::create(b, l, o, arith::ConstantIndexOp::create(b, l, tosaPads[2 * k]));
+        Value zero = arith::ConstantIndexOp::create(b, l, 0);
+        Value last = arith::ConstantIndexOp::create(b, l, size[k] - 1);
+        if (mode == "edge") {
+          i = arith::MaxSIOp::create(b, l, arith::MinSIOp::create(b, l, i, last), zero);
+        } else if (mode == "reflect") {
+          Value neg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, i, zero);
+          i = arith::SelectOp::create(b, l, neg, arith::SubIOp::create(b, l, zero, i), i);
+          Value over = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sgt, i, last);
+          Value twoLast = arith::ConstantIndexOp::create(b, l, 2 * (size[k] - 1));
+          i = arith::SelectOp::create(b, l, over, arith::SubIOp::create(b, l, twoLast, i), i);
+        } else {
+          Value ext = arith::ConstantIndexOp::create(b, l, size[k]);
+          Value r = arith::RemSIOp::create(b, l, i, ext);
+          Value neg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, r, zero);
+          i = arith::SelectOp::create(b, l, neg, arith::AddIOp::create(b, l, r, ext), r);
+        }
+        coords.push_back(i);
+      }
+      return tensor::ExtractOp::create(b, l, x, coords);
+    }));
     return success();
   }
   n.out(0, n.emit("tosa.pad", {x, n.shapeValue(tosaPads), n.splat(value, 1, elem)},
@@ -583,6 +628,15 @@ LogicalResult importTrilu(NodeImporter &n) {
   }
   bool upper = n.attrInt("upper", 1) != 0;
   int64_t rows = in[in.size() - 2], cols = in.back();
+  if (const HostTensor *c = n.inConst(0); c && c->numel() <= (1 << 16)) {
+    HostTensor r = *c;
+    for (int64_t e = 0, total = r.numel(); e < total; ++e) {
+      int64_t row = (e / cols) % rows, col = e % cols;
+      if (upper ? (col - row < k) : (col - row > k)) r.set(e, 0);
+    }
+    n.outConst(0, std::move(r));
+    return success();
+  }
   // The kept triangle as a constant mask, broadcast over the batch dimensions.
   HostTensor mask = HostTensor::make(DType::Bool, {rows, cols});
   for (int64_t r = 0; r < rows; ++r)
