@@ -712,4 +712,99 @@ LogicalResult importEinsum(NodeImporter &n) {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// ReverseSequence, Compress, NonZero
+//===----------------------------------------------------------------------===//
+
+/// Reverses the first sequence_lens[b] steps of each batch entry along time_axis.
+LogicalResult importReverseSequence(NodeImporter &n) {
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  int64_t tAxis = n.attrInt("time_axis", 0), bAxis = n.attrInt("batch_axis", 1);
+  if (rank < 2 || !((tAxis == 0 && bAxis == 1) || (tAxis == 1 && bAxis == 0)))
+    return n.fail("time_axis and batch_axis must be 0 and 1 (in either order) of an input of rank >= 2");
+  auto ls = n.inShape(1);
+  if (ls.size() != 1 || ls[0] != xs[bAxis]) return n.fail("sequence_lens must be [batch]");
+  if (isFloat(n.inDType(1))) return n.fail("sequence_lens must be integers");
+  if (const HostTensor *c = n.inConst(1))
+    for (int64_t v : c->toInts())
+      if (v < 0 || v > xs[tAxis]) return n.fail("sequence length " + std::to_string(v) + " is out of range");
+  Value x = n.in(0), lens = n.in(1);
+  int64_t steps = xs[tAxis];
+  n.out(0, n.indexed({}, {}, xs, elemOf(x), [&](OpBuilder &b, Location l, ValueRange) -> Value {
+    SmallVector<Value> coords;
+    for (int64_t d = 0; d < rank; ++d) coords.push_back(idx(b, l, d));
+    Value t = coords[tAxis];
+    Value len = arith::IndexCastOp::create(b, l, b.getIndexType(), tensor::ExtractOp::create(b, l, lens, ValueRange{coords[bAxis]}));
+    // A runtime length outside [0, steps] is clamped so that no read leaves the tensor.
+    len = arith::MinSIOp::create(b, l, arith::MaxSIOp::create(b, l, len, cidx(b, l, 0)), cidx(b, l, steps));
+    Value inSeq = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, t, len);
+    Value rev = arith::SubIOp::create(b, l, arith::SubIOp::create(b, l, len, cidx(b, l, 1)), t);
+    coords[tAxis] = arith::SelectOp::create(b, l, inSeq, rev, t);
+    return tensor::ExtractOp::create(b, l, x, coords);
+  }));
+  return success();
+}
+
+/// Keeps the slices along `axis` (or of the flattened input) whose condition is
+/// true. The condition decides the output's shape, so it must be a constant.
+LogicalResult importCompress(NodeImporter &n) {
+  const HostTensor *cond = n.inConst(1);
+  if (!cond) return n.fail("the condition must be known at compile time (it decides the output shape)");
+  auto xs = n.inShape(0);
+  int64_t rank = int64_t(xs.size());
+  bool flatten = !n.hasAttr("axis");
+  int64_t axis = 0;
+  if (!flatten) {
+    auto ax = normalizeAxis(n.attrInt("axis", 0), rank);
+    if (!ax) return n.fail("axis out of range");
+    axis = *ax;
+  }
+  std::vector<int64_t> shape = flatten ? std::vector<int64_t>{numElements(xs)} : xs;
+  if (cond->numel() > shape[axis]) return n.fail("the condition is longer than the axis it selects on");
+  std::vector<int64_t> keep;
+  for (int64_t k = 0; k < cond->numel(); ++k)
+    if (cond->get(k) != 0) keep.push_back(k);
+  if (keep.empty()) return n.fail("the condition selects nothing (empty outputs are not supported)");
+  HostTensor indices = HostTensor::ints(keep);
+  if (const HostTensor *c = n.inConst(0)) {
+    HostTensor data = *c;
+    data.shape = shape;
+    n.outConst(0, hostGather(data, indices, axis));
+    return success();
+  }
+  Value x = n.in(0);
+  if (flatten) x = n.reshape(x, shape);
+  Value table = n.constant(indices);
+  std::vector<int64_t> out = shape;
+  out[axis] = int64_t(keep.size());
+  n.out(0, n.indexed({}, {}, out, elemOf(x), [&](OpBuilder &b, Location l, ValueRange) -> Value {
+    SmallVector<Value> coords;
+    for (int64_t d = 0; d < int64_t(out.size()); ++d) coords.push_back(idx(b, l, d));
+    Value at = tensor::ExtractOp::create(b, l, table, ValueRange{coords[axis]});
+    coords[axis] = arith::IndexCastOp::create(b, l, b.getIndexType(), at);
+    return tensor::ExtractOp::create(b, l, x, coords);
+  }));
+  return success();
+}
+
+/// Indices [rank, count] of the non-zero elements, in row-major order. The count
+/// decides the output's shape, so the input must be a constant.
+LogicalResult importNonZero(NodeImporter &n) {
+  const HostTensor *c = n.inConst(0);
+  if (!c) return n.fail("the input must be known at compile time (its non-zero count decides the output shape)");
+  int64_t rank = int64_t(c->shape.size());
+  if (rank == 0) return n.fail("NonZero of a scalar is not supported");
+  std::vector<int64_t> hits;
+  for (int64_t k = 0; k < c->numel(); ++k)
+    if (c->get(k) != 0) hits.push_back(k);
+  if (hits.empty()) return n.fail("the input has no non-zero element (empty outputs are not supported)");
+  auto strides = stridesOf(c->shape);
+  HostTensor out = HostTensor::make(DType::I64, {rank, int64_t(hits.size())});
+  for (size_t j = 0; j < hits.size(); ++j)
+    for (int64_t d = 0; d < rank; ++d) out.i[d * int64_t(hits.size()) + int64_t(j)] = (hits[j] / strides[d]) % c->shape[d];
+  n.outConst(0, std::move(out));
+  return success();
+}
+
 } // namespace kiln::onnx_frontend

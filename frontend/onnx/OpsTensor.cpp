@@ -350,9 +350,21 @@ LogicalResult importSlice(NodeImporter &n) {
     n.outConst(0, hostSlice(*c, offs, strides, size));
     return success();
   }
-  for (int64_t k = 0; k < rank; ++k)
-    if (strides[k] < 0) return n.fail("negative slice steps on a runtime tensor are not supported yet");
   Value x = n.in(0);
+  if (std::any_of(strides.begin(), strides.end(), [](int64_t s) { return s < 0; })) {
+    // Negative steps walk backwards: out[i] = x[off + i * step] per axis.
+    n.out(0, n.indexed({}, {}, size, cast<RankedTensorType>(x.getType()).getElementType(),
+                       [&](OpBuilder &b, Location l, ValueRange) -> Value {
+                         SmallVector<Value> coords;
+                         for (int64_t k = 0; k < rank; ++k) {
+                           Value i = linalg::IndexOp::create(b, l, k);
+                           Value scaled = arith::MulIOp::create(b, l, i, arith::ConstantIndexOp::create(b, l, strides[k]));
+                           coords.push_back(arith::AddIOp::create(b, l, scaled, arith::ConstantIndexOp::create(b, l, offs[k])));
+                         }
+                         return tensor::ExtractOp::create(b, l, x, coords);
+                       }));
+    return success();
+  }
   bool unit = std::all_of(strides.begin(), strides.end(), [](int64_t s) { return s == 1; });
   if (unit) {
     n.out(0, n.slice(x, offs, size));
