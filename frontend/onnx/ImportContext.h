@@ -84,8 +84,10 @@ public:
   /// in a scope nested in this node's: names of the enclosing graphs stay visible,
   /// the subgraph's inputs are bound to `inputs`, and its outputs are returned.
   /// Errors inside name this node (and `iteration`, when >= 0) as their context.
+  /// With `region`, the insertion point is in a new region (an scf.for body): host
+  /// constants of the enclosing graphs are emitted again there when used.
   mlir::FailureOr<std::vector<ValueEntry>> subgraph(llvm::StringRef attrName, llvm::ArrayRef<ValueEntry> inputs,
-                                                    int64_t iteration = -1);
+                                                    int64_t iteration = -1, bool region = false);
 
   /// Records why this node cannot be imported; returns failure().
   mlir::LogicalResult fail(const llvm::Twine &reason);

@@ -10,9 +10,11 @@
 #include "frontend/onnx/ImportContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tosa/IR/TosaOps.h"
 #include "mlir/IR/AsmState.h"
@@ -39,7 +41,8 @@ namespace kiln::onnx_frontend {
 
 void registerImporterDialects(DialectRegistry &registry) {
   registry.insert<func::FuncDialect, tosa::TosaDialect, arith::ArithDialect, tensor::TensorDialect,
-                  linalg::LinalgDialect, math::MathDialect>();
+                  linalg::LinalgDialect, math::MathDialect, scf::SCFDialect,
+                  bufferization::BufferizationDialect>();
 }
 
 std::string formatDiagnostics(const std::vector<ImportDiagnostic> &diags) {
@@ -176,6 +179,7 @@ public:
     llvm::StringSet<> poisoned;
     std::string within;    ///< "in 'body' of node 'Loop_0' (Loop)" for reports; empty at top level
     std::string locPrefix; ///< "Loop_0/body/" prepended to node locations
+    bool region = false;   ///< imported into a new region (scf.for body), not inline
   };
 
   MLIRContext &ctx;
@@ -211,7 +215,8 @@ public:
   /// inputs are bound to `inputs`; returns its outputs' entries.
   FailureOr<std::vector<ValueEntry>> importSubgraph(const onnx::GraphProto &graph,
                                                     llvm::ArrayRef<ValueEntry> inputs,
-                                                    const std::string &within, const std::string &locPrefix);
+                                                    const std::string &within, const std::string &locPrefix,
+                                                    bool region);
 };
 
 static std::string nodeDisplayName(const onnx::NodeProto &node, int index) {
@@ -507,17 +512,26 @@ bool GraphImporter::isPoisoned(llvm::StringRef name) {
 }
 
 Value GraphImporter::materialize(llvm::StringRef name, Location loc) {
-  ValueEntry *e = lookup(name);
-  if (!e) return {};
+  // The innermost scope that knows `name`, and whether a region lies between it and here.
+  size_t at = scopes.size();
+  bool crossesRegion = false;
+  while (at-- > 0) {
+    if (scopes[at]->values.count(name)) break;
+    crossesRegion |= scopes[at]->region;
+  }
+  if (at == size_t(-1)) return {};
+  ValueEntry *e = &scopes[at]->values[name];
   if (!e->value && e->constant) {
     // Constants are emitted at their first use so that shape-only values never appear.
-    // Subgraphs are imported inline into the same block, so the emitted value serves
-    // every later use, in the subgraph and around it.
+    // Inline subgraphs share the enclosing block, so the emitted value serves every
+    // later use; one emitted inside a region (a loop body) only serves that region.
     onnx::NodeProto dummy;
     dummy.set_name(name.str());
     NodeImporter n(*this, dummy, 0, name.str());
     n.loc = loc;
-    e->value = n.constant(*e->constant);
+    Value v = n.constant(*e->constant);
+    if (crossesRegion) e = &(scopes.back()->values[name] = scopes[at]->values[name]);
+    e->value = v;
   }
   return e->value;
 }
@@ -525,11 +539,12 @@ Value GraphImporter::materialize(llvm::StringRef name, Location loc) {
 FailureOr<std::vector<ValueEntry>> GraphImporter::importSubgraph(const onnx::GraphProto &graph,
                                                                  llvm::ArrayRef<ValueEntry> inputs,
                                                                  const std::string &within,
-                                                                 const std::string &locPrefix) {
+                                                                 const std::string &locPrefix, bool region) {
   size_t before = diags.size();
   auto scope = std::make_unique<Scope>();
   scope->within = within;
   scope->locPrefix = scopes.back()->locPrefix + locPrefix;
+  scope->region = region;
   scopes.push_back(std::move(scope));
   struct Pop {
     GraphImporter &g;
@@ -673,7 +688,8 @@ RankedTensorType NodeImporter::entryType(const ValueEntry &e) const {
 static constexpr int64_t kMaxSubgraphNodes = 1 << 18;
 
 FailureOr<std::vector<ValueEntry>> NodeImporter::subgraph(llvm::StringRef attrName,
-                                                          llvm::ArrayRef<ValueEntry> inputs, int64_t iteration) {
+                                                          llvm::ArrayRef<ValueEntry> inputs, int64_t iteration,
+                                                          bool region) {
   const onnx::AttributeProto *a = attr(attrName);
   if (!a || !a->has_g()) return fail("attribute '" + attrName + "' is missing or not a graph");
   const onnx::GraphProto &g = a->g();
@@ -686,7 +702,7 @@ FailureOr<std::vector<ValueEntry>> NodeImporter::subgraph(llvm::StringRef attrNa
   std::string note = iteration >= 0 ? "iteration " + std::to_string(iteration) : "";
   std::string within = subgraphContext(attrName.str(), note, displayName, node.op_type(), graph.scopes.back()->within);
   std::string prefix = displayName + "/" + attrName.str() + (iteration >= 0 ? "." + std::to_string(iteration) : "") + "/";
-  return graph.importSubgraph(g, inputs, within, prefix);
+  return graph.importSubgraph(g, inputs, within, prefix, region);
 }
 
 LogicalResult NodeImporter::fail(const llvm::Twine &reason) {
@@ -950,7 +966,8 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &ctx, onnx::ModelProto &mod
     return nullptr;
   }
   ctx.loadDialect<func::FuncDialect, tosa::TosaDialect, arith::ArithDialect, tensor::TensorDialect,
-                  linalg::LinalgDialect, math::MathDialect>();
+                  linalg::LinalgDialect, math::MathDialect, scf::SCFDialect,
+                  bufferization::BufferizationDialect>();
   GraphImporter importer(ctx, options, diags);
   auto module = importer.run(model, modelName);
   if (!diags.empty()) return nullptr;

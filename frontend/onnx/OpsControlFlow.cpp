@@ -9,10 +9,17 @@
 //    with tosa.select (both are pure), which needs outputs of one static type.
 //  - Loop and Scan are unrolled: the body is imported once per iteration with the
 //    iteration number and the carried values bound; scan outputs are stacked.
+//    A Loop whose trip count is only known at run time becomes an scf.for with
+//    the body in its region, when it has no scan outputs and its condition stays
+//    true.
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/ImportContext.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
@@ -45,7 +52,7 @@ static LogicalResult checkUnroll(NodeImporter &n, llvm::StringRef attrName, int6
   const onnx::AttributeProto *a = n.attr(attrName);
   if (!a || !a->has_g()) return n.fail("attribute '" + attrName + "' is missing or not a graph");
   if (iterations > kMaxIterations)
-    return n.fail("it would be unrolled " + llvm::Twine(iterations) + " times; Kiln unrolls at most " +
+    return n.fail("its body would be unrolled " + llvm::Twine(iterations) + " times; Kiln unrolls at most " +
                   llvm::Twine(kMaxIterations) + " iterations");
   int64_t nodes = std::max<int64_t>(countNodes(a->g()), 1);
   if (iterations * nodes > kMaxUnrolledNodes)
@@ -169,6 +176,54 @@ LogicalResult importIf(NodeImporter &n) {
 // Loop
 //===----------------------------------------------------------------------===//
 
+/// Loop with a runtime trip count M and a condition that is true throughout: an
+/// scf.for from 0 to M carrying the loop-carried values, the body imported once
+/// into its region.
+static LogicalResult loopAsFor(NodeImporter &n, size_t numCarried) {
+  OpBuilder &b = n.b;
+  Location loc = n.loc;
+  Value m = n.in(0);
+  SmallVector<Value> zeros(cast<RankedTensorType>(m.getType()).getRank(), arith::ConstantIndexOp::create(b, loc, 0));
+  Value trips = tensor::ExtractOp::create(b, loc, m, zeros);
+  if (!trips.getType().isIndex()) trips = arith::IndexCastOp::create(b, loc, b.getIndexType(), trips);
+  SmallVector<Value> inits;
+  for (size_t k = 0; k < numCarried; ++k) inits.push_back(n.materialize(n.inEntry(2 + k)));
+  auto forOp = scf::ForOp::create(b, loc, arith::ConstantIndexOp::create(b, loc, 0), trips,
+                                  arith::ConstantIndexOp::create(b, loc, 1), inits);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    Block *body = forOp.getBody();
+    if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>()) b.setInsertionPoint(&body->back());
+    else b.setInsertionPointToEnd(body);
+    Value iv = arith::IndexCastOp::create(b, loc, b.getI64Type(), forOp.getInductionVar());
+    Value ivTensor = tensor::FromElementsOp::create(b, loc, RankedTensorType::get({}, b.getI64Type()), iv);
+    HostTensor yes = HostTensor::make(DType::Bool, {});
+    yes.i[0] = 1;
+    std::vector<ValueEntry> inputs{valueEntry(ivTensor), constEntry(std::move(yes))};
+    for (Value a : forOp.getRegionIterArgs()) inputs.push_back(valueEntry(a));
+    auto outs = n.subgraph("body", inputs, -1, /*region=*/true);
+    if (failed(outs)) return failure();
+    const ValueEntry &condOut = (*outs)[0];
+    if (!condOut.constant || condOut.constant->numel() != 1 || condOut.constant->get(0) == 0)
+      return n.fail("with a trip count known only at run time, the body's condition must be true at compile time "
+                    "(or the trip count must be known at compile time)");
+    SmallVector<Value> yields;
+    for (size_t k = 0; k < numCarried; ++k) {
+      Value v = n.materialize((*outs)[1 + k]);
+      if (v.getType() != inits[k].getType())
+        return n.fail("loop-carried value " + llvm::Twine(k) + " changes type (" + typeText(inits[k].getType()) +
+                      " to " + typeText(v.getType()) + "), so the trip count must be known at compile time");
+      // Written into the carried value's own buffer, so that bufferization keeps
+      // one buffer per carried value across iterations.
+      yields.push_back(bufferization::MaterializeInDestinationOp::create(b, loc, v, forOp.getRegionIterArgs()[k])
+                           .getResult());
+    }
+    if (numCarried) scf::YieldOp::create(b, loc, yields);
+  }
+  for (size_t k = 0; k < numCarried; ++k) n.out(k, forOp.getResult(k));
+  return success();
+}
+
 // Loop(M, cond, v...) runs body(i, cond, v...) -> (cond, v..., scan...) while i < M
 // and cond holds. Unrolled with M known: while the condition stays known, only the
 // iterations that run are imported; once the body's condition is a runtime value,
@@ -187,7 +242,12 @@ LogicalResult importLoop(NodeImporter &n) {
   std::optional<int64_t> trips;
   if (n.hasInput(0)) {
     const HostTensor *m = n.inConst(0);
-    if (!m) return n.fail("the trip count must be known at compile time (Kiln unrolls Loop)");
+    if (!m) {
+      bool condTrue = !n.hasInput(1) || (n.inConst(1) && n.inConst(1)->numel() == 1 && n.inConst(1)->get(0) != 0);
+      if (condTrue && numScan == 0) return loopAsFor(n, numCarried);
+      return n.fail("the trip count must be known at compile time (Kiln unrolls Loop) unless the Loop has no "
+                    "scan outputs and its condition is true");
+    }
     if (m->numel() != 1) return n.fail("the trip count must hold one element");
     trips = std::max<int64_t>(m->toInts()[0], 0);
   }
