@@ -72,6 +72,23 @@ public:
   void out(size_t i, mlir::Value v);
   void outConst(size_t i, HostTensor t);
 
+  // Subgraphs (If branches, Loop and Scan bodies).
+  /// Input `i` as the importer holds it: a tensor, a host constant, or both.
+  ValueEntry inEntry(size_t i) const;
+  /// Sets output `i` to an entry (tensor and/or host constant).
+  void outEntry(size_t i, ValueEntry e);
+  /// The entry as a tensor (its constant is emitted here if it has none yet).
+  mlir::Value materialize(const ValueEntry &e);
+  mlir::RankedTensorType entryType(const ValueEntry &e) const;
+  /// Imports the graph attribute `attrName` inline at the current insertion point,
+  /// in a scope nested in this node's: names of the enclosing graphs stay visible,
+  /// the subgraph's inputs are bound to `inputs`, and its outputs are returned.
+  /// Errors inside name this node (and `iteration`, when >= 0) as their context.
+  /// With `region`, the insertion point is in a new region (an scf.for body): host
+  /// constants of the enclosing graphs are emitted again there when used.
+  mlir::FailureOr<std::vector<ValueEntry>> subgraph(llvm::StringRef attrName, llvm::ArrayRef<ValueEntry> inputs,
+                                                    int64_t iteration = -1, bool region = false);
+
   /// Records why this node cannot be imported; returns failure().
   mlir::LogicalResult fail(const llvm::Twine &reason);
 

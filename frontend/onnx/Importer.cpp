@@ -10,9 +10,11 @@
 #include "frontend/onnx/ImportContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tosa/IR/TosaOps.h"
 #include "mlir/IR/AsmState.h"
@@ -39,7 +41,8 @@ namespace kiln::onnx_frontend {
 
 void registerImporterDialects(DialectRegistry &registry) {
   registry.insert<func::FuncDialect, tosa::TosaDialect, arith::ArithDialect, tensor::TensorDialect,
-                  linalg::LinalgDialect, math::MathDialect>();
+                  linalg::LinalgDialect, math::MathDialect, scf::SCFDialect,
+                  bufferization::BufferizationDialect>();
 }
 
 std::string formatDiagnostics(const std::vector<ImportDiagnostic> &diags) {
@@ -49,9 +52,11 @@ std::string formatDiagnostics(const std::vector<ImportDiagnostic> &diags) {
      << (diags.size() == 1 ? "" : "s") << ")\n";
   for (const ImportDiagnostic &d : diags) {
     os << "  ";
+    std::string within = d.within.empty() ? "" : " " + d.within;
     if (d.op == "model") os << "model: ";
-    else if (d.op == "input" || d.op == "output" || d.op == "initializer") os << d.op << " '" << d.node << "': ";
-    else if (!d.node.empty() || !d.op.empty()) os << "node '" << d.node << "' (" << d.op << "): ";
+    else if (d.op == "input" || d.op == "output" || d.op == "initializer")
+      os << d.op << " '" << d.node << "'" << within << ": ";
+    else if (!d.node.empty() || !d.op.empty()) os << "node '" << d.node << "' (" << d.op << ")" << within << ": ";
     os << d.reason << "\n";
   }
   return s;
@@ -177,28 +182,90 @@ std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &
 class GraphImporter {
 public:
   GraphImporter(MLIRContext &ctx, const ImportOptions &options, std::vector<ImportDiagnostic> &diags)
-      : ctx(ctx), builder(&ctx), options(options), diags(diags) {}
+      : ctx(ctx), builder(&ctx), options(options), diags(diags) {
+    scopes.push_back(std::make_unique<Scope>());
+  }
 
   OwningOpRef<ModuleOp> run(onnx::ModelProto &model, const std::string &modelName);
+
+  /// One graph's names: the model's graph, or a subgraph (If branch, Loop/Scan body)
+  /// imported inline, which also sees every name of the scopes around it.
+  struct Scope {
+    llvm::StringMap<ValueEntry> values;
+    llvm::StringSet<> poisoned;
+    std::string within;    ///< "in 'body' of node 'Loop_0' (Loop)" for reports; empty at top level
+    std::string locPrefix; ///< "Loop_0/body/" prepended to node locations
+    bool region = false;   ///< imported into a new region (scf.for body), not inline
+  };
 
   MLIRContext &ctx;
   OpBuilder builder;
   const ImportOptions &options;
   std::vector<ImportDiagnostic> &diags;
-  llvm::StringMap<ValueEntry> values;
-  llvm::StringSet<> poisoned;
-  llvm::StringMap<DType> onnxTypes; ///< from the graph's declared and inferred types
+  std::vector<std::unique_ptr<Scope>> scopes; ///< innermost last
+  int64_t opset = -1;
+  llvm::StringMap<DType> onnxTypes; ///< from the main graph's declared and inferred types
   unsigned resourceCounter = 0;
+  /// Nodes imported from subgraphs so far (unrolled loops count every iteration).
+  int64_t subgraphNodes = 0;
+  /// Op verifier errors since the current node started.
+  std::string verifierMessage;
 
   void error(const std::string &node, const std::string &op, const std::string &reason) {
-    diags.push_back({node, op, reason});
+    diags.push_back({node, op, reason, scopes.back()->within});
   }
+  /// The innermost entry named `name`, or null.
+  ValueEntry *lookup(llvm::StringRef name);
+  bool defined(llvm::StringRef name) { return lookup(name) != nullptr; }
+  /// True if the innermost scope that knows `name` records it as failed.
+  bool isPoisoned(llvm::StringRef name);
+  /// The entry `name` in the innermost scope (created if needed).
+  ValueEntry &define(llvm::StringRef name) { return scopes.back()->values[name]; }
+  void poison(llvm::StringRef name) { scopes.back()->poisoned.insert(name); }
   Value materialize(llvm::StringRef name, Location loc);
+
+  /// Imports the nodes of `graph` in order into the innermost scope.
+  void importNodes(const onnx::GraphProto &graph);
+  /// Reports every node of `graph` (and its subgraphs) whose op Kiln lacks.
+  void preflight(const onnx::GraphProto &graph, const std::string &within);
+  /// Imports `graph` inline at the builder's insertion point in a new scope whose
+  /// inputs are bound to `inputs`; returns its outputs' entries.
+  FailureOr<std::vector<ValueEntry>> importSubgraph(const onnx::GraphProto &graph,
+                                                    llvm::ArrayRef<ValueEntry> inputs,
+                                                    const std::string &within, const std::string &locPrefix,
+                                                    bool region);
 };
 
 static std::string nodeDisplayName(const onnx::NodeProto &node, int index) {
   if (!node.name().empty()) return node.name();
   return node.op_type() + "_" + std::to_string(index);
+}
+
+/// "in 'body' of node 'Loop_0' (Loop)", followed by the context of the enclosing graph.
+static std::string subgraphContext(const std::string &attr, const std::string &note, const std::string &node,
+                                   const std::string &op, const std::string &outer) {
+  std::string s = "in '" + attr + "'" + (note.empty() ? "" : " (" + note + ")") + " of node '" + node + "' (" + op + ")";
+  return outer.empty() ? s : s + " " + outer;
+}
+
+void GraphImporter::preflight(const onnx::GraphProto &graph, const std::string &within) {
+  for (int k = 0; k < graph.node_size(); ++k) {
+    const auto &node = graph.node(k);
+    std::string name = nodeDisplayName(node, k);
+    auto report = [&](const std::string &reason) { diags.push_back({name, node.op_type(), reason, within}); };
+    std::string domain = node.domain();
+    if (!domain.empty() && domain != "ai.onnx") {
+      report("operator domain '" + domain + "' is not supported");
+      continue;
+    }
+    if (!lookupOp(node.op_type(), opset)) report("operator is not supported at opset " + std::to_string(opset));
+    for (const auto &a : node.attribute()) {
+      // ONNX's shape inference multiplies by these without overflow checks.
+      if (a.name() == "blocksize" && (a.i() <= 0 || a.i() > (1 << 16)))
+        report("blocksize " + std::to_string(a.i()) + " is out of range");
+      if (a.has_g()) preflight(a.g(), subgraphContext(a.name(), "", name, node.op_type(), within));
+    }
+  }
 }
 
 static std::string dimsToString(const std::vector<int64_t> &dims) {
@@ -210,7 +277,7 @@ static std::string dimsToString(const std::vector<int64_t> &dims) {
 OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::string &modelName) {
   onnx::GraphProto *graph = model.mutable_graph();
 
-  int64_t opset = -1;
+  opset = -1;
   for (const auto &imp : model.opset_import())
     if (imp.domain().empty() || imp.domain() == "ai.onnx") opset = imp.version();
   if (opset < 0) {
@@ -265,22 +332,9 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   if (!diags.empty()) return nullptr;
 
   // Pre-flight: report every unsupported op at once, before the checker (which stops
-  // at the first op it does not know) and before emitting anything.
-  for (int k = 0; k < graph->node_size(); ++k) {
-    const auto &node = graph->node(k);
-    std::string domain = node.domain();
-    if (!domain.empty() && domain != "ai.onnx") {
-      error(nodeDisplayName(node, k), node.op_type(), "operator domain '" + domain + "' is not supported");
-      continue;
-    }
-    if (!lookupOp(node.op_type(), opset))
-      error(nodeDisplayName(node, k), node.op_type(),
-            "operator is not supported at opset " + std::to_string(opset));
-    // ONNX's shape inference multiplies by these without overflow checks.
-    for (const auto &a : node.attribute())
-      if (a.name() == "blocksize" && (a.i() <= 0 || a.i() > (1 << 16)))
-        error(nodeDisplayName(node, k), node.op_type(), "blocksize " + std::to_string(a.i()) + " is out of range");
-  }
+  // at the first op it does not know) and before emitting anything. Subgraphs (If
+  // branches, Loop and Scan bodies) are checked too, naming the node that holds them.
+  preflight(*graph, "");
 
   if (!diags.empty()) return nullptr;
 
@@ -321,7 +375,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
         error(input.name(), "input", "cannot freeze an input of this type");
         continue;
       }
-      values[input.name()].constant = fz->second.castTo(want);
+      define(input.name()).constant = fz->second.castTo(want);
       continue;
     }
     if (!input.type().has_tensor_type()) {
@@ -372,7 +426,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   for (size_t k = 0; k < argNames.size(); ++k) {
     func.setArgAttr(k, "kiln.name", builder.getStringAttr(argNames[k]));
     if (onnxTypes.lookup(argNames[k]) == DType::U8) func.setArgAttr(k, "kiln.uint8", builder.getUnitAttr());
-    values[argNames[k]].value = entry->getArgument(k);
+    define(argNames[k]).value = entry->getArgument(k);
     entry->getArgument(k).setLoc(NameLoc::get(builder.getStringAttr(argNames[k])));
   }
   builder.setInsertionPointToStart(entry);
@@ -381,14 +435,13 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     HostTensor t;
     if (auto err = decodeTensor(init, t)) {
       error(init.name(), "initializer", *err);
-      poisoned.insert(init.name());
+      poison(init.name());
       continue;
     }
-    values[init.name()].constant = std::move(t);
+    define(init.name()).constant = std::move(t);
   }
 
   // Collect errors from op verifiers into the report, attributed to the node.
-  std::string verifierMessage;
   ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
     if (d.getSeverity() == DiagnosticSeverity::Error) {
       if (!verifierMessage.empty()) verifierMessage += "; ";
@@ -397,48 +450,13 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     return success();
   });
 
-  for (int k = 0; k < graph->node_size(); ++k) {
-    const auto &node = graph->node(k);
-    std::string name = nodeDisplayName(node, k);
-    const OpTableEntry *entryFn = lookupOp(node.op_type(), opset);
-    bool skip = !entryFn;
-    for (const auto &inName : node.input()) {
-      if (inName.empty()) continue;
-      if (poisoned.contains(inName)) skip = true;
-      else if (!values.count(inName)) {
-        error(name, node.op_type(), "input '" + inName + "' is not produced by any earlier node");
-        skip = true;
-      }
-    }
-    if (skip) {
-      for (const auto &o : node.output()) poisoned.insert(o);
-      continue;
-    }
-    NodeImporter n(*this, node, opset, name);
-    verifierMessage.clear();
-    size_t before = diags.size();
-    LogicalResult ok = entryFn->fn(n);
-    bool produced = true;
-    for (int o = 0; o < node.output_size(); ++o)
-      if (!node.output(o).empty() && !values.count(node.output(o))) produced = false;
-    if (succeeded(ok) && !verifierMessage.empty()) {
-      error(name, node.op_type(), "emitted invalid IR: " + verifierMessage);
-      ok = failure();
-    } else if (succeeded(ok) && !produced) {
-      error(name, node.op_type(), "import produced no value for an output");
-      ok = failure();
-    } else if (failed(ok) && diags.size() == before) {
-      error(name, node.op_type(), "import failed" + (verifierMessage.empty() ? "" : ": " + verifierMessage));
-    }
-    if (failed(ok))
-      for (const auto &o : node.output()) poisoned.insert(o);
-  }
+  importNodes(*graph);
 
   SmallVector<Value> results;
   SmallVector<Type> resultTypes;
   for (const auto &output : graph->output()) {
-    if (poisoned.contains(output.name())) continue;
-    if (!values.count(output.name())) {
+    if (isPoisoned(output.name())) continue;
+    if (!defined(output.name())) {
       error(output.name(), "output", "graph output is not produced by any node");
       continue;
     }
@@ -469,17 +487,127 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   return module;
 }
 
+void GraphImporter::importNodes(const onnx::GraphProto &graph) {
+  for (int k = 0; k < graph.node_size(); ++k) {
+    const auto &node = graph.node(k);
+    std::string name = nodeDisplayName(node, k);
+    const OpTableEntry *entryFn = lookupOp(node.op_type(), opset);
+    bool skip = !entryFn;
+    for (const auto &inName : node.input()) {
+      if (inName.empty()) continue;
+      if (isPoisoned(inName)) skip = true;
+      else if (!defined(inName)) {
+        error(name, node.op_type(), "input '" + inName + "' is not produced by any earlier node");
+        skip = true;
+      }
+    }
+    if (skip) {
+      for (const auto &o : node.output()) poison(o);
+      continue;
+    }
+    NodeImporter n(*this, node, opset, name);
+    std::string outerMessage = std::move(verifierMessage); // the enclosing node's, when in a subgraph
+    verifierMessage.clear();
+    size_t before = diags.size();
+    LogicalResult ok = entryFn->fn(n);
+    bool produced = true;
+    for (int o = 0; o < node.output_size(); ++o)
+      if (!node.output(o).empty() && !defined(node.output(o))) produced = false;
+    if (succeeded(ok) && !verifierMessage.empty()) {
+      error(name, node.op_type(), "emitted invalid IR: " + verifierMessage);
+      ok = failure();
+    } else if (succeeded(ok) && !produced) {
+      error(name, node.op_type(), "import produced no value for an output");
+      ok = failure();
+    } else if (failed(ok) && diags.size() == before) {
+      error(name, node.op_type(), "import failed" + (verifierMessage.empty() ? "" : ": " + verifierMessage));
+    }
+    if (failed(ok))
+      for (const auto &o : node.output()) poison(o);
+    verifierMessage = std::move(outerMessage);
+  }
+}
+
+ValueEntry *GraphImporter::lookup(llvm::StringRef name) {
+  for (auto it = scopes.rbegin(); it != scopes.rend(); ++it)
+    if (auto f = (*it)->values.find(name); f != (*it)->values.end()) return &f->second;
+  return nullptr;
+}
+
+bool GraphImporter::isPoisoned(llvm::StringRef name) {
+  for (auto it = scopes.rbegin(); it != scopes.rend(); ++it) {
+    if ((*it)->poisoned.contains(name)) return true;
+    if ((*it)->values.count(name)) return false;
+  }
+  return false;
+}
+
 Value GraphImporter::materialize(llvm::StringRef name, Location loc) {
-  ValueEntry &e = values[name];
-  if (!e.value && e.constant) {
+  // The innermost scope that knows `name`, and whether a region lies between it and here.
+  size_t at = scopes.size();
+  bool crossesRegion = false;
+  while (at-- > 0) {
+    if (scopes[at]->values.count(name)) break;
+    crossesRegion |= scopes[at]->region;
+  }
+  if (at == size_t(-1)) return {};
+  ValueEntry *e = &scopes[at]->values[name];
+  if (!e->value && e->constant) {
     // Constants are emitted at their first use so that shape-only values never appear.
+    // Inline subgraphs share the enclosing block, so the emitted value serves every
+    // later use; one emitted inside a region (a loop body) only serves that region.
     onnx::NodeProto dummy;
     dummy.set_name(name.str());
     NodeImporter n(*this, dummy, 0, name.str());
     n.loc = loc;
-    e.value = n.constant(*e.constant);
+    Value v = n.constant(*e->constant);
+    if (crossesRegion) e = &(scopes.back()->values[name] = scopes[at]->values[name]);
+    e->value = v;
   }
-  return e.value;
+  return e->value;
+}
+
+FailureOr<std::vector<ValueEntry>> GraphImporter::importSubgraph(const onnx::GraphProto &graph,
+                                                                 llvm::ArrayRef<ValueEntry> inputs,
+                                                                 const std::string &within,
+                                                                 const std::string &locPrefix, bool region) {
+  size_t before = diags.size();
+  auto scope = std::make_unique<Scope>();
+  scope->within = within;
+  scope->locPrefix = scopes.back()->locPrefix + locPrefix;
+  scope->region = region;
+  scopes.push_back(std::move(scope));
+  struct Pop {
+    GraphImporter &g;
+    ~Pop() { g.scopes.pop_back(); }
+  } pop{*this};
+
+  assert(size_t(graph.input_size()) == inputs.size() && "the caller checks the subgraph's inputs");
+  for (size_t k = 0; k < inputs.size(); ++k) define(graph.input(k).name()) = inputs[k];
+  for (const auto &init : graph.initializer()) {
+    HostTensor t;
+    if (auto err = decodeTensor(init, t)) {
+      error(init.name(), "initializer", *err);
+      poison(init.name());
+      continue;
+    }
+    define(init.name()).constant = std::move(t);
+  }
+  subgraphNodes += graph.node_size();
+  importNodes(graph);
+
+  std::vector<ValueEntry> outs;
+  for (const auto &output : graph.output()) {
+    if (isPoisoned(output.name())) continue;
+    ValueEntry *e = lookup(output.name());
+    if (!e) {
+      error(output.name(), "output", "subgraph output is not produced by any node");
+      continue;
+    }
+    outs.push_back(*e);
+  }
+  if (diags.size() != before || outs.size() != size_t(graph.output_size())) return failure();
+  return outs;
 }
 
 //===----------------------------------------------------------------------===//
@@ -489,15 +617,15 @@ Value GraphImporter::materialize(llvm::StringRef name, Location loc) {
 NodeImporter::NodeImporter(GraphImporter &graph, const onnx::NodeProto &node, int64_t opset,
                            const std::string &displayName)
     : displayName(displayName), node(node), opset(opset), b(graph.builder),
-      loc(NameLoc::get(graph.builder.getStringAttr(displayName))), graph(graph) {}
+      loc(NameLoc::get(graph.builder.getStringAttr(graph.scopes.back()->locPrefix + displayName))), graph(graph) {}
 
 Value NodeImporter::in(size_t i) { return graph.materialize(node.input(i), loc); }
 
 const HostTensor *NodeImporter::inConst(size_t i) const {
   if (!hasInput(i)) return nullptr;
-  auto it = graph.values.find(node.input(i));
-  if (it == graph.values.end() || !it->second.constant) return nullptr;
-  return &*it->second.constant;
+  const ValueEntry *e = graph.lookup(node.input(i));
+  if (!e || !e->constant) return nullptr;
+  return &*e->constant;
 }
 
 std::vector<int64_t> NodeImporter::shapeOf(Value v) {
@@ -506,19 +634,19 @@ std::vector<int64_t> NodeImporter::shapeOf(Value v) {
 }
 
 RankedTensorType NodeImporter::inType(size_t i) const {
-  const ValueEntry &e = graph.values.find(node.input(i))->second;
+  const ValueEntry &e = *graph.lookup(node.input(i));
   if (e.value) return cast<RankedTensorType>(e.value.getType());
   return tensorType(e.constant->shape, elementType(e.constant->dtype));
 }
 
 std::vector<int64_t> NodeImporter::inShape(size_t i) const {
-  const ValueEntry &e = graph.values.find(node.input(i))->second;
+  const ValueEntry &e = *graph.lookup(node.input(i));
   if (e.constant) return e.constant->shape;
   return shapeOf(e.value);
 }
 
 DType NodeImporter::inDType(size_t i) const {
-  const ValueEntry &e = graph.values.find(node.input(i))->second;
+  const ValueEntry &e = *graph.lookup(node.input(i));
   if (e.constant) return e.constant->dtype;
   if (auto it = graph.onnxTypes.find(node.input(i)); it != graph.onnxTypes.end() && it->second != DType::Unknown)
     return it->second;
@@ -562,11 +690,52 @@ std::vector<float> NodeImporter::attrFloats(llvm::StringRef name) const {
 
 void NodeImporter::out(size_t i, Value v) {
   if (!wantsOutput(i)) return;
-  graph.values[node.output(i)].value = v;
+  graph.define(node.output(i)).value = v;
 }
 void NodeImporter::outConst(size_t i, HostTensor t) {
   if (!wantsOutput(i)) return;
-  graph.values[node.output(i)].constant = std::move(t);
+  graph.define(node.output(i)).constant = std::move(t);
+}
+
+ValueEntry NodeImporter::inEntry(size_t i) const {
+  if (!hasInput(i)) return {};
+  return *graph.lookup(node.input(i));
+}
+
+void NodeImporter::outEntry(size_t i, ValueEntry e) {
+  if (!wantsOutput(i)) return;
+  graph.define(node.output(i)) = std::move(e);
+}
+
+Value NodeImporter::materialize(const ValueEntry &e) {
+  if (e.value || !e.constant) return e.value;
+  return constant(*e.constant);
+}
+
+RankedTensorType NodeImporter::entryType(const ValueEntry &e) const {
+  if (e.value) return cast<RankedTensorType>(e.value.getType());
+  return tensorType(e.constant->shape, elementType(e.constant->dtype));
+}
+
+/// Most nodes all subgraph imports together may bring in (loops unroll).
+static constexpr int64_t kMaxSubgraphNodes = 1 << 18;
+
+FailureOr<std::vector<ValueEntry>> NodeImporter::subgraph(llvm::StringRef attrName,
+                                                          llvm::ArrayRef<ValueEntry> inputs, int64_t iteration,
+                                                          bool region) {
+  const onnx::AttributeProto *a = attr(attrName);
+  if (!a || !a->has_g()) return fail("attribute '" + attrName + "' is missing or not a graph");
+  const onnx::GraphProto &g = a->g();
+  if (size_t(g.input_size()) != inputs.size())
+    return fail("subgraph '" + attrName + "' has " + llvm::Twine(g.input_size()) + " inputs, expected " +
+                llvm::Twine(inputs.size()));
+  if (graph.subgraphNodes + g.node_size() > kMaxSubgraphNodes)
+    return fail("subgraphs would import more than " + llvm::Twine(kMaxSubgraphNodes) +
+                " nodes (loops are unrolled)");
+  std::string note = iteration >= 0 ? "iteration " + std::to_string(iteration) : "";
+  std::string within = subgraphContext(attrName.str(), note, displayName, node.op_type(), graph.scopes.back()->within);
+  std::string prefix = displayName + "/" + attrName.str() + (iteration >= 0 ? "." + std::to_string(iteration) : "") + "/";
+  return graph.importSubgraph(g, inputs, within, prefix, region);
 }
 
 LogicalResult NodeImporter::fail(const llvm::Twine &reason) {
@@ -827,7 +996,8 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &ctx, onnx::ModelProto &mod
     return nullptr;
   }
   ctx.loadDialect<func::FuncDialect, tosa::TosaDialect, arith::ArithDialect, tensor::TensorDialect,
-                  linalg::LinalgDialect, math::MathDialect>();
+                  linalg::LinalgDialect, math::MathDialect, scf::SCFDialect,
+                  bufferization::BufferizationDialect>();
   GraphImporter importer(ctx, options, diags);
   auto module = importer.run(model, modelName);
   if (!diags.empty()) return nullptr;

@@ -31,6 +31,8 @@ struct ImportDiagnostic {
   std::string node; ///< ONNX node name (or graph input name); may be empty
   std::string op;   ///< ONNX op type, or "input"/"model"
   std::string reason;
+  /// Where the node sits when it is inside a subgraph: "in 'body' of node 'Loop_0' (Loop)".
+  std::string within = {};
 };
 
 /// Imports the ONNX file at `path`. On failure returns null and fills `diags`

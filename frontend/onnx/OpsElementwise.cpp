@@ -311,6 +311,12 @@ LogicalResult importSqrt(NodeImporter &n) {
 }
 
 LogicalResult importRelu(NodeImporter &n) {
+  if (const HostTensor *c = n.inConst(0); c && c->numel() <= kFoldLimit) {
+    HostTensor r = *c; // folded (range computations of Range's expansion)
+    for (int64_t k = 0; k < r.numel(); ++k) r.set(k, std::max(r.get(k), 0.0));
+    n.outConst(0, std::move(r));
+    return success();
+  }
   if (failed(requireFloat(n))) return failure();
   n.out(0, n.clamp(n.in(0), 0.0, std::numeric_limits<double>::infinity()));
   return success();
