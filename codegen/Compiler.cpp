@@ -31,12 +31,14 @@ static int32_t dtypeOf(Type t) {
   return KILN_DTYPE_INVALID;
 }
 
-static FailureOr<TensorSignature> signatureOf(Type type, std::string name, Location loc) {
+/// `isUnsigned`: the importer marked the value uint8 (kiln.unsigned), carried as i8 bits.
+static FailureOr<TensorSignature> signatureOf(Type type, std::string name, bool isUnsigned, Location loc) {
   auto t = dyn_cast<RankedTensorType>(type);
   if (!t || !t.hasStaticShape()) return emitError(loc) << "'" << name << "' must have a static shape", failure();
   TensorSignature s;
   s.name = std::move(name);
   s.dtype = dtypeOf(t.getElementType());
+  if (isUnsigned && s.dtype == KILN_DTYPE_I8) s.dtype = KILN_DTYPE_U8;
   if (s.dtype == KILN_DTYPE_INVALID) return emitError(loc) << "'" << s.name << "' has an unsupported element type", failure();
   s.dims.assign(t.getShape().begin(), t.getShape().end());
   unsigned bits = t.getElementType().getIntOrFloatBitWidth();
@@ -51,14 +53,14 @@ FailureOr<ModelSignature> readSignature(ModuleOp module, llvm::StringRef entry) 
   for (unsigned k = 0; k < func.getNumArguments(); ++k) {
     auto nameAttr = func.getArgAttrOfType<StringAttr>(k, "kiln.name");
     auto s = signatureOf(func.getArgument(k).getType(), nameAttr ? nameAttr.str() : "input" + std::to_string(k),
-                         func.getLoc());
+                         bool(func.getArgAttr(k, "kiln.unsigned")), func.getLoc());
     if (failed(s)) return failure();
     sig.inputs.push_back(*s);
   }
   for (unsigned k = 0; k < func.getNumResults(); ++k) {
     auto nameAttr = func.getResultAttrOfType<StringAttr>(k, "kiln.name");
     auto s = signatureOf(func.getResultTypes()[k], nameAttr ? nameAttr.str() : "output" + std::to_string(k),
-                         func.getLoc());
+                         bool(func.getResultAttr(k, "kiln.unsigned")), func.getLoc());
     if (failed(s)) return failure();
     sig.outputs.push_back(*s);
   }

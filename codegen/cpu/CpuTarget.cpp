@@ -116,6 +116,7 @@ void stripKilnAttributes(ModuleOp module) {
       for (unsigned k = 0; k < fn.getNumArguments(); ++k) {
         fn.removeArgAttr(k, StringAttr::get(op->getContext(), "kiln.role"));
         fn.removeArgAttr(k, StringAttr::get(op->getContext(), "kiln.name"));
+        fn.removeArgAttr(k, StringAttr::get(op->getContext(), "kiln.unsigned"));
       }
   });
 }

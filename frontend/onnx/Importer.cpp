@@ -171,6 +171,8 @@ public:
   std::vector<ImportDiagnostic> &diags;
   llvm::StringMap<ValueEntry> values;
   llvm::StringSet<> poisoned;
+  /// Values whose ONNX type is uint8 (carried as i8 bits; see NodeImporter::inDType).
+  llvm::StringSet<> unsignedValues;
   unsigned resourceCounter = 0;
 
   void error(const std::string &node, const std::string &op, const std::string &reason) {
@@ -280,6 +282,13 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     return nullptr;
   }
 
+  // uint8 values are i8 in the IR: remember which are unsigned (graph inputs and
+  // outputs, and every value shape inference typed).
+  for (const auto *list : {&graph->input(), &graph->value_info(), &graph->output()})
+    for (const auto &v : *list)
+      if (v.type().has_tensor_type() && v.type().tensor_type().elem_type() == onnx::TensorProto::UINT8)
+        unsignedValues.insert(v.name());
+
   Location modelLoc = NameLoc::get(builder.getStringAttr(modelName));
   OwningOpRef<ModuleOp> module = ModuleOp::create(modelLoc);
   module->getOperation()->setAttr("kiln.source", builder.getStringAttr(modelName));
@@ -351,6 +360,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   Block *entry = func.addEntryBlock();
   for (size_t k = 0; k < argNames.size(); ++k) {
     func.setArgAttr(k, "kiln.name", builder.getStringAttr(argNames[k]));
+    if (unsignedValues.contains(argNames[k])) func.setArgAttr(k, "kiln.unsigned", builder.getUnitAttr());
     values[argNames[k]].value = entry->getArgument(k);
     entry->getArgument(k).setLoc(NameLoc::get(builder.getStringAttr(argNames[k])));
   }
@@ -415,6 +425,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
 
   SmallVector<Value> results;
   SmallVector<Type> resultTypes;
+  SmallVector<bool> resultUnsigned;
   for (const auto &output : graph->output()) {
     if (poisoned.contains(output.name())) continue;
     if (!values.count(output.name())) {
@@ -424,12 +435,15 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     Value v = materialize(output.name(), NameLoc::get(builder.getStringAttr(output.name())));
     results.push_back(v);
     resultTypes.push_back(v.getType());
+    resultUnsigned.push_back(unsignedValues.contains(output.name()));
   }
   if (!diags.empty()) return nullptr;
   func::ReturnOp::create(builder, modelLoc, results);
   func.setFunctionType(builder.getFunctionType(argTypes, resultTypes));
-  for (int k = 0; k < graph->output_size(); ++k)
+  for (int k = 0; k < graph->output_size(); ++k) {
     func.setResultAttr(k, "kiln.name", builder.getStringAttr(graph->output(k).name()));
+    if (resultUnsigned[k]) func.setResultAttr(k, "kiln.unsigned", builder.getUnitAttr());
+  }
 
   if (failed(verify(*module))) {
     error("", "model", "the imported module failed verification: " + verifierMessage);
@@ -495,7 +509,7 @@ DType NodeImporter::inDType(size_t i) const {
   if (t.isInteger(64)) return DType::I64;
   if (t.isInteger(32)) return DType::I32;
   if (t.isInteger(16)) return DType::I16;
-  if (t.isInteger(8)) return DType::I8;
+  if (t.isInteger(8)) return graph.unsignedValues.contains(node.input(i)) ? DType::U8 : DType::I8;
   return DType::Unknown;
 }
 
