@@ -87,23 +87,6 @@ static bool isUnsignedInput(NodeImporter &n, size_t i, size_t zp) {
   return n.inDType(i) == DType::U8 || (n.hasInput(zp) && n.inDType(zp) == DType::U8);
 }
 
-/// ONNX element type names for the quantized types Kiln does not handle.
-static std::string onnxTypeName(int64_t t) {
-  switch (t) {
-  case 4: return "uint16";
-  case 5: return "int16";
-  case 6: return "int32";
-  case 17: return "float8e4m3fn";
-  case 18: return "float8e4m3fnuz";
-  case 19: return "float8e5m2";
-  case 20: return "float8e5m2fnuz";
-  case 21: return "uint4";
-  case 22: return "int4";
-  case 23: return "float4e2m1";
-  default: return "type " + std::to_string(t);
-  }
-}
-
 //===----------------------------------------------------------------------===//
 // QuantizeLinear / DequantizeLinear
 //===----------------------------------------------------------------------===//
@@ -116,12 +99,10 @@ struct QuantAxis {
 
 /// Checks the scale (input `scale`) and zero point (input `zp`, optional) of a
 /// QuantizeLinear/DequantizeLinear against x of shape `xs`: one element means
-/// per-tensor, a 1-D tensor of x's `axis` extent per-axis. Blocked quantization
-/// (opset 21's block_size) is rejected.
+/// per-tensor, a 1-D tensor of x's `axis` extent per-axis. (Opset 19/21's
+/// block_size, output_dtype and saturate are checked and removed before import:
+/// see normalizeQuantNode in Importer.cpp.)
 static FailureOr<QuantAxis> quantAxis(NodeImporter &n, const std::vector<int64_t> &xs, size_t scale, size_t zp) {
-  if (n.attrInt("block_size", 0) != 0)
-    return n.fail("blocked quantization (block_size = " + std::to_string(n.attrInt("block_size", 0)) +
-                  ") is not supported");
   if (n.inDType(scale) != DType::F32)
     return n.fail(std::string("scale has element type ") + dtypeName(n.inDType(scale)) + "; only float is supported");
   auto ss = n.inShape(scale);
@@ -155,18 +136,14 @@ static std::function<int64_t(int64_t)> paramIndex(const std::vector<int64_t> &xs
 }
 
 // QuantizeLinear (10-21): y = saturate(roundHalfEven(x / y_scale) + y_zero_point).
-// The output type is y_zero_point's, else output_dtype (opset 21), else uint8.
+// The output type is y_zero_point's, else uint8 (an int8 output_dtype became an
+// int8 zero point before import).
 LogicalResult importQuantizeLinear(NodeImporter &n) {
   if (!isFloat(n.inDType(0)))
     return n.fail(std::string("input has element type ") + dtypeName(n.inDType(0)) + "; only float is supported");
-  int64_t outType = n.attrInt("output_dtype", 0);
-  if (outType != 0 && outType != 2 && outType != 3)
-    return n.fail("output_dtype " + onnxTypeName(outType) + " is not supported (only int8 and uint8)");
   bool hasZp = n.hasInput(2);
   if (hasZp && failed(require8Bit(n, 2, "y_zero_point"))) return failure();
-  bool isUnsigned = hasZp ? n.inDType(2) == DType::U8 : outType != 3;
-  if (hasZp && outType != 0 && isUnsigned != (outType == 2))
-    return n.fail("output_dtype differs from y_zero_point's element type");
+  bool isUnsigned = !hasZp || n.inDType(2) == DType::U8;
   auto xs = n.inShape(0);
   FailureOr<QuantAxis> q = quantAxis(n, xs, 1, 2);
   if (failed(q)) return failure();
