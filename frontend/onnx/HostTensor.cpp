@@ -53,6 +53,15 @@ DType dtypeFromOnnx(int t) {
   }
 }
 
+std::string onnxTypeName(int t) {
+  static const char *names[] = {"undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64",
+                                "string", "bool", "float16", "double", "uint32", "uint64", "complex64",
+                                "complex128", "bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2",
+                                "float8e5m2fnuz", "uint4", "int4", "float4e2m1"};
+  if (t >= 0 && t < int(sizeof(names) / sizeof(names[0]))) return names[t];
+  return "type " + std::to_string(t);
+}
+
 int64_t numElements(const std::vector<int64_t> &shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;

@@ -27,6 +27,8 @@ bool isFloat(DType t);
 unsigned computeBits(DType t);
 /// ONNX TensorProto::DataType to DType (Unknown if unsupported).
 DType dtypeFromOnnx(int onnxType);
+/// ONNX's name of a TensorProto::DataType ("int4", "float8e4m3fn", ...) for messages.
+std::string onnxTypeName(int onnxType);
 
 int64_t numElements(const std::vector<int64_t> &shape);
 

@@ -157,9 +157,6 @@ bool loadModelProto(const std::string &path, onnx::ModelProto &model, std::strin
 /// The MLIR element type Kiln computes an ONNX element type in (see DType).
 mlir::Type computeType(mlir::Builder &b, DType t);
 
-/// ONNX's name of a TensorProto element type, in lower case ("bfloat16").
-std::string onnxTypeName(int onnxType);
-
 /// "[d0,d1,...]" for messages.
 std::string shapeText(const std::vector<int64_t> &dims);
 

@@ -82,13 +82,6 @@ static float halfToFloat(uint16_t h) {
   return f;
 }
 
-std::string onnxTypeName(int onnxType) {
-  if (!onnx::TensorProto_DataType_IsValid(onnxType)) return std::to_string(onnxType);
-  std::string s = onnx::TensorProto_DataType_Name(onnx::TensorProto_DataType(onnxType));
-  for (char &c : s) c = char(std::tolower(c));
-  return s;
-}
-
 /// Decodes a TensorProto; returns a reason string on failure.
 std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &out) {
   out.dtype = dtypeFromOnnx(t.data_type());
@@ -274,6 +267,51 @@ static std::string dimsToString(const std::vector<int64_t> &dims) {
   return s + "]";
 }
 
+/// QuantizeLinear/DequantizeLinear of opsets 19 and 21 carry attributes that the
+/// ONNX 1.12 checker does not know. Rejects what Kiln does not implement (blocked
+/// quantization, types other than int8/uint8) with the reason, and otherwise
+/// drops those attributes: saturate only concerns float8, block_size is 0, and an
+/// int8 output_dtype without a zero point becomes an explicit int8 zero point.
+static std::optional<std::string> normalizeQuantNode(onnx::GraphProto &graph, onnx::NodeProto &node, int index) {
+  if (node.op_type() != "QuantizeLinear" && node.op_type() != "DequantizeLinear") return std::nullopt;
+  // Element types of the node's inputs that are graph inputs or initializers.
+  for (const auto &in : node.input()) {
+    int type = 0;
+    for (const auto &t : graph.initializer()) if (t.name() == in) type = t.data_type();
+    for (const auto &v : graph.input())
+      if (v.name() == in && v.type().has_tensor_type()) type = v.type().tensor_type().elem_type();
+    if (type >= 17 /* float8 and 4-bit types */ || type == onnx::TensorProto::INT16 || type == onnx::TensorProto::UINT16)
+      return onnxTypeName(type) + " quantization is not supported (only int8 and uint8)";
+  }
+  int64_t outType = 0;
+  std::vector<int> drop;
+  for (int k = 0; k < node.attribute_size(); ++k) {
+    const auto &a = node.attribute(k);
+    if (a.name() == "block_size") {
+      if (a.i() != 0) return "blocked quantization (block_size = " + std::to_string(a.i()) + ") is not supported";
+      drop.push_back(k);
+    } else if (a.name() == "output_dtype") {
+      outType = a.i();
+      if (outType != 0 && outType != onnx::TensorProto::UINT8 && outType != onnx::TensorProto::INT8)
+        return "output_dtype " + onnxTypeName(int(outType)) + " is not supported (only int8 and uint8)";
+      drop.push_back(k);
+    } else if (a.name() == "saturate") {
+      drop.push_back(k);
+    }
+  }
+  if (outType == onnx::TensorProto::INT8 && (node.input_size() < 3 || node.input(2).empty())) {
+    auto *zp = graph.add_initializer();
+    zp->set_name("kiln_int8_zero_point_" + std::to_string(index));
+    zp->set_data_type(onnx::TensorProto::INT8);
+    zp->add_int32_data(0);
+    while (node.input_size() < 3) node.add_input("");
+    node.set_input(2, zp->name());
+  }
+  for (auto it = drop.rbegin(); it != drop.rend(); ++it)
+    node.mutable_attribute()->DeleteSubrange(*it, 1);
+  return std::nullopt;
+}
+
 OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::string &modelName) {
   onnx::GraphProto *graph = model.mutable_graph();
 
@@ -335,6 +373,10 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   // at the first op it does not know) and before emitting anything. Subgraphs (If
   // branches, Loop and Scan bodies) are checked too, naming the node that holds them.
   preflight(*graph, "");
+  for (int k = 0; k < graph->node_size(); ++k)
+    if (lookupOp(graph->node(k).op_type(), opset))
+      if (auto reason = normalizeQuantNode(*graph, *graph->mutable_node(k), k))
+        diags.push_back({nodeDisplayName(graph->node(k), k), graph->node(k).op_type(), *reason, ""});
 
   if (!diags.empty()) return nullptr;
 
