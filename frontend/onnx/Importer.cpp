@@ -29,6 +29,7 @@
 #include <onnx/checker.h>
 #include <onnx/defs/parser.h>
 #include <onnx/shape_inference/implementation.h>
+#include <onnx/version_converter/convert.h>
 
 #include <cstring>
 #include <fstream>
@@ -261,6 +262,26 @@ void GraphImporter::preflight(const onnx::GraphProto &graph, const std::string &
   }
 }
 
+/// The newest opset ONNX's version converter (ONNX 1.12) can target.
+static constexpr int64_t kMaxConvertOpset = 17;
+
+/// True if some node's op is not imported at `opset` but is at a newer one.
+static bool needsUpgrade(const onnx::GraphProto &graph, int64_t opset) {
+  for (const auto &node : graph.node()) {
+    if (!node.domain().empty() && node.domain() != "ai.onnx") continue;
+    if (lookupOp(node.op_type(), opset)) continue;
+    for (const OpTableEntry &e : opTable())
+      if (node.op_type() == e.opType && e.maxOpset > opset && e.minOpset <= kMaxConvertOpset) return true;
+  }
+  return false;
+}
+
+static std::string oneLine(std::string s) {
+  for (char &c : s)
+    if (c == '\n') c = ' ';
+  return s;
+}
+
 static std::string dimsToString(const std::vector<int64_t> &dims) {
   std::string s = "[";
   for (size_t k = 0; k < dims.size(); ++k) s += (k ? "," : "") + (dims[k] < 0 ? std::string("?") : std::to_string(dims[k]));
@@ -323,6 +344,31 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     return nullptr;
   }
 
+  // An op Kiln imports only at newer opsets (Reshape-1's shape attribute, Pad-1,
+  // Cast-1's string type): upgrade the whole model with ONNX's version converter.
+  std::string converterFailure;
+  if (opset < kMaxConvertOpset && needsUpgrade(*graph, opset)) {
+    try {
+      model = onnx::version_conversion::ConvertVersion(model, int(kMaxConvertOpset));
+      // Opset 17 belongs to IR version 8 (initializers need not be graph inputs, as
+      // the converter's new constant inputs are not).
+      model.set_ir_version(std::max<int64_t>(model.ir_version(), 8));
+      graph = model.mutable_graph();
+      // ONNX 1.12's Reshape 4->5 adapter writes the shape as a Constant without
+      // dims; a tensor with several values and no dims can only be that 1-D shape.
+      for (auto &node : *graph->mutable_node())
+        if (node.op_type() == "Constant")
+          for (auto &a : *node.mutable_attribute())
+            if (a.has_t() && a.t().dims_size() == 0 && a.t().int64_data_size() > 1)
+              a.mutable_t()->add_dims(a.t().int64_data_size());
+      opset = kMaxConvertOpset;
+    } catch (const std::exception &e) {
+      // Pre-flight reports the ops that stay unsupported, then this.
+      converterFailure = "ONNX's version converter could not upgrade the model from opset " +
+                         std::to_string(opset) + " to " + std::to_string(kMaxConvertOpset) + ": " + oneLine(e.what());
+    }
+  }
+
   // Graph inputs that are not initializers are the model's real inputs.
   llvm::StringSet<> initNames;
   for (const auto &init : graph->initializer()) initNames.insert(init.name());
@@ -373,6 +419,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   // at the first op it does not know) and before emitting anything. Subgraphs (If
   // branches, Loop and Scan bodies) are checked too, naming the node that holds them.
   preflight(*graph, "");
+  if (!diags.empty() && !converterFailure.empty()) error("", "model", converterFailure);
   for (int k = 0; k < graph->node_size(); ++k)
     if (lookupOp(graph->node(k).op_type(), opset))
       if (auto reason = normalizeQuantNode(*graph, *graph->mutable_node(k), k))
