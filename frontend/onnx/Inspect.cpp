@@ -15,6 +15,7 @@
 #include <onnx/shape_inference/implementation.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -51,14 +52,36 @@ bool inspectOnnxFile(const std::string &path, const ImportOptions &options, std:
     if (imp.domain().empty() || imp.domain() == "ai.onnx") opset = imp.version();
 
   std::set<std::string> inits;
-  int64_t params = 0, paramBytes = 0;
-  for (const auto &t : graph->initializer()) {
-    inits.insert(t.name());
+  for (const auto &t : graph->initializer()) inits.insert(t.name());
+  // Parameters: initializers and Constant tensors, in subgraphs (If branches, Loop
+  // bodies) too, where exporters often keep the weights.
+  int64_t params = 0, paramBytes = 0, nodes = 0;
+  auto addTensor = [&](const onnx::TensorProto &t) {
     int64_t n = 1;
     for (int64_t d : t.dims()) n *= d;
     params += n;
     paramBytes += t.has_raw_data() ? int64_t(t.raw_data().size()) : n * 4;
-  }
+  };
+  std::map<std::string, int> counts;
+  std::vector<std::string> unsupported;
+  std::function<void(const onnx::GraphProto &, const std::string &)> walk = [&](const onnx::GraphProto &g,
+                                                                               const std::string &within) {
+    for (const auto &t : g.initializer()) addTensor(t);
+    for (int k = 0; k < g.node_size(); ++k) {
+      const auto &node = g.node(k);
+      ++nodes;
+      bool standard = node.domain().empty() || node.domain() == "ai.onnx";
+      std::string key = standard ? node.op_type() : node.domain() + "." + node.op_type();
+      std::string name = node.name().empty() ? node.op_type() + "_" + std::to_string(k) : node.name();
+      counts[key]++;
+      if (!(standard && lookupOp(node.op_type(), opset))) unsupported.push_back(name + " (" + key + ")" + within);
+      for (const auto &a : node.attribute()) {
+        if (node.op_type() == "Constant" && a.has_t()) addTensor(a.t());
+        if (a.has_g()) walk(a.g(), " in '" + a.name() + "' of " + name + within);
+      }
+    }
+  };
+  walk(*graph, "");
   // Fix the user's shapes so that inference can size the layers.
   for (auto &input : *graph->mutable_input()) {
     auto it = options.inputShapes.find(input.name());
@@ -80,7 +103,7 @@ bool inspectOnnxFile(const std::string &path, const ImportOptions &options, std:
     for (const auto &v : *list) shapes[v.name()] = dimsOf(v.type());
   for (const auto &t : graph->initializer()) shapes[t.name()] = {t.dims().begin(), t.dims().end()};
 
-  os << "model " << path << ": opset " << opset << ", " << graph->node_size() << " nodes, " << params
+  os << "model " << path << ": opset " << opset << ", " << nodes << " nodes, " << params
      << " parameters (" << llvm::format("%.2f", double(paramBytes) / (1 << 20)) << " MiB)\n";
   os << "inputs:\n";
   bool dynamic = false;
@@ -101,18 +124,6 @@ bool inspectOnnxFile(const std::string &path, const ImportOptions &options, std:
   }
   if (dynamic) os << "  (symbolic dimensions need values: --shape NAME=d0,d1,...)\n";
 
-  std::map<std::string, int> counts;
-  std::vector<std::string> unsupported;
-  for (int k = 0; k < graph->node_size(); ++k) {
-    const auto &node = graph->node(k);
-    std::string key = (node.domain().empty() || node.domain() == "ai.onnx") ? node.op_type()
-                                                                             : node.domain() + "." + node.op_type();
-    counts[key]++;
-    bool ok = (node.domain().empty() || node.domain() == "ai.onnx") && lookupOp(node.op_type(), opset);
-    if (!ok)
-      unsupported.push_back((node.name().empty() ? node.op_type() + "_" + std::to_string(k) : node.name()) + " (" +
-                            key + ")");
-  }
   os << "ops:\n";
   for (auto &[op, n] : counts) {
     bool ok = op.find('.') == std::string::npos && lookupOp(op, opset);
