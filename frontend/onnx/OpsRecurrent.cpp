@@ -14,7 +14,8 @@
 // sequence_lens masks per batch row: at time t a row is active iff t < len.
 // An inactive row keeps its state and writes zeros to Y. A reverse pass walks t
 // from seq-1 down to 0, so each row holds its initial state until t = len-1 and
-// then runs over its own sequence reversed, as ONNX Runtime does.
+// then runs over its own sequence reversed, as ONNX Runtime does. A row of
+// length 0 has zero final state (ONNX Runtime's choice; the spec is silent).
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/ImportContext.h"
@@ -328,6 +329,12 @@ static DirectionResult runDirection(NodeImporter &n, const Recurrence &r, int64_
       res.ys[t] = h = hNew;
       c = cNew;
     }
+  }
+  // A row of length 0 ends with zero state, as in ONNX Runtime (the spec is silent);
+  // masks[0] is exactly "length > 0".
+  if (Value m = r.masks[0]) {
+    h = n.emit("tosa.select", {m, h, zeroY}, h.getType());
+    if (c) c = n.emit("tosa.select", {m, c, zeroY}, c.getType());
   }
   res.h = h;
   res.c = c;
