@@ -77,6 +77,33 @@ def KilnFuseElementwise : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
   let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect"];
 }
 
+def KilnReductionsToLoops : Pass<"kiln-reductions-to-loops", "mlir::func::FuncOp"> {
+  let summary = "Lower innermost reductions to loops that carry the accumulator in a register";
+  let description = [{
+    Runs on bufferized IR, before convert-linalg-to-loops. A linalg op with one
+    output whose loops are parallel loops followed by reduction loops (the row
+    sums and maxima of softmax and layer norm) becomes an scf.for nest over the
+    parallel loops, with the reduction loops inside carrying the accumulator as an
+    iter_arg: it is loaded from the output once before the reduction and stored
+    once after. convert-linalg-to-loops would load and store it every iteration,
+    and LLVM cannot promote it to a register when the output and the input are
+    views of the same arena, so such loops stayed scalar.
+  }];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect", "mlir::affine::AffineDialect"];
+}
+
+def KilnApproximateMath : Pass<"kiln-approximate-math", "mlir::func::FuncOp"> {
+  let summary = "Replace math.erf and math.exp by polynomial approximations";
+  let description = [{
+    MLIR's polynomial approximations of erf and exp in plain arithmetic (f32),
+    instead of scalar libm calls, so the loops that use them (GELU, softmax) can be
+    vectorised by LLVM.
+  }];
+  let dependentDialects = ["mlir::math::MathDialect", "mlir::arith::ArithDialect",
+                           "mlir::vector::VectorDialect"];
+}
+
 def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
   let summary = "Call the runtime's register-tiled kernels for convolutions and matmuls";
   let description = [{

@@ -2,6 +2,7 @@
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace kiln {
@@ -20,12 +21,35 @@ static bool isElementwise(Operation *op) {
          linalgOp.getNumLoops() == linalgOp.getNumParallelLoops();
 }
 
+/// Cheap enough to compute again in every consumer: a broadcast, a cast or one or
+/// two arithmetic ops, with no transcendental functions and no gathers.
+static bool isCheapToRecompute(Operation *op) {
+  auto g = cast<linalg::GenericOp>(op);
+  unsigned arith = 0;
+  for (Operation &inner : g.getRegion().front().without_terminator()) {
+    if (inner.getDialect() && inner.getDialect()->getNamespace() == "math") return false;
+    if (isa<tensor::ExtractOp>(inner) || inner.getNumRegions()) return false;
+    if (!isa<linalg::IndexOp>(inner)) ++arith;
+  }
+  return arith <= 2;
+}
+
+/// Whether every use of `v` is in `user`.
+static bool onlyUsedBy(Value v, Operation *user) {
+  return llvm::all_of(v.getUses(), [&](OpOperand &use) { return use.getOwner() == user; });
+}
+
 struct FuseElementwisePass : impl::KilnFuseElementwiseBase<FuseElementwisePass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     linalg::ControlFusionFn control = [](OpOperand *fused) {
       Operation *producer = fused->get().getDefiningOp();
-      return isElementwise(fused->getOwner()) && isElementwise(producer);
+      if (!isElementwise(fused->getOwner()) || !isElementwise(producer)) return false;
+      // A producer with other users stays in place after fusion, so fusing it
+      // computes it twice (or once per later consumer: a residual stream read by
+      // every layer would be recomputed from the embeddings in each of them).
+      // Only cheap producers are duplicated like that.
+      return onlyUsedBy(fused->get(), fused->getOwner()) || isCheapToRecompute(producer);
     };
     linalg::populateElementwiseOpsFusionPatterns(patterns, control);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) signalPassFailure();
