@@ -41,18 +41,23 @@ static bool onlyUsedBy(Value v, Operation *user) {
 
 struct FuseElementwisePass : impl::KilnFuseElementwiseBase<FuseElementwisePass> {
   void runOnOperation() override {
-    RewritePatternSet patterns(&getContext());
-    linalg::ControlFusionFn control = [](OpOperand *fused) {
-      Operation *producer = fused->get().getDefiningOp();
-      if (!isElementwise(fused->getOwner()) || !isElementwise(producer)) return false;
-      // A producer with other users stays in place after fusion, so fusing it
-      // computes it twice (or once per later consumer: a residual stream read by
-      // every layer would be recomputed from the embeddings in each of them).
-      // Only cheap producers are duplicated like that.
-      return onlyUsedBy(fused->get(), fused->getOwner()) || isCheapToRecompute(producer);
-    };
-    linalg::populateElementwiseOpsFusionPatterns(patterns, control);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) signalPassFailure();
+    // A producer with other users stays in place after fusion, so fusing it
+    // computes it twice (or once per later consumer: a residual stream read by
+    // every layer would be recomputed from the embeddings in each of them). So:
+    // first fuse only producers whose sole user is the consumer, until nothing is
+    // left to fuse; then duplicate the producers that are cheap as they now stand
+    // (judging cheapness before the first phase would let a chain of one-op
+    // generics, each cheap alone, be pulled into every consumer piece by piece).
+    for (bool duplicateCheap : {false, true}) {
+      RewritePatternSet patterns(&getContext());
+      linalg::ControlFusionFn control = [duplicateCheap](OpOperand *fused) {
+        Operation *producer = fused->get().getDefiningOp();
+        if (!isElementwise(fused->getOwner()) || !isElementwise(producer)) return false;
+        return onlyUsedBy(fused->get(), fused->getOwner()) || (duplicateCheap && isCheapToRecompute(producer));
+      };
+      linalg::populateElementwiseOpsFusionPatterns(patterns, control);
+      if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) return signalPassFailure();
+    }
   }
 };
 
