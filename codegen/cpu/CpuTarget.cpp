@@ -138,7 +138,7 @@ public:
            "kiln-lower-to-kernels{" + e + "},"
            "kiln-outline-weights{" + e + "},kiln-plan-arena{" + e + "},"
            "buffer-deallocation-pipeline,"
-           "func.func(kiln-reductions-to-loops,convert-linalg-to-loops,kiln-approximate-math),lower-affine,convert-scf-to-cf,canonicalize,"
+           "kiln-linalg-to-loops{parallel-work=32768},func.func(convert-linalg-to-loops,kiln-approximate-math),lower-affine,convert-scf-to-cf,canonicalize,"
            "expand-strided-metadata,lower-affine,"
            "func.func(math-expand-ops),convert-math-to-llvm,convert-math-to-libm,"
            "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,"
