@@ -119,6 +119,18 @@ def KilnApproximateMath : Pass<"kiln-approximate-math", "mlir::func::FuncOp"> {
                            "mlir::vector::VectorDialect"];
 }
 
+def KilnSplitFills : Pass<"kiln-split-fills", "mlir::func::FuncOp"> {
+  let summary = "Give every use of a tensor linalg.fill a fill of its own";
+  let description = [{
+    Runs on tensors just before bufferization (after the last cse). A fill with
+    several uses (CSE merges the zero initialisations of all matmul outputs of one
+    shape) would bufferize to one filled buffer copied into each output (a memset
+    and a memcpy per output); cloned next to each user, every output is filled in
+    place. The fills' operands (a constant, an empty tensor) are cheap to share.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
 def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
   let summary = "Call the runtime's register-tiled kernels for convolutions and matmuls";
   let description = [{

@@ -131,7 +131,7 @@ public:
     return "func.func(tosa-optional-decompositions),canonicalize,func.func(tosa-reduce-transposes),"
            "canonicalize,"
            "func.func(tosa-to-linalg-named,tosa-to-linalg),tosa-to-arith,func.func(tosa-to-tensor),"
-           "canonicalize,func.func(kiln-fuse-elementwise),canonicalize,cse,"
+           "canonicalize,func.func(kiln-fuse-elementwise),canonicalize,cse,func.func(kiln-split-fills),"
            "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},"
            "kiln-unique-results{" + e + "},"
            "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},canonicalize,"
