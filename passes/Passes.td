@@ -77,6 +77,60 @@ def KilnFuseElementwise : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
   let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect"];
 }
 
+def KilnLinalgToLoops : Pass<"kiln-linalg-to-loops", "mlir::ModuleOp"> {
+  let summary = "Lower linalg.generic/reduce to loops that LLVM can vectorise";
+  let description = [{
+    Runs on bufferized IR, before convert-linalg-to-loops (which lowers what is
+    left: transposes, fills, copies, named ops, dynamic shapes). A linalg.generic
+    or linalg.reduce with one output, static bounds and parallel loops followed by
+    reduction loops becomes an scf.for nest in which each input is read in the
+    outermost loop whose index it uses (a row's mean or maximum once per row, not
+    once per element), and the reduction loops carry the accumulator as an
+    iter_arg, loaded from the output once before and stored once after. Reading
+    everything in the innermost loop, with all buffers views of one arena, makes
+    LLVM see an unknown dependence between those reads and the store and leave the
+    loop scalar. An input that is the output's own buffer is read in the innermost
+    loop; a reduction that reads its output is left alone.
+
+    With `parallel-work` N > 0, an op at the top level of a function that has at
+    least N loop iterations in all is split over the runtime's threads: the body
+    of its outermost parallel loop (of more than one iteration) moves into a new
+    private function `kiln_parallel_<k>(ctx, begin, end)`, and the loop becomes a
+    call of `kiln_parallel_for(trips, @kiln_parallel_<k>, ctx)`, ctx an array of
+    the base pointers of the buffers the body reads and writes (their shapes and
+    strides are static and rebuilt inside).
+  }];
+  let options = [
+    Option<"parallelWork", "parallel-work", "int64_t", /*default=*/"0",
+           "Split ops with at least this many loop iterations over threads (0: never)">,
+  ];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect", "mlir::func::FuncDialect",
+                           "mlir::arith::ArithDialect", "mlir::affine::AffineDialect", "mlir::LLVM::LLVMDialect"];
+}
+
+def KilnApproximateMath : Pass<"kiln-approximate-math", "mlir::func::FuncOp"> {
+  let summary = "Replace math.erf and math.exp by polynomial approximations";
+  let description = [{
+    MLIR's polynomial approximations of erf and exp in plain arithmetic (f32),
+    instead of scalar libm calls, so the loops that use them (GELU, softmax) can be
+    vectorised by LLVM.
+  }];
+  let dependentDialects = ["mlir::math::MathDialect", "mlir::arith::ArithDialect",
+                           "mlir::vector::VectorDialect"];
+}
+
+def KilnSplitFills : Pass<"kiln-split-fills", "mlir::func::FuncOp"> {
+  let summary = "Give every use of a tensor linalg.fill a fill of its own";
+  let description = [{
+    Runs on tensors just before bufferization (after the last cse). A fill with
+    several uses (CSE merges the zero initialisations of all matmul outputs of one
+    shape) would bufferize to one filled buffer copied into each output (a memset
+    and a memcpy per output); cloned next to each user, every output is filled in
+    place. The fills' operands (a constant, an empty tensor) are cheap to share.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
 def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
   let summary = "Call the runtime's register-tiled kernels for convolutions and matmuls";
   let description = [{

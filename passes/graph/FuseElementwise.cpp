@@ -2,6 +2,7 @@
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace kiln {
@@ -20,26 +21,47 @@ static bool isElementwise(Operation *op) {
          linalgOp.getNumLoops() == linalgOp.getNumParallelLoops();
 }
 
-/// The largest body (ops, incl. the yield) of a multi-use producer that is duplicated.
-constexpr size_t kMaxDuplicatedOps = 16;
+/// Cheap enough to compute again in every consumer: a broadcast, a cast or one or
+/// two arithmetic ops, with no transcendental functions and no gathers, none of
+/// whose operands is itself elementwise (so duplication cannot pull in a chain: a
+/// recurrent cell's state, one select per time step, would otherwise be recomputed
+/// from the first step at every step).
+static bool isCheapToRecompute(Operation *op) {
+  if (llvm::any_of(op->getOperands(), [](Value v) { return isElementwise(v.getDefiningOp()); })) return false;
+  auto g = cast<linalg::GenericOp>(op);
+  unsigned arith = 0;
+  for (Operation &inner : g.getRegion().front().without_terminator()) {
+    if (inner.getDialect() && inner.getDialect()->getNamespace() == "math") return false;
+    if (isa<tensor::ExtractOp>(inner) || inner.getNumRegions()) return false;
+    if (!isa<linalg::IndexOp>(inner)) ++arith;
+  }
+  return arith <= 2;
+}
+
+/// Whether every use of `v` is in `user`.
+static bool onlyUsedBy(Value v, Operation *user) {
+  return llvm::all_of(v.getUses(), [&](OpOperand &use) { return use.getOwner() == user; });
+}
 
 struct FuseElementwisePass : impl::KilnFuseElementwiseBase<FuseElementwisePass> {
   void runOnOperation() override {
-    RewritePatternSet patterns(&getContext());
-    linalg::ControlFusionFn control = [](OpOperand *fused) {
-      Operation *producer = fused->get().getDefiningOp();
-      if (!isElementwise(fused->getOwner()) || !isElementwise(producer)) return false;
-      if (producer->hasOneUse()) return true;
-      // A producer with other users is recomputed in this consumer. Only a small
-      // one none of whose operands is itself elementwise (so its body is final and
-      // cannot grow by later fusion) is duplicated: otherwise a chain of multi-use
-      // producers (a recurrent cell's state, one generic per time step) would be
-      // recomputed from the first step at every step.
-      if (cast<linalg::GenericOp>(producer).getBody()->getOperations().size() > kMaxDuplicatedOps) return false;
-      return llvm::none_of(producer->getOperands(), [](Value v) { return isElementwise(v.getDefiningOp()); });
-    };
-    linalg::populateElementwiseOpsFusionPatterns(patterns, control);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) signalPassFailure();
+    // A producer with other users stays in place after fusion, so fusing it
+    // computes it twice (or once per later consumer: a residual stream read by
+    // every layer would be recomputed from the embeddings in each of them). So:
+    // first fuse only producers whose sole user is the consumer, until nothing is
+    // left to fuse; then duplicate the producers that are cheap as they now stand
+    // (judging cheapness before the first phase would let a chain of one-op
+    // generics, each cheap alone, be pulled into every consumer piece by piece).
+    for (bool duplicateCheap : {false, true}) {
+      RewritePatternSet patterns(&getContext());
+      linalg::ControlFusionFn control = [duplicateCheap](OpOperand *fused) {
+        Operation *producer = fused->get().getDefiningOp();
+        if (!isElementwise(fused->getOwner()) || !isElementwise(producer)) return false;
+        return onlyUsedBy(fused->get(), fused->getOwner()) || (duplicateCheap && isCheapToRecompute(producer));
+      };
+      linalg::populateElementwiseOpsFusionPatterns(patterns, control);
+      if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) return signalPassFailure();
+    }
   }
 };
 
