@@ -10,7 +10,7 @@ DEB_PACKAGES=(
   libgtest-dev
   qemu-user g++-aarch64-linux-gnu libc6-dev-arm64-cross
   python3-onnx python3-numpy python3-torch python3-torchvision
-  dataset-fashion-mnist
+  dataset-fashion-mnist espeak-ng
 
 )
 
@@ -36,3 +36,7 @@ if [ ! -f tests/oracle/node_modules/onnxruntime-node/package.json ]; then
   echo "setup: installing onnxruntime-node (npm)"
   (cd tests/oracle && ONNXRUNTIME_NODE_INSTALL=skip npm install --silent --no-audit --no-fund >/dev/null)
 fi
+
+# Silero VAD v5 (e2e case silero_vad) is fetched, not committed: npm pack of a pinned
+# @ricky0123/vad-web, sha256-checked, into models/generated/. Quiet when present.
+/usr/bin/python3 models/fetch_silero_vad.py --quiet

@@ -4,7 +4,7 @@
   /usr/bin/python3 tests/e2e/e2e.py --kiln PATH_TO_KILN --work WORKDIR CASE [--seed N]
 
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
-fmnist_aarch64, bert_tiny, bert_encoder (or `all`).
+fmnist_aarch64, bert_tiny, bert_encoder, silero_vad (or `all`).
 
 Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
 and `node tests/oracle/ort_run.js MODEL DIR NAME=in.npy ...` on the same
@@ -13,11 +13,15 @@ Generated models are cached in WORKDIR/models/ (keyed by a hash of the script
 that made them) and reused when present; each case's outputs go to
 WORKDIR/<case>/ (wiped at the start of the case). Output files are matched by
 name: ort_run.js and kiln both write <sanitised output name>.npy.
+silero_vad streams a recording through a stateful model instead: Kiln's kept
+runner is invoked once per chunk, tests/oracle/ort_stream.js runs the stream in
+one process (see case_silero_vad).
 Exit status: 0 pass, 1 mismatch or any failure, 2 usage error.
 
 Needs only the python3 standard library and numpy, plus node with
 tests/oracle/node_modules installed; the model export scripts (run as
-subprocesses) need torch/torchvision.
+subprocesses) need torch/torchvision; silero_vad needs espeak-ng and npm (it
+fetches its model with models/fetch_silero_vad.py unless scripts/setup.sh did).
 """
 import argparse
 import hashlib
@@ -28,12 +32,14 @@ import shutil
 import subprocess
 import sys
 import time
+import wave
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS_DIR = os.path.join(ROOT, "models")
 ORT_RUN = os.path.join(ROOT, "tests", "oracle", "ort_run.js")
+ORT_STREAM = os.path.join(ROOT, "tests", "oracle", "ort_stream.js")
 TOLERANCES_FILE = os.path.join(ROOT, "tests", "e2e", "tolerances.json")
 
 FMNIST_MODEL = os.path.join(MODELS_DIR, "fmnist_cnn.onnx")
@@ -149,10 +155,14 @@ def input_args(inputs):
     return [f"{name}={path}" for name, path in inputs.items()]
 
 
-def run_ort(env, model, inputs, out_dir):
+def check_ort_installed():
     if not os.path.isdir(os.path.join(ROOT, "tests", "oracle", "node_modules", "onnxruntime-node")):
         raise Failure("onnxruntime-node is missing: run scripts/setup.sh "
                       "(or: cd tests/oracle && ONNXRUNTIME_NODE_INSTALL=skip npm install)")
+
+
+def run_ort(env, model, inputs, out_dir):
+    check_ort_installed()
     cmd = [env.node, ORT_RUN, model, out_dir] + input_args(inputs)
     cmd += ["--threads", str(env.ort_threads)]
     return run_cmd(cmd, "onnxruntime (ort_run.js)", env.timeout)
@@ -369,6 +379,179 @@ def case_bert_encoder(env, case):
     compare_once(env, case, model, inputs)
 
 
+# ---- silero_vad: a stateful model streamed over a real recording ----------
+
+SILERO_FETCH = os.path.join(MODELS_DIR, "fetch_silero_vad.py")
+SILERO_MODEL = os.path.join(MODELS_DIR, "generated", "silero_vad_v5.onnx")
+VAD_SENTENCE = "Kiln compiles this voice activity detector ahead of time."
+VAD_RATE = 16000      # the model's sample rate (the `sr` input, frozen at compile time)
+VAD_CHUNK = 512       # samples per chunk at 16 kHz, as @ricky0123/vad-web feeds v5
+VAD_CONTEXT = 64      # the previous chunk's last samples, prepended to each chunk
+VAD_PAD_SECONDS = 1.0  # silence before and after the sentence
+VAD_NOISE = 1e-3      # standard deviation of the seeded noise on the whole signal
+
+
+def silero_vad_model(env):
+    """The pinned model in models/generated/ (fetched by scripts/setup.sh, or here
+    when absent); the fetch script checks its sha256 either way."""
+    run_cmd([env.python, SILERO_FETCH, "-o", SILERO_MODEL, "--quiet"],
+            "fetching Silero VAD v5 (models/fetch_silero_vad.py)", env.timeout)
+    return SILERO_MODEL
+
+
+def resample(x, rate_in, rate_out):
+    """Band-limited resampling through the FFT (what scipy.signal.resample does)."""
+    n_out = int(round(len(x) * rate_out / rate_in))
+    spec = np.fft.rfft(x.astype(np.float64))
+    keep = min(len(spec), n_out // 2 + 1)
+    return np.fft.irfft(spec[:keep], n_out) * (n_out / len(x))
+
+
+def vad_recording(env, d):
+    """espeak-ng's VAD_SENTENCE at 16 kHz, padded with VAD_PAD_SECONDS of silence
+    at both ends, plus seeded noise; returns (float32 samples, speech start, end)."""
+    wav = os.path.join(d, "speech.wav")
+    try:
+        run_cmd(["espeak-ng", "-w", wav, VAD_SENTENCE], "espeak-ng", env.timeout)
+    except Failure as e:
+        raise Failure(f"{e} (scripts/setup.sh installs espeak-ng)")
+    with wave.open(wav) as w:
+        if w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise Failure(f"{wav}: expected 16-bit mono, got {w.getnchannels()} channels "
+                          f"of {8 * w.getsampwidth()} bits")
+        rate = w.getframerate()
+        speech = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2") / 32768.0
+    speech = resample(speech, rate, VAD_RATE)
+    pad = np.zeros(int(VAD_PAD_SECONDS * VAD_RATE))
+    audio = np.concatenate([pad, speech, pad])
+    audio += VAD_NOISE * np.random.default_rng(env.seed).standard_normal(audio.shape)
+    log(f"espeak-ng: {len(speech) / VAD_RATE:.2f} s of speech ({rate} Hz resampled to "
+        f"{VAD_RATE} Hz), {VAD_PAD_SECONDS:g} s of silence before and after, noise "
+        f"sigma {VAD_NOISE:g} (seed {env.seed})")
+    return audio.astype(np.float32), len(pad), len(pad) + len(speech)
+
+
+def vad_chunks(audio):
+    """[T, 1, VAD_CONTEXT + VAD_CHUNK]: each 512-sample chunk (the last one padded
+    with zeros) after the previous chunk's last 64 samples (zeros for the first),
+    which is how vad-web's Silero.process builds the model's `input`."""
+    steps = -(-len(audio) // VAD_CHUNK)
+    frames = np.zeros((steps, VAD_CHUNK), np.float32)
+    frames.reshape(-1)[:len(audio)] = audio
+    context = np.zeros((steps, VAD_CONTEXT), np.float32)
+    context[1:] = frames[:-1, -VAD_CONTEXT:]
+    return np.concatenate([context, frames], axis=1)[:, None, :]
+
+
+def kiln_stream(env, model, chunks, d):
+    """Compiles once with `kiln run --keep` (which also runs chunk 0), then runs the
+    kept runner once per further chunk, feeding each chunk's stateN back as state.
+    Returns the probabilities [T] and the states [T, 2, 1, 128]."""
+    if not os.path.isfile(env.kiln) or not os.access(env.kiln, os.X_OK):
+        raise Failure(f"kiln not found or not executable: {env.kiln}")
+    keep, out = os.path.join(d, "kiln_build"), os.path.join(d, "kiln_out")
+    chunk_path, state_path = os.path.join(d, "chunk.npy"), os.path.join(d, "state.npy")
+    sr_path = os.path.join(d, "sr.npy")
+    np.save(sr_path, np.array(VAD_RATE, np.int64))
+    np.save(chunk_path, chunks[0])
+    np.save(state_path, np.zeros((2, 1, 128), np.float32))
+    t_compile = run_cmd([env.kiln, "run", model, "--input", f"input={chunk_path}",
+                         "--input", f"state={state_path}", "--freeze", f"sr={sr_path}",
+                         "--keep", keep, "--output", out], "kiln run", env.timeout)
+    runner = [os.path.join(keep, "runner"), "--weights", os.path.join(keep, "model.kw"),
+              "--input", f"input={chunk_path}", "--input", f"state={state_path}", "--output", out]
+    log(f"$ {' '.join(runner)}   (once per chunk, chunks 1..{len(chunks) - 1})")
+    probs, states = [], []
+    t0 = time.time()
+    for t in range(len(chunks)):
+        if t > 0:
+            np.save(chunk_path, chunks[t])
+            np.save(state_path, states[-1])
+            proc = subprocess.run(runner, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True, timeout=env.timeout)
+            if proc.returncode != 0:
+                raise Failure(f"kiln runner failed at chunk {t} (exit {proc.returncode}): "
+                              f"{proc.stderr.strip()}")
+        prob = load_output(out, "output", "kiln")
+        state = load_output(out, "stateN", "kiln")
+        if prob.shape != (1, 1) or state.shape != (2, 1, 128):
+            raise Failure(f"kiln chunk {t}: output {prob.shape}, stateN {state.shape}; "
+                          "expected (1, 1) and (2, 1, 128)")
+        probs.append(float(prob[0, 0]))
+        states.append(state)
+    log(f"kiln: compile + chunk 0 {t_compile:.2f} s, {len(chunks) - 1} more runner calls "
+        f"{time.time() - t0:.2f} s")
+    return np.array(probs, np.float32), np.stack(states)
+
+
+def case_silero_vad(env, case):
+    tol = load_tolerances(case)
+    model = silero_vad_model(env)
+    d = env.case_dir(case)
+    audio, speech_begin, speech_end = vad_recording(env, d)
+    chunks = vad_chunks(audio)
+    chunks_path = os.path.join(d, "chunks.npy")
+    np.save(chunks_path, chunks)
+
+    # The oracle starts from a zero state; sr is a scalar int64, as the model declares it.
+    check_ort_installed()
+    ort_inputs = {"state": os.path.join(d, "state0.npy"), "sr": os.path.join(d, "sr_ort.npy")}
+    np.save(ort_inputs["state"], np.zeros((2, 1, 128), np.float32))
+    np.save(ort_inputs["sr"], np.array(VAD_RATE, np.int64))
+    ort_dir = os.path.join(d, "ort")
+    t_ort = run_cmd([env.node, ORT_STREAM, model, ort_dir, "--stream", f"input={chunks_path}",
+                     "--carry", "stateN=state", "--threads", str(env.ort_threads)] +
+                    input_args(ort_inputs), "onnxruntime (ort_stream.js)", env.timeout)
+    ort_probs = load_output(ort_dir, "output", "onnxruntime").reshape(-1)
+    ort_states = load_output(ort_dir, "stateN", "onnxruntime")
+    log(f"onnxruntime: {t_ort:.2f} s for the stream")
+    kiln_probs, kiln_states = kiln_stream(env, model, chunks, d)
+    if ort_probs.shape != kiln_probs.shape:
+        raise Failure(f"onnxruntime gave {ort_probs.shape[0]} probabilities, kiln {kiln_probs.shape[0]}")
+
+    thr = float(tol["speech_threshold"])
+    diff = np.abs(kiln_probs.astype(np.float64) - ort_probs)
+    # Every chunk's state, under the default rtol/atol rule.
+    states_ok, states_msg = compare_array("stateN (all chunks)", kiln_states,
+                                          ort_states.reshape(kiln_states.shape), tol)
+    log(("PASS " if states_ok else "FAIL ") + states_msg)
+    kiln_speech, ort_speech = kiln_probs >= thr, ort_probs >= thr
+    steps = len(chunks)
+    first = np.arange(steps) * VAD_CHUNK           # first sample of each chunk (without context)
+    in_lead = first + VAD_CHUNK <= speech_begin    # chunks wholly inside the leading silence
+    in_speech = (first >= speech_begin) & (first + VAD_CHUNK <= speech_end)
+    log(f"{steps} chunks of {VAD_CHUNK} samples (+{VAD_CONTEXT} of context), "
+        f"{int(in_lead.sum())} wholly in the leading silence, {int(in_speech.sum())} wholly in the speech")
+    log(f"speech chunks (p >= {thr:g}): kiln {int(kiln_speech.sum())}, onnxruntime {int(ort_speech.sum())}")
+    log("onnxruntime decisions: " + "".join("S" if v else "." for v in ort_speech))
+    log(f"max |kiln - onnxruntime| probability {float(diff.max()):.3e} (limit {tol['max_abs_diff']:g}) "
+        f"at chunk {int(diff.argmax())}; the closest onnxruntime probability to the threshold "
+        f"is {float(np.min(np.abs(ort_probs - thr))):.3e} away")
+
+    problems = []
+    if not np.all(np.isfinite(kiln_probs)):
+        problems.append("kiln's probabilities are not all finite")
+    elif float(diff.max()) > float(tol["max_abs_diff"]):
+        problems.append(f"probabilities differ by up to {float(diff.max()):.3e} "
+                        f"(chunk {int(diff.argmax())}: kiln {kiln_probs[diff.argmax()]:.7g}, "
+                        f"onnxruntime {ort_probs[diff.argmax()]:.7g})")
+    if not states_ok:
+        problems.append("the states differ")
+    flips = np.flatnonzero(kiln_speech != ort_speech)
+    if flips.size:
+        problems.append(f"speech/silence decisions differ at chunks {flips.tolist()[:20]}")
+    # The recording must exercise both decisions, or the comparison proves little.
+    if ort_speech[in_lead].any():
+        problems.append("onnxruntime hears speech in the leading silence: "
+                        f"chunks {np.flatnonzero(ort_speech & in_lead).tolist()}")
+    if not ort_speech[in_speech].any():
+        problems.append("onnxruntime hears no speech in the sentence")
+    if ort_speech[-1]:
+        problems.append("onnxruntime still hears speech in the last chunk (trailing silence)")
+    if problems:
+        raise Failure("; ".join(problems))
+
+
 CASES = {
     "mobilenet_v2": lambda env: case_torchvision(env, "mobilenet_v2"),
     "resnet18": lambda env: case_torchvision(env, "resnet18"),
@@ -377,6 +560,7 @@ CASES = {
     "fmnist_aarch64": lambda env: case_fmnist(env, "fmnist_aarch64", target="aarch64"),
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),
     "bert_encoder": lambda env: case_bert_encoder(env, "bert_encoder"),
+    "silero_vad": lambda env: case_silero_vad(env, "silero_vad"),
 }
 
 

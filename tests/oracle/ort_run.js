@@ -17,8 +17,11 @@
 const fs = require('fs');
 const path = require('path');
 
+// Messages name the script that was run (ort_run or ort_stream, which shares this code).
+const TOOL = path.basename(process.argv[1] || 'ort_run.js', '.js');
+
 function fail(msg) {
-  process.stderr.write(`ort_run: error: ${msg}\n`);
+  process.stderr.write(`${TOOL}: error: ${msg}\n`);
   process.exit(1);
 }
 
@@ -258,4 +261,7 @@ async function main() {
   if (typeof session.release === 'function') await session.release();
 }
 
-main().catch((e) => fail(e && e.stack ? e.stack : String(e)));
+// The .npy helpers are shared with ort_stream.js, which requires this file.
+module.exports = { fail, readNpy, writeNpy, sanitise, peakRssKb };
+
+if (require.main === module) main().catch((e) => fail(e && e.stack ? e.stack : String(e)));
