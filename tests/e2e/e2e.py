@@ -4,7 +4,8 @@
   /usr/bin/python3 tests/e2e/e2e.py --kiln PATH_TO_KILN --work WORKDIR CASE [--seed N]
 
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
-fmnist_aarch64, bert_tiny, bert_encoder, silero_vad (or `all`).
+fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
+fmnist_gru_accuracy, bert_tiny, bert_encoder, silero_vad (or `all`).
 
 Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
 and `node tests/oracle/ort_run.js MODEL DIR NAME=in.npy ...` on the same
@@ -43,9 +44,12 @@ ORT_STREAM = os.path.join(ROOT, "tests", "oracle", "ort_stream.js")
 TOLERANCES_FILE = os.path.join(ROOT, "tests", "e2e", "tolerances.json")
 
 FMNIST_MODEL = os.path.join(MODELS_DIR, "fmnist_cnn.onnx")
+FMNIST_VIT_MODEL = os.path.join(MODELS_DIR, "fmnist_vit.onnx")
+FMNIST_GRU_MODEL = os.path.join(MODELS_DIR, "fmnist_gru.onnx")
 FMNIST_SAMPLE = os.path.join(MODELS_DIR, "samples", "fmnist_sample.npy")
 FMNIST_SAMPLE_LABELS = os.path.join(MODELS_DIR, "samples", "fmnist_sample_labels.txt")
 FMNIST_BATCHES = 10
+FMNIST_EVAL_BATCH = 1000  # the batch size kiln eval compiles the model for
 
 DEFAULT_SEED = 1234
 
@@ -281,8 +285,8 @@ def case_torchvision(env, case):
     log(f"top-1 class: kiln {int(kiln.argmax())}, onnxruntime {int(ort.argmax())}")
 
 
-def case_fmnist(env, case, target=None):
-    outputs = compare_once(env, case, FMNIST_MODEL, {"input": FMNIST_SAMPLE}, target)
+def case_fmnist(env, case, target=None, model=FMNIST_MODEL):
+    outputs = compare_once(env, case, model, {"input": FMNIST_SAMPLE}, target)
     kiln, ort = outputs["logits"]
     labels = np.loadtxt(FMNIST_SAMPLE_LABELS, dtype=np.int64, ndmin=1)
     log(f"labels               {labels.tolist()}")
@@ -290,8 +294,9 @@ def case_fmnist(env, case, target=None):
     log(f"onnxruntime predicts {ort.argmax(1).tolist()}")
 
 
-def case_fmnist_accuracy(env, case):
-    tol = load_tolerances(case)
+def fmnist_test_set(env):
+    """Returns the paths of the Fashion-MNIST test set as .npy files
+    (models/train_fmnist.py --export-test-set-only), exporting them first if absent."""
     script = os.path.join(MODELS_DIR, "train_fmnist.py")
     test_dir = os.path.join(env.work, "fmnist_testset-" + script_tag(script))
     images_path = os.path.join(test_dir, "test_images.npy")
@@ -307,6 +312,20 @@ def case_fmnist_accuracy(env, case):
             os.replace(tmp, test_dir)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    return images_path, labels_path
+
+
+def check_accuracy(case, model, kiln_acc, ort_acc, tol):
+    if ort_acc < float(tol["min_accuracy"]):
+        raise Failure(f"onnxruntime accuracy {ort_acc:.4f} is below {tol['min_accuracy']}: "
+                      f"is models/{os.path.basename(model)} broken?")
+    if kiln_acc != ort_acc:
+        raise Failure(f"kiln accuracy {kiln_acc:.4f} != onnxruntime accuracy {ort_acc:.4f}")
+
+
+def case_fmnist_accuracy(env, case):
+    tol = load_tolerances(case)
+    images_path, labels_path = fmnist_test_set(env)
     images = np.load(images_path)
     labels = np.load(labels_path)
     if images.shape[0] != labels.shape[0] or images.shape[0] % FMNIST_BATCHES:
@@ -336,11 +355,45 @@ def case_fmnist_accuracy(env, case):
         f"onnxruntime {t_ort:.2f} s, kiln run {t_kiln:.2f} s")
     log(f"kiln accuracy {kiln_acc:.4f}, onnxruntime {ort_acc:.4f} "
         f"({disagree} predictions differ)")
-    if ort_acc < float(tol["min_accuracy"]):
-        raise Failure(f"onnxruntime accuracy {ort_acc:.4f} is below {tol['min_accuracy']}: "
-                      "is models/fmnist_cnn.onnx broken?")
-    if kiln_acc != ort_acc:
-        raise Failure(f"kiln accuracy {kiln_acc:.4f} != onnxruntime accuracy {ort_acc:.4f}")
+    check_accuracy(case, FMNIST_MODEL, kiln_acc, ort_acc, tol)
+
+
+EVAL_KILN = re.compile(r"^top-1: ([0-9.]+) \((\d+) of (\d+)\)$", re.M)
+EVAL_ORT = re.compile(r"^onnxruntime top-1: ([0-9.]+) \((\d+) of (\d+)\); "
+                      r"predictions agree on ([0-9.]+)$", re.M)
+
+
+def case_fmnist_eval(env, case, model):
+    """The whole test set through `kiln eval MODEL --vs onnxruntime`: the model is
+    compiled once for FMNIST_EVAL_BATCH images and both engines see the same batches."""
+    tol = load_tolerances(case)
+    images_path, labels_path = fmnist_test_set(env)
+    if not os.path.isfile(env.kiln) or not os.access(env.kiln, os.X_OK):
+        raise Failure(f"kiln not found or not executable: {env.kiln}")
+    d = env.case_dir(case)
+    cmd = [env.kiln, "eval", model, "--data", images_path, "--labels", labels_path,
+           "--batch", str(FMNIST_EVAL_BATCH), "--vs", "onnxruntime", "--keep", os.path.join(d, "kiln")]
+    log("$ " + " ".join(cmd))
+    t0 = time.time()
+    try:
+        proc = subprocess.run(cmd, timeout=env.timeout, stdout=subprocess.PIPE, text=True)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"kiln eval: timed out after {env.timeout} s")
+    log(proc.stdout.rstrip())
+    if proc.returncode != 0:
+        raise Failure(f"kiln eval failed with exit status {proc.returncode}")
+    mk, mo = EVAL_KILN.search(proc.stdout), EVAL_ORT.search(proc.stdout)
+    if not mk or not mo:
+        raise Failure("cannot find kiln's and onnxruntime's top-1 lines in kiln eval's output")
+    kiln_right, n = int(mk.group(2)), int(mk.group(3))
+    ort_right, ort_n = int(mo.group(2)), int(mo.group(3))
+    if n != 10000 or ort_n != n:
+        raise Failure(f"kiln eval scored {n} (kiln) and {ort_n} (onnxruntime) images, expected 10000")
+    kiln_acc, ort_acc = kiln_right / n, ort_right / n
+    log(f"{n} test images in batches of {FMNIST_EVAL_BATCH} ({time.time() - t0:.1f} s): "
+        f"kiln accuracy {kiln_acc:.4f}, onnxruntime {ort_acc:.4f}, "
+        f"predictions agree on {float(mo.group(4)):.4f}")
+    check_accuracy(case, model, kiln_acc, ort_acc, tol)
 
 
 def case_bert_tiny(env, case):
@@ -558,6 +611,10 @@ CASES = {
     "fmnist": lambda env: case_fmnist(env, "fmnist"),
     "fmnist_accuracy": lambda env: case_fmnist_accuracy(env, "fmnist_accuracy"),
     "fmnist_aarch64": lambda env: case_fmnist(env, "fmnist_aarch64", target="aarch64"),
+    "fmnist_vit": lambda env: case_fmnist(env, "fmnist_vit", model=FMNIST_VIT_MODEL),
+    "fmnist_vit_accuracy": lambda env: case_fmnist_eval(env, "fmnist_vit_accuracy", FMNIST_VIT_MODEL),
+    "fmnist_gru": lambda env: case_fmnist(env, "fmnist_gru", model=FMNIST_GRU_MODEL),
+    "fmnist_gru_accuracy": lambda env: case_fmnist_eval(env, "fmnist_gru_accuracy", FMNIST_GRU_MODEL),
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),
     "bert_encoder": lambda env: case_bert_encoder(env, "bert_encoder"),
     "silero_vad": lambda env: case_silero_vad(env, "silero_vad"),
