@@ -23,6 +23,8 @@
 
 #include <functional>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 namespace kiln::onnx_frontend {
 
@@ -170,6 +172,11 @@ mlir::FailureOr<mlir::Value> convBias(NodeImporter &n, size_t input, int64_t cha
 /// Casts input `input` to `to` with ONNX's semantics (floats to integers truncate
 /// toward zero; f64/f16 are computed in f32) and sets output 0.
 mlir::LogicalResult castInput(NodeImporter &n, size_t input, DType to);
+
+/// auto_pad SAME_UPPER/SAME_LOWER: the {begin, end} padding of an axis of extent
+/// `in` that keeps ceil(in / stride) outputs for a window spanning `eff` elements
+/// (the odd element goes at the end for SAME_UPPER, at the beginning for SAME_LOWER).
+std::pair<int64_t, int64_t> samePads(int64_t in, int64_t stride, int64_t eff, bool upper);
 
 /// Normalises a possibly negative axis; nullopt if out of range.
 std::optional<int64_t> normalizeAxis(int64_t axis, int64_t rank);

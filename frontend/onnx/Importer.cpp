@@ -222,6 +222,8 @@ public:
   void importNodes(const onnx::GraphProto &graph);
   /// Reports every node of `graph` (and its subgraphs) whose op Kiln lacks.
   void preflight(const onnx::GraphProto &graph, const std::string &within);
+  /// Decodes `graph`'s initializers into the innermost scope as host constants.
+  void defineInitializers(const onnx::GraphProto &graph);
   /// Imports `graph` inline at the builder's insertion point in a new scope whose
   /// inputs are bound to `inputs`; returns its outputs' entries.
   FailureOr<std::vector<ValueEntry>> importSubgraph(const onnx::GraphProto &graph,
@@ -240,6 +242,18 @@ static std::string subgraphContext(const std::string &attr, const std::string &n
                                    const std::string &op, const std::string &outer) {
   std::string s = "in '" + attr + "'" + (note.empty() ? "" : " (" + note + ")") + " of node '" + node + "' (" + op + ")";
   return outer.empty() ? s : s + " " + outer;
+}
+
+void GraphImporter::defineInitializers(const onnx::GraphProto &graph) {
+  for (const auto &init : graph.initializer()) {
+    HostTensor t;
+    if (auto err = decodeTensor(init, t)) {
+      error(init.name(), "initializer", *err);
+      poison(init.name());
+      continue;
+    }
+    define(init.name()).constant = std::move(t);
+  }
 }
 
 void GraphImporter::preflight(const onnx::GraphProto &graph, const std::string &within) {
@@ -520,15 +534,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
   }
   builder.setInsertionPointToStart(entry);
 
-  for (const auto &init : graph->initializer()) {
-    HostTensor t;
-    if (auto err = decodeTensor(init, t)) {
-      error(init.name(), "initializer", *err);
-      poison(init.name());
-      continue;
-    }
-    define(init.name()).constant = std::move(t);
-  }
+  defineInitializers(*graph);
 
   // Collect errors from op verifiers into the report, attributed to the node.
   ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
@@ -673,15 +679,7 @@ FailureOr<std::vector<ValueEntry>> GraphImporter::importSubgraph(const onnx::Gra
 
   assert(size_t(graph.input_size()) == inputs.size() && "the caller checks the subgraph's inputs");
   for (size_t k = 0; k < inputs.size(); ++k) define(graph.input(k).name()) = inputs[k];
-  for (const auto &init : graph.initializer()) {
-    HostTensor t;
-    if (auto err = decodeTensor(init, t)) {
-      error(init.name(), "initializer", *err);
-      poison(init.name());
-      continue;
-    }
-    define(init.name()).constant = std::move(t);
-  }
+  defineInitializers(graph);
   subgraphNodes += graph.node_size();
   importNodes(graph);
 

@@ -23,4 +23,11 @@ std::optional<int64_t> normalizeAxis(int64_t axis, int64_t rank) {
   return axis < 0 ? axis + rank : axis;
 }
 
+std::pair<int64_t, int64_t> samePads(int64_t in, int64_t stride, int64_t eff, bool upper) {
+  int64_t out = (in + stride - 1) / stride;
+  int64_t total = std::max<int64_t>((out - 1) * stride + eff - in, 0);
+  int64_t begin = upper ? total / 2 : total - total / 2;
+  return {begin, total - begin};
+}
+
 } // namespace kiln::onnx_frontend

@@ -54,11 +54,7 @@ static FailureOr<Window> resolveWindow(NodeImporter &n, const std::vector<int64_
       return n.fail("non-positive kernel, stride or dilation");
     int64_t eff = (w.kernel[k] - 1) * w.dilation[k] + 1;
     if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
-      int64_t outSize = (in[k] + w.stride[k] - 1) / w.stride[k];
-      int64_t total = std::max<int64_t>((outSize - 1) * w.stride[k] + eff - in[k], 0);
-      int64_t small = total / 2;
-      w.padBegin[k] = autoPad == "SAME_UPPER" ? small : total - small;
-      w.padEnd[k] = total - w.padBegin[k];
+      std::tie(w.padBegin[k], w.padEnd[k]) = samePads(in[k], w.stride[k], eff, autoPad == "SAME_UPPER");
     } else if (autoPad == "VALID") {
     } else if (autoPad == "NOTSET") {
       if (!pads.empty()) {
@@ -169,10 +165,7 @@ LogicalResult importConv(NodeImporter &n) {
       w1.crop = {0, 0};
       w1.out = {1, 0};
       if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
-        int64_t eff = (KW - 1) * dl[1] + 1, outSize = (xs[3] + st[1] - 1) / st[1];
-        int64_t total = std::max<int64_t>((outSize - 1) * st[1] + eff - xs[3], 0);
-        w1.padBegin[1] = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
-        w1.padEnd[1] = total - w1.padBegin[1];
+        std::tie(w1.padBegin[1], w1.padEnd[1]) = samePads(xs[3], st[1], (KW - 1) * dl[1] + 1, ap == "SAME_UPPER");
       } else if (ap == "VALID") {
         w1.padBegin[1] = w1.padEnd[1] = 0;
       }
@@ -283,10 +276,7 @@ static FailureOr<std::vector<PoolAxis>> poolAxes(NodeImporter &n, const std::vec
     if (a.kernel <= 0 || a.stride <= 0 || a.dilation <= 0) return n.fail("non-positive kernel, stride or dilation");
     int64_t eff = (a.kernel - 1) * a.dilation + 1;
     if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
-      int64_t outSize = (a.in + a.stride - 1) / a.stride;
-      int64_t total = std::max<int64_t>((outSize - 1) * a.stride + eff - a.in, 0);
-      a.padBegin = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      a.padEnd = total - a.padBegin;
+      std::tie(a.padBegin, a.padEnd) = samePads(a.in, a.stride, eff, autoPad == "SAME_UPPER");
     } else if (autoPad == "NOTSET") {
       if (!pads.empty()) { a.padBegin = pads[k]; a.padEnd = pads[k + r]; }
       if (a.padBegin < 0 || a.padEnd < 0) return n.fail("negative pads");

@@ -328,10 +328,7 @@ static FailureOr<Value> integerConv(NodeImporter &n, const QConvInputs &in) {
     if (stride[k] <= 0 || dil[k] <= 0) return n.fail("non-positive stride or dilation");
     int64_t eff = (kernel[k] - 1) * dil[k] + 1, pb = 0, pe = 0;
     if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
-      int64_t o = (in + stride[k] - 1) / stride[k];
-      int64_t total = std::max<int64_t>((o - 1) * stride[k] + eff - in, 0);
-      pb = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      pe = total - pb;
+      std::tie(pb, pe) = samePads(in, stride[k], eff, autoPad == "SAME_UPPER");
     } else if (autoPad == "NOTSET") {
       if (!pads.empty()) { pb = pads[k]; pe = pads[k + r]; }
       if (pb < 0 || pe < 0) return n.fail("negative pads");

@@ -136,7 +136,7 @@ LogicalResult castInput(NodeImporter &n, size_t input, DType to) {
     return success();
   }
   if (n.inDType(input) == DType::U8 && !elem.isInteger(1)) {
-    // uint8 is carried in i8 bits: widen without sign.
+    // uint8 is carried in i8 bits: widen with zero extension (tosa.cast is signed).
     n.out(0, n.generic({x}, elem, [elem](OpBuilder &b, Location l, ValueRange v) -> Value {
       if (isa<FloatType>(elem)) return arith::UIToFPOp::create(b, l, elem, v[0]);
       return arith::ExtUIOp::create(b, l, elem, v[0]);
@@ -148,14 +148,6 @@ LogicalResult castInput(NodeImporter &n, size_t input, DType to) {
     n.out(0, n.generic({x}, elem, [elem, toUnsigned](OpBuilder &b, Location l, ValueRange v) -> Value {
       if (toUnsigned) return arith::FPToUIOp::create(b, l, elem, v[0]);
       return arith::FPToSIOp::create(b, l, elem, v[0]);
-    }));
-    return success();
-  }
-  if (n.inDType(input) == DType::U8 && !elem.isInteger(1) && !elem.isInteger(8)) {
-    // uint8 is carried as i8 bits: widen with zero extension (tosa.cast is signed).
-    n.out(0, n.generic({x}, elem, [elem](OpBuilder &b, Location l, ValueRange v) -> Value {
-      if (isa<FloatType>(elem)) return arith::UIToFPOp::create(b, l, elem, v[0]);
-      return arith::ExtUIOp::create(b, l, elem, v[0]);
     }));
     return success();
   }

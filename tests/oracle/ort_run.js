@@ -187,29 +187,37 @@ function parseArgs(argv) {
   return { model, outDir, inputs, threads, repeat, timing };
 }
 
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  let ort;
+/** onnxruntime-node, or a failure that says how to install it. */
+function loadOrt() {
   try {
-    ort = require('onnxruntime-node');
+    return require('onnxruntime-node');
   } catch (e) {
     fail(`cannot load onnxruntime-node (run: cd ${path.relative(process.cwd(), __dirname) || '.'} && ` +
          `ONNXRUNTIME_NODE_INSTALL=skip npm install): ${e.message}`);
   }
-  if (!fs.existsSync(args.model)) fail(`model not found: ${args.model}`);
+}
 
-  let session;
-  const loadStart = process.hrtime.bigint();
+/** A CPU session with all graph optimisations, on `threads` intra-op threads. */
+async function createSession(ort, model, threads) {
   try {
-    session = await ort.InferenceSession.create(args.model, {
+    return await ort.InferenceSession.create(model, {
       executionProviders: ['cpu'],
-      intraOpNumThreads: args.threads,
+      intraOpNumThreads: threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
     });
   } catch (e) {
-    fail(`cannot load model ${args.model}: ${e.message}`);
+    fail(`cannot load model ${model}: ${e.message}`);
   }
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const ort = loadOrt();
+  if (!fs.existsSync(args.model)) fail(`model not found: ${args.model}`);
+
+  const loadStart = process.hrtime.bigint();
+  const session = await createSession(ort, args.model, args.threads);
 
   const feeds = {};
   for (const { name, file } of args.inputs) {
@@ -262,6 +270,6 @@ async function main() {
 }
 
 // The .npy helpers are shared with ort_stream.js, which requires this file.
-module.exports = { fail, readNpy, writeNpy, sanitise, peakRssKb };
+module.exports = { fail, readNpy, writeNpy, sanitise, peakRssKb, loadOrt, createSession };
 
 if (require.main === module) main().catch((e) => fail(e && e.stack ? e.stack : String(e)));

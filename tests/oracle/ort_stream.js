@@ -18,7 +18,7 @@
 
 const fs = require('fs');
 const path = require('path');
-const { fail, readNpy, writeNpy, sanitise } = require('./ort_run.js');
+const { fail, readNpy, writeNpy, sanitise, loadOrt, createSession } = require('./ort_run.js');
 
 function usage() {
   return 'usage: node tests/oracle/ort_stream.js MODEL.onnx OUT_DIR --stream NAME=chunks.npy ' +
@@ -70,26 +70,10 @@ function parseArgs(argv) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  let ort;
-  try {
-    ort = require('onnxruntime-node');
-  } catch (e) {
-    fail(`cannot load onnxruntime-node (run: cd ${path.relative(process.cwd(), __dirname) || '.'} && ` +
-         `ONNXRUNTIME_NODE_INSTALL=skip npm install): ${e.message}`);
-  }
+  const ort = loadOrt();
   if (!fs.existsSync(args.model)) fail(`model not found: ${args.model}`);
 
-  let session;
-  try {
-    session = await ort.InferenceSession.create(args.model, {
-      executionProviders: ['cpu'],
-      intraOpNumThreads: args.threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-    });
-  } catch (e) {
-    fail(`cannot load model ${args.model}: ${e.message}`);
-  }
+  const session = await createSession(ort, args.model, args.threads);
   const hasInput = (name) => session.inputNames.includes(name);
 
   const feeds = {};
