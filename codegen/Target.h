@@ -36,6 +36,10 @@ struct CompileOptions {
   std::string target = "x86-64";
   std::string cpu;           ///< target CPU; empty = the target's default
   std::string entryName = "forward";
+  /// Quantisation (kiln-quantize): mark layers for calibration, apply a JSON plan,
+  /// write the per-layer JSON report. Paths may not contain '"'.
+  bool quantObserve = false;
+  std::string quantPlan, quantReport;
   /// Print the IR after these passes ("all" for every pass) to stderr.
   std::vector<std::string> dumpIrAfter;
 };

@@ -29,6 +29,10 @@ inline constexpr const char *kArenaAlignAttr = "kiln.arena_alignment";
 inline constexpr const char *kRoleAttr = "kiln.role";
 /// On a constant global that must stay in the object (small kernel parameters).
 inline constexpr const char *kKeepInCodeAttr = "kiln.keep_in_code";
+/// On a convolution or matmul: execute at int8 ({bits, scale, zero_point}; kiln-quantize).
+inline constexpr const char *kQuantAttr = "kiln.quant";
+/// On a convolution or matmul: record its input range under this index (calibration).
+inline constexpr const char *kObserveAttr = "kiln.observe";
 
 } // namespace kiln
 

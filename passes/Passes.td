@@ -131,6 +131,39 @@ def KilnSplitFills : Pass<"kiln-split-fills", "mlir::func::FuncOp"> {
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }
 
+def KilnQuantize : Pass<"kiln-quantize", "mlir::ModuleOp"> {
+  let summary = "Choose, per convolution and matmul, int8 execution from a calibrated plan";
+  let description = [{
+    Runs on bufferized IR, before kiln-lower-to-kernels. The quantisable layers are
+    the ops kiln-lower-to-kernels calls a packed kernel for: `linalg.conv_2d_nhwc_fhwc`
+    and `linalg.batch_matmul` with a constant right operand. Each is named by the
+    ONNX node it came from (its location), with `#k` appended when a node gives
+    several.
+
+    With `observe`, each gets `kiln.observe = <index>`: kiln-lower-to-kernels then
+    records the range of its input at run time (a calibration build). With `plan`
+    (a JSON file: per layer its name, `bits` and calibrated `input_range`), each
+    layer planned at 8 bits gets `kiln.quant = {bits = 8, scale, zero_point}`: its
+    activations are quantised asymmetrically to u8 with that scale and zero point, its
+    weights symmetrically per output channel to s8 when lowered. The IR stays f32: the
+    attribute says how to execute the op, and every target reads the same one.
+
+    `report` names a JSON file written with every quantisable layer: index, name, op,
+    shape, parameters, chosen bits, input range, activation scale and zero point, and
+    the weight quantisation's signal-to-noise ratio (dB), or why it stays in float.
+  }];
+  let options = [
+    Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"",
+           "Name of the entry function">,
+    Option<"observe", "observe", "bool", /*default=*/"false",
+           "Mark every quantisable layer for calibration">,
+    Option<"planPath", "plan", "std::string", /*default=*/"\"\"",
+           "JSON quantisation plan to apply">,
+    Option<"reportPath", "report", "std::string", /*default=*/"\"\"",
+           "Write the per-layer report (JSON) here">,
+  ];
+}
+
 def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
   let summary = "Call the runtime's register-tiled kernels for convolutions and matmuls";
   let description = [{

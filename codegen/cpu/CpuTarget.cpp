@@ -128,6 +128,13 @@ public:
 
   std::string pipeline(const CompileOptions &o) const override {
     std::string e = "entry=" + o.entryName;
+    std::string quantize;
+    if (o.quantObserve || !o.quantPlan.empty() || !o.quantReport.empty()) {
+      quantize = "kiln-quantize{" + e + (o.quantObserve ? " observe=true" : "");
+      if (!o.quantPlan.empty()) quantize += " plan=\"" + o.quantPlan + "\"";
+      if (!o.quantReport.empty()) quantize += " report=\"" + o.quantReport + "\"";
+      quantize += "},";
+    }
     return "func.func(tosa-optional-decompositions),canonicalize,func.func(tosa-reduce-transposes),"
            "canonicalize,"
            "func.func(tosa-to-linalg-named,tosa-to-linalg),tosa-to-arith,func.func(tosa-to-tensor),"
@@ -135,7 +142,7 @@ public:
            "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},"
            "kiln-unique-results{" + e + "},"
            "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},canonicalize,"
-           "kiln-lower-to-kernels{" + e + "},"
+           + quantize + "kiln-lower-to-kernels{" + e + "},"
            "kiln-outline-weights{" + e + "},kiln-plan-arena{" + e + "},"
            "buffer-deallocation-pipeline,"
            "kiln-linalg-to-loops{parallel-work=32768},func.func(convert-linalg-to-loops,kiln-approximate-math),lower-affine,convert-scf-to-cf,canonicalize,"

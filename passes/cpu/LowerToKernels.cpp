@@ -1,5 +1,6 @@
 //===- LowerToKernels.cpp - Convolutions and matmuls to runtime kernels -----===//
 #include "passes/Passes.h"
+#include "passes/cpu/KernelMatch.h"
 #include "runtime/include/kiln/kernels.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -9,6 +10,9 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/Support/xxhash.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <limits>
 #include <unordered_map>
 
@@ -19,11 +23,9 @@ namespace kiln {
 
 using namespace mlir;
 
-namespace kiln {
-namespace {
+namespace kiln::kernels {
 
-/// Dense, row-major, offset-0 f32 memref with a static shape: what the kernels take.
-static bool isDenseF32(Value v) {
+bool isDenseF32(Value v) {
   auto t = dyn_cast<MemRefType>(v.getType());
   if (!t || !t.getElementType().isF32() || !memref::isStaticShapeAndContiguousRowMajor(t)) return false;
   SmallVector<int64_t> strides;
@@ -31,9 +33,7 @@ static bool isDenseF32(Value v) {
   return succeeded(t.getStridesAndOffset(strides, offset)) && offset == 0;
 }
 
-/// A memref whose innermost stride is 1 and whose strides and offset are static
-/// (a dense buffer or a view into one, e.g. a cropped or padded window).
-static std::optional<std::pair<SmallVector<int64_t>, int64_t>> unitStrided(Value v) {
+std::optional<std::pair<SmallVector<int64_t>, int64_t>> unitStrided(Value v) {
   auto t = dyn_cast<MemRefType>(v.getType());
   if (!t || !t.getElementType().isF32() || !t.hasStaticShape()) return std::nullopt;
   SmallVector<int64_t> strides;
@@ -43,6 +43,104 @@ static std::optional<std::pair<SmallVector<int64_t>, int64_t>> unitStrided(Value
     return std::nullopt;
   return std::make_pair(strides, offset);
 }
+
+/// The float data of a constant global read by `v`, if `v` is such a read.
+std::optional<std::vector<float>> constantData(Value v, SymbolTable &symbols) {
+  // Reshapes of a dense constant keep its data order.
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto e = dyn_cast<memref::ExpandShapeOp>(def)) v = e.getSrc();
+    else if (auto c = dyn_cast<memref::CollapseShapeOp>(def)) v = c.getSrc();
+    else break;
+  }
+  auto get = v.getDefiningOp<memref::GetGlobalOp>();
+  if (!get) return std::nullopt;
+  auto global = symbols.lookup<memref::GlobalOp>(get.getName());
+  if (!global || !global.getConstant() || !global.getInitialValue()) return std::nullopt;
+  Attribute init = *global.getInitialValue();
+  int64_t n = global.getType().getNumElements();
+  if (auto r = dyn_cast<DenseResourceElementsAttr>(init)) {
+    AsmResourceBlob *blob = r.getRawHandle().getBlob();
+    if (!blob || blob->getData().size() != size_t(n) * 4) return std::nullopt;
+    std::vector<float> out(n);
+    std::memcpy(out.data(), blob->getData().data(), size_t(n) * 4);
+    return out;
+  }
+  if (auto d = dyn_cast<DenseElementsAttr>(init)) {
+    if (!d.getElementType().isF32()) return std::nullopt;
+    auto vals = d.getValues<float>();
+    return std::vector<float>(vals.begin(), vals.end());
+  }
+  return std::nullopt;
+}
+
+
+static std::vector<int64_t> ints(DenseIntElementsAttr a) {
+  std::vector<int64_t> v;
+  for (const APInt &x : a.getValues<APInt>()) v.push_back(x.getSExtValue());
+  return v;
+}
+
+std::optional<PackedLayer> matchPackedLayer(Operation *op, SymbolTable &symbols) {
+  if (auto conv = dyn_cast<linalg::Conv2DNhwcFhwcOp>(op)) {
+    Value in = conv.getDpsInputs()[0], filter = conv.getDpsInputs()[1], out = conv.getDpsInits()[0];
+    if (!unitStrided(in) || !isDenseF32(filter) || !isDenseF32(out)) return std::nullopt;
+    auto fs = cast<MemRefType>(filter.getType()).getShape();
+    if (fs[1] * fs[2] * fs[3] == 0) return std::nullopt; // an empty reduction: nothing to call
+    auto data = constantData(filter, symbols);
+    if (!data) return std::nullopt;
+    return PackedLayer{"conv", fs[0], fs[1] * fs[2], fs[3], std::move(*data)};
+  }
+  if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) {
+    Value a = mm.getDpsInputs()[0], w = mm.getDpsInputs()[1], out = mm.getDpsInits()[0];
+    if (mm.getIndexingMaps().empty() || mm.hasUserDefinedMaps() || !isDenseF32(a) || !isDenseF32(w) ||
+        !isDenseF32(out))
+      return std::nullopt;
+    auto ws = cast<MemRefType>(w.getType()).getShape();
+    if (ws[0] != 1) return std::nullopt;
+    auto data = constantData(w, symbols);
+    if (!data) return std::nullopt;
+    int64_t K = ws[1], N = ws[2];
+    std::vector<float> rows(size_t(N * K)); // W^T: row n holds column n of W
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n) rows[n * K + k] = (*data)[k * N + n];
+    return PackedLayer{"matmul", N, 1, K, std::move(rows)};
+  }
+  return std::nullopt;
+}
+
+void quantizeRowsS8(const std::vector<float> &rows, int64_t m, int64_t k, std::vector<int8_t> &q,
+                    std::vector<float> &scale) {
+  q.assign(size_t(m * k), 0);
+  scale.assign(size_t(m), 1.f);
+  for (int64_t r = 0; r < m; ++r) {
+    float amax = 0;
+    for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(rows[r * k + i]));
+    float s = amax > 0 ? amax / 127.f : 1.f;
+    scale[r] = s;
+    for (int64_t i = 0; i < k; ++i) {
+      float v = std::nearbyint(rows[r * k + i] / s);
+      q[r * k + i] = int8_t(std::clamp(v, -127.f, 127.f));
+    }
+  }
+}
+
+std::string locationName(Location loc) {
+  std::string found;
+  loc->walk([&](Location l) {
+    if (auto n = dyn_cast<NameLoc>(l)) {
+      found = n.getName().str();
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return found;
+}
+
+} // namespace kiln::kernels
+
+namespace kiln {
+namespace {
+using namespace kiln::kernels;
 
 /// The bias `prev` broadcasts into `out` along its last dimension (the way
 /// tosa.conv2d's lowering initialises the output), or null.
@@ -94,35 +192,6 @@ static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value 
   return std::make_pair(lo, hi);
 }
 
-/// The float data of a constant global read by `v`, if `v` is such a read.
-static std::optional<std::vector<float>> constantData(Value v, SymbolTable &symbols) {
-  // Reshapes of a dense constant keep its data order.
-  while (Operation *def = v.getDefiningOp()) {
-    if (auto e = dyn_cast<memref::ExpandShapeOp>(def)) v = e.getSrc();
-    else if (auto c = dyn_cast<memref::CollapseShapeOp>(def)) v = c.getSrc();
-    else break;
-  }
-  auto get = v.getDefiningOp<memref::GetGlobalOp>();
-  if (!get) return std::nullopt;
-  auto global = symbols.lookup<memref::GlobalOp>(get.getName());
-  if (!global || !global.getConstant() || !global.getInitialValue()) return std::nullopt;
-  Attribute init = *global.getInitialValue();
-  int64_t n = global.getType().getNumElements();
-  if (auto r = dyn_cast<DenseResourceElementsAttr>(init)) {
-    AsmResourceBlob *blob = r.getRawHandle().getBlob();
-    if (!blob || blob->getData().size() != size_t(n) * 4) return std::nullopt;
-    std::vector<float> out(n);
-    std::memcpy(out.data(), blob->getData().data(), size_t(n) * 4);
-    return out;
-  }
-  if (auto d = dyn_cast<DenseElementsAttr>(init)) {
-    if (!d.getElementType().isF32()) return std::nullopt;
-    auto vals = d.getValues<float>();
-    return std::vector<float>(vals.begin(), vals.end());
-  }
-  return std::nullopt;
-}
-
 struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
   using Base::Base;
 
@@ -168,23 +237,25 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     func::CallOp::create(b, loc, callee, TypeRange{}, args);
   }
 
-  /// Packed filters by content: a weight shared by several layers is stored once.
-  std::unordered_map<uint64_t, std::vector<std::pair<std::string, std::vector<float>>>> packedByHash;
+  /// Packed constants by content: a weight shared by several layers is stored once.
+  std::unordered_map<uint64_t, std::vector<std::pair<std::string, std::vector<uint8_t>>>> packedByHash;
 
-  Value readGlobal(OpBuilder &b, Location loc, const std::vector<float> &packed) {
-    auto type = MemRefType::get({int64_t(packed.size())}, b.getF32Type());
-    uint64_t hash = llvm::xxh3_64bits(
-        ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(packed.data()), packed.size() * sizeof(float)));
+  /// A constant global holding `values` (f32 or i8), read where `b` stands.
+  template <typename T> Value readGlobal(OpBuilder &b, Location loc, const std::vector<T> &values) {
+    Type elem = std::is_same_v<T, float> ? Type(b.getF32Type()) : Type(b.getIntegerType(8));
+    auto type = MemRefType::get({int64_t(values.size())}, elem);
+    const uint8_t *raw = reinterpret_cast<const uint8_t *>(values.data());
+    std::vector<uint8_t> bytes(raw, raw + values.size() * sizeof(T));
+    uint64_t hash = llvm::xxh3_64bits(ArrayRef<uint8_t>(bytes)) ^ sizeof(T);
     for (auto &[existing, data] : packedByHash[hash])
-      if (data == packed) return memref::GetGlobalOp::create(b, loc, type, existing);
+      if (data == bytes) return memref::GetGlobalOp::create(b, loc, type, existing);
     std::string name = "kiln_packed_" + std::to_string(packedCount++);
-    packedByHash[hash].push_back({name, packed});
+    packedByHash[hash].push_back({name, bytes});
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(module.getBody());
-      auto type = MemRefType::get({int64_t(packed.size())}, b.getF32Type());
-      auto tensorType = RankedTensorType::get({int64_t(packed.size())}, b.getF32Type());
-      auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<float>(packed);
+      auto tensorType = RankedTensorType::get({int64_t(values.size())}, elem);
+      auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<T>(values);
       auto init = DenseResourceElementsAttr::get(tensorType, name, std::move(blob));
       memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"), TypeAttr::get(type),
                                init, b.getUnitAttr(), b.getI64IntegerAttr(64));
@@ -192,16 +263,48 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     return memref::GetGlobalOp::create(b, loc, type, name);
   }
 
+  Value i32(OpBuilder &b, Location loc, int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v); }
+  Value f32(OpBuilder &b, Location loc, float v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  }
+
+  /// The int8 form of a packed layer (kiln.quant on `op`): quantises and packs the
+  /// weights, folds bias and zero point into the requantisation constants, and calls
+  /// kiln_conv2d_nhwc_u8s8_packed with a scratch buffer from the arena.
+  void lowerInt8(OpBuilder &b, Location loc, DictionaryAttr quant, const PackedLayer &layer, Value inPtr,
+                 Value outPtr, Value g, const std::vector<int64_t> &geom, std::optional<std::vector<float>> bias,
+                 std::optional<std::pair<float, float>> clamp) {
+    float scale = float(cast<FloatAttr>(quant.get("scale")).getValueAsDouble());
+    int32_t zp = int32_t(cast<IntegerAttr>(quant.get("zero_point")).getInt());
+    int64_t k = layer.taps * layer.c;
+    std::vector<int8_t> q;
+    std::vector<float> wscale;
+    quantizeRowsS8(layer.rows, layer.m, k, q, wscale);
+    int64_t c4 = (layer.c + 3) / 4 * 4;
+    std::vector<int8_t> packed(size_t((layer.m + KILN_PANEL_S8 - 1) / KILN_PANEL_S8 * KILN_PANEL_S8 * layer.taps * c4));
+    kiln_pack_panels_s8(q.data(), packed.data(), layer.m, layer.taps, layer.c);
+    std::vector<float> requant(size_t(2 * layer.m));
+    for (int64_t r = 0; r < layer.m; ++r) {
+      int64_t wsum = 0;
+      for (int64_t i = 0; i < k; ++i) wsum += q[r * k + i];
+      requant[r] = scale * wscale[r];
+      requant[layer.m + r] = (bias ? (*bias)[r] : 0.f) - requant[r] * float(zp) * float(wsum);
+    }
+    kiln_conv_geometry_t gg;
+    std::memcpy(&gg, geom.data(), sizeof gg);
+    auto scratchType = MemRefType::get({kiln_conv2d_u8s8_scratch_bytes(&gg)}, b.getIntegerType(8));
+    Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
+    int32_t flags = (bias ? 0 : KILN_S8_ACCUMULATE) | (clamp ? KILN_S8_CLAMP : 0);
+    call(b, loc, "kiln_conv2d_nhwc_u8s8_packed",
+         {inPtr, pointer(b, loc, scratch), pointer(b, loc, readGlobal(b, loc, packed)),
+          pointer(b, loc, readGlobal(b, loc, requant)), outPtr, g, f32(b, loc, 1.f / scale), i32(b, loc, zp),
+          i32(b, loc, flags), f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
+  }
+
   static std::vector<float> pack(const std::vector<float> &rows, int64_t m, int64_t k) {
     std::vector<float> out(size_t((m + KILN_PANEL - 1) / KILN_PANEL * KILN_PANEL * k));
     kiln_pack_panels_f32(rows.data(), out.data(), m, k);
     return out;
-  }
-
-  static std::vector<int64_t> ints(DenseIntElementsAttr a) {
-    std::vector<int64_t> v;
-    for (const APInt &x : a.getValues<APInt>()) v.push_back(x.getSExtValue());
-    return v;
   }
 
   void runOnOperation() override {
@@ -218,69 +321,68 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     SmallVector<Operation *> done;
     func.walk([&](Operation *op) {
       Location loc = op->getLoc();
-      if (auto conv = dyn_cast<linalg::Conv2DNhwcFhwcOp>(op)) {
-        Value in = conv.getDpsInputs()[0], filter = conv.getDpsInputs()[1], out = conv.getDpsInits()[0];
-        auto inLayout = unitStrided(in);
-        if (!inLayout || !isDenseF32(filter) || !isDenseF32(out)) return;
-        auto data = constantData(filter, symbols);
-        if (!data) return;
-        auto is = cast<MemRefType>(in.getType()).getShape(), fs = cast<MemRefType>(filter.getType()).getShape(),
-             os = cast<MemRefType>(out.getType()).getShape();
-        if (fs[1] * fs[2] * fs[3] == 0) return; // an empty reduction: nothing to call
-        auto st = ints(conv.getStrides()), dl = ints(conv.getDilations());
-        auto &[strides, offset] = *inLayout;
+      if (auto layer = matchPackedLayer(op, symbols)) {
+        // A convolution, or a matmul by a constant: one geometry for both.
+        Value in = op->getOperand(0), out = op->getOperand(2);
+        std::vector<int64_t> geom;
+        int64_t inOffset = 0;
+        if (auto conv = dyn_cast<linalg::Conv2DNhwcFhwcOp>(op)) {
+          auto is = cast<MemRefType>(in.getType()).getShape(), os = cast<MemRefType>(out.getType()).getShape();
+          auto fs = cast<MemRefType>(conv.getDpsInputs()[1].getType()).getShape();
+          auto st = ints(conv.getStrides()), dl = ints(conv.getDilations());
+          auto [strides, offset] = *unitStrided(in);
+          geom = {is[0], is[3], fs[0], fs[1], fs[2], os[1], os[2], st[0], st[1], dl[0], dl[1],
+                  strides[0], strides[1], strides[2]};
+          inOffset = offset;
+        } else {
+          auto as = cast<MemRefType>(in.getType()).getShape();
+          int64_t K = layer->c, N = layer->m;
+          geom = {as[0], K, N, 1, 1, as[1], 1, 1, 1, 1, 1, as[1] * K, K, K};
+        }
         // The bias fill before and a clamp after become the kernel's prologue/epilogue
         // (looked up before anything is inserted next to the op).
         Operation *prev = op->getPrevNode(), *next = op->getNextNode();
         Value bias = biasFill(prev, out);
         auto clamp = clampAfter(next, out);
         b.setInsertionPoint(op);
-        Value packed = readGlobal(b, loc, pack(*data, fs[0], fs[1] * fs[2] * fs[3]));
-        Value g = geometry(b, loc, {is[0], is[3], fs[0], fs[1], fs[2], os[1], os[2], st[0], st[1], dl[0], dl[1],
-                                    strides[0], strides[1], strides[2]});
-        if (bias || clamp) {
+        Value inPtr = pointer(b, loc, in, inOffset), outPtr = pointer(b, loc, out);
+        Value g = geometry(b, loc, geom);
+        if (auto id = op->getAttrOfType<IntegerAttr>(kObserveAttr))
+          call(b, loc, "kiln_observe_f32", {i32(b, loc, id.getInt()), inPtr, g});
+        if (auto quant = op->getAttrOfType<DictionaryAttr>(kQuantAttr)) {
+          // A bias that is not a constant stays a fill the kernel accumulates onto.
+          std::optional<std::vector<float>> biasData = bias ? constantData(bias, symbols) : std::nullopt;
+          lowerInt8(b, loc, quant, *layer, inPtr, outPtr, g, geom, biasData, clamp);
+          if (biasData) done.push_back(prev);
+          if (clamp) done.push_back(next);
+        } else if (bias || clamp) {
+          Value packed = readGlobal(b, loc, pack(layer->rows, layer->m, layer->taps * layer->c));
           auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
           Value biasPtr = bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
-          Value doClamp = arith::ConstantIntOp::create(b, loc, b.getI32Type(), clamp ? 1 : 0);
-          Value lo = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(clamp ? clamp->first : 0.f));
-          Value hi = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(clamp ? clamp->second : 0.f));
           call(b, loc, "kiln_conv2d_nhwc_f32_packed_fused",
-               {pointer(b, loc, in, offset), pointer(b, loc, packed), pointer(b, loc, out), g, biasPtr, doClamp, lo,
-                hi});
+               {inPtr, pointer(b, loc, packed), outPtr, g, biasPtr, i32(b, loc, clamp ? 1 : 0),
+                f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
           if (bias) done.push_back(prev);
           if (clamp) done.push_back(next);
         } else {
-          call(b, loc, "kiln_conv2d_nhwc_f32_packed",
-               {pointer(b, loc, in, offset), pointer(b, loc, packed), pointer(b, loc, out), g});
+          Value packed = readGlobal(b, loc, pack(layer->rows, layer->m, layer->taps * layer->c));
+          call(b, loc, "kiln_conv2d_nhwc_f32_packed", {inPtr, pointer(b, loc, packed), outPtr, g});
         }
         done.push_back(op);
       } else if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) {
+        // Activation x activation (attention): the unpacked kernel.
         Value a = mm.getDpsInputs()[0], w = mm.getDpsInputs()[1], out = mm.getDpsInits()[0];
-        if (!mm.getIndexingMaps().empty() && !mm.hasUserDefinedMaps() && isDenseF32(a) && isDenseF32(w) &&
-            isDenseF32(out)) {
-          auto ws = cast<MemRefType>(w.getType()).getShape(), as = cast<MemRefType>(a.getType()).getShape();
-          auto data = constantData(w, symbols);
-          if (!data || ws[0] != 1) {
-            // Activation x activation (attention): the unpacked kernel.
-            if (ws[0] != as[0]) return;
-            b.setInsertionPoint(op);
-            SmallVector<Value> args{pointer(b, loc, a), pointer(b, loc, w), pointer(b, loc, out)};
-            for (int64_t v : {as[0], as[1], ws[2], as[2]})
-              args.push_back(arith::ConstantIntOp::create(b, loc, b.getI64Type(), v));
-            call(b, loc, "kiln_batch_matmul_f32", args);
-            done.push_back(op);
-            return;
-          }
-          int64_t K = ws[1], N = ws[2];
-          std::vector<float> rows(size_t(N * K)); // W^T: row n holds column n of W
-          for (int64_t k = 0; k < K; ++k)
-            for (int64_t n = 0; n < N; ++n) rows[n * K + k] = (*data)[k * N + n];
-          b.setInsertionPoint(op);
-          Value packed = readGlobal(b, loc, pack(rows, N, K));
-          Value g = geometry(b, loc, {as[0], K, N, 1, 1, as[1], 1, 1, 1, 1, 1, as[1] * K, K, K});
-          call(b, loc, "kiln_conv2d_nhwc_f32_packed", {pointer(b, loc, a), pointer(b, loc, packed), pointer(b, loc, out), g});
-          done.push_back(op);
-        }
+        if (mm.getIndexingMaps().empty() || mm.hasUserDefinedMaps() || !isDenseF32(a) || !isDenseF32(w) ||
+            !isDenseF32(out))
+          return;
+        auto ws = cast<MemRefType>(w.getType()).getShape(), as = cast<MemRefType>(a.getType()).getShape();
+        if (ws[0] != as[0]) return;
+        b.setInsertionPoint(op);
+        SmallVector<Value> args{pointer(b, loc, a), pointer(b, loc, w), pointer(b, loc, out)};
+        for (int64_t v : {as[0], as[1], ws[2], as[2]})
+          args.push_back(arith::ConstantIntOp::create(b, loc, b.getI64Type(), v));
+        call(b, loc, "kiln_batch_matmul_f32", args);
+        done.push_back(op);
       } else if (auto dw = dyn_cast<linalg::DepthwiseConv2DNhwcHwcmOp>(op)) {
         Value in = dw.getDpsInputs()[0], filter = dw.getDpsInputs()[1], out = dw.getDpsInits()[0];
         auto inLayout = unitStrided(in);

@@ -18,6 +18,7 @@
 
 #include "kiln/kiln.h"
 #include "kiln/npy.h"
+#include "kiln/kernels.h" /* kiln_observe_write (models compiled for calibration) */
 #include "model.h" /* generated: declares the descriptor, defines KILN_MODEL_DESC */
 
 #define RUNNER_BUFFER_ALIGNMENT 64u
@@ -72,7 +73,7 @@ static void print_tensor_line(FILE *out, const char *kind, const kiln_tensor_des
 /* Runs before the descriptor is validated, hence the NULL guards. */
 static void print_usage(FILE *out, const char *argv0, const kiln_model_desc_t *desc) {
   fprintf(out,
-          "usage: %s --weights MODEL.kw [--input NAME=FILE.npy]... --output DIR [--repeat N] [--threads N] [--timing]\n"
+          "usage: %s --weights MODEL.kw [--input NAME=FILE.npy]... --output DIR [--repeat N] [--threads N] [--timing] [--observe FILE]\n"
           "Runs model '%s' (%s) once (or N times), writes DIR/<output>.npy for each output\n"
           "and prints each output's shape, dtype, first values and argmax.\n",
           argv0, or_empty(desc->name), or_empty(desc->target));
@@ -246,6 +247,7 @@ typedef struct runner_t {
   long repeat;
   long threads;
   int timing;               /* --timing: print load/first-run/median times to stderr */
+  const char *observe_path; /* --observe FILE: append calibration ranges (calibration builds) */
   const char **input_args;  /* the NAME=FILE values of --input, in order */
   int num_input_args;
   const char **input_paths; /* per model input; NULL until given */
@@ -293,12 +295,14 @@ static int parse_args(runner_t *r, int argc, char **argv, int *exit_now) {
     }
     int known = strcmp(arg, "--weights") == 0 || strcmp(arg, "--input") == 0 ||
                 strcmp(arg, "--output") == 0 || strcmp(arg, "--repeat") == 0 ||
-                strcmp(arg, "--threads") == 0;
+                strcmp(arg, "--threads") == 0 || strcmp(arg, "--observe") == 0;
     if (!known) return fail("unknown argument '%s' (see --help)", arg);
     if (i + 1 >= argc) return fail("%s needs a value", arg);
     const char *value = argv[++i];
     if (strcmp(arg, "--weights") == 0) {
       r->weights_path = value;
+    } else if (strcmp(arg, "--observe") == 0) {
+      r->observe_path = value;
     } else if (strcmp(arg, "--output") == 0) {
       r->output_dir = value;
     } else if (strcmp(arg, "--input") == 0) {
@@ -493,6 +497,8 @@ static int run(runner_t *r, int argc, char **argv) {
   if (r->repeat > 1 && !r->timing)
     fprintf(stderr, "runner: %ld runs, %.6g ms per run\n", r->repeat,
             elapsed * 1e3 / (double)r->repeat);
+  if (r->observe_path && kiln_observe_write(r->observe_path) != 0)
+    return fail("cannot write the calibration ranges to '%s'", r->observe_path);
   return write_outputs(r);
 }
 

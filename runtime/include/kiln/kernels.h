@@ -63,6 +63,42 @@ void kiln_ref_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out
  * ceil(M / KILN_PANEL) * K * KILN_PANEL floats. Used by the compiler and by tests. */
 void kiln_pack_panels_f32(const float *filter, float *packed, int64_t m, int64_t k);
 
+
+/* ---- int8: u8 activations (asymmetric, zero point) x s8 weights (symmetric, per output
+ * channel), int32 accumulation, f32 in and out. ----
+ *
+ * Weights are packed at compile time as panels[ceil(M / KILN_PANEL_S8)][KH*KW*C4 / 4]
+ * [KILN_PANEL_S8][4] (C4 = C rounded up to 4; zero-filled past M and C), the layout of
+ * one vpdpbusd/SDOT step. The kernel first quantises the input view into `scratch`
+ * (kiln_conv2d_u8s8_scratch_bytes bytes): q = clamp(rint(x * inv_scale) + zero_point,
+ * 0, 255). Then, per output value, with acc the int32 sum of q * w:
+ *   out = fma(requant[m], acc, requant[M + m])   (+ out when flags has KILN_S8_ACCUMULATE)
+ * clamped to [lo, hi] when flags has KILN_S8_CLAMP. requant[m] is the product of the
+ * input and weight scales and requant[M + m] = bias[m] - requant[m] * zero_point *
+ * sum(w[m]), both computed at compile time. A matmul is the case OW = KH = KW = 1. */
+#define KILN_PANEL_S8 32
+#define KILN_S8_ACCUMULATE 1
+#define KILN_S8_CLAMP 2
+int64_t kiln_conv2d_u8s8_scratch_bytes(const kiln_conv_geometry_t *g);
+void kiln_conv2d_nhwc_u8s8_packed(const float *in, uint8_t *scratch, const int8_t *packed, const float *requant,
+                                  float *out, const kiln_conv_geometry_t *g, float inv_scale, int32_t zero_point,
+                                  int32_t flags, float lo, float hi);
+void kiln_ref_conv2d_nhwc_u8s8_packed(const float *in, uint8_t *scratch, const int8_t *packed,
+                                      const float *requant, float *out, const kiln_conv_geometry_t *g,
+                                      float inv_scale, int32_t zero_point, int32_t flags, float lo, float hi);
+/* The quantisation step on its own (dense [N][IH][IW][C4] from the view g reads). */
+void kiln_quantize_view_u8(const float *in, uint8_t *dst, const kiln_conv_geometry_t *g, float inv_scale,
+                           int32_t zero_point);
+/* Packs filter[M][TAPS][C] (s8) into the panel layout above: ceil(M / KILN_PANEL_S8) *
+ * TAPS * C4 * KILN_PANEL_S8 bytes. */
+void kiln_pack_panels_s8(const int8_t *filter, int8_t *packed, int64_t m, int64_t taps, int64_t c);
+
+/* Calibration: records the range of the values the convolution or matmul `id` reads
+ * (the view g describes). kiln_observe_write appends one line per observed id,
+ * "id count min max", to a text file. */
+void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g);
+int kiln_observe_write(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,181 @@
+//===- Quantize.cpp - Per-layer int8 execution from a calibrated plan -------===//
+//
+// The plan format (JSON; written by `kiln compile --quantize`, editable, read back
+// with --plan):
+//
+//   {"kiln_plan": 1,
+//    "layers": [{"name": "/0/Conv", "bits": 8, "input_range": [-0.42, 2.9]}, ...]}
+//
+// `bits` is 8 (u8 activations, s8 per-channel weights) or 32 (stays in float);
+// `input_range` is the calibrated range of the layer's input. Every other key is
+// informational and ignored. A plan naming a layer the model does not have, or with a
+// malformed entry, is an error that names the layer.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/Passes.h"
+#include "passes/cpu/KernelMatch.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace kiln {
+#define GEN_PASS_DEF_KILNQUANTIZE
+#include "passes/Passes.h.inc"
+} // namespace kiln
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+struct PlanEntry {
+  int64_t bits = 32;
+  double lo = 0, hi = 0;
+  bool hasRange = false, used = false;
+};
+
+/// Asymmetric u8 parameters for values in [lo, hi] (the range is widened to hold 0,
+/// so that zero, e.g. padding, is exact).
+std::pair<float, int32_t> activationParams(double lo, double hi) {
+  lo = std::min(lo, 0.0);
+  hi = std::max(hi, 0.0);
+  double scale = (hi - lo) / 255.0;
+  if (!(scale > 0) || !std::isfinite(scale)) return {1.f, 0};
+  int32_t zp = int32_t(std::clamp(std::nearbyint(-lo / scale), 0.0, 255.0));
+  return {float(scale), zp};
+}
+
+struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
+  using Base::Base;
+
+  LogicalResult readPlan(ModuleOp module, std::map<std::string, PlanEntry> &plan) {
+    auto buf = llvm::MemoryBuffer::getFile(planPath);
+    if (!buf) return module.emitError() << "cannot read the quantisation plan '" << planPath << "'";
+    auto json = llvm::json::parse((*buf)->getBuffer());
+    if (!json) {
+      std::string msg = llvm::toString(json.takeError());
+      return module.emitError() << "quantisation plan '" << planPath << "' is not valid JSON: " << msg;
+    }
+    auto *root = json->getAsObject();
+    auto *layers = root ? root->getArray("layers") : nullptr;
+    if (!layers) return module.emitError() << "quantisation plan '" << planPath << "' has no \"layers\" array";
+    for (size_t k = 0; k < layers->size(); ++k) {
+      auto *l = (*layers)[k].getAsObject();
+      auto name = l ? l->getString("name") : std::nullopt;
+      if (!name) return module.emitError() << "quantisation plan: layer " << k << " has no \"name\"";
+      PlanEntry e;
+      auto bits = l->getInteger("bits");
+      if (!bits || (*bits != 8 && *bits != 32))
+        return module.emitError() << "quantisation plan: layer '" << *name
+                                  << "': \"bits\" must be 8 or 32 (int4 is not supported yet)";
+      e.bits = *bits;
+      if (auto *range = l->getArray("input_range")) {
+        auto lo = range->size() == 2 ? (*range)[0].getAsNumber() : std::nullopt;
+        auto hi = range->size() == 2 ? (*range)[1].getAsNumber() : std::nullopt;
+        if (!lo || !hi || !std::isfinite(*lo) || !std::isfinite(*hi) || *lo > *hi)
+          return module.emitError() << "quantisation plan: layer '" << *name
+                                    << "': \"input_range\" must be [lo, hi] with lo <= hi";
+        e.lo = *lo;
+        e.hi = *hi;
+        e.hasRange = true;
+      }
+      if (e.bits == 8 && !e.hasRange)
+        return module.emitError() << "quantisation plan: layer '" << *name
+                                  << "' is planned at 8 bits but has no \"input_range\"";
+      if (!plan.emplace(name->str(), e).second)
+        return module.emitError() << "quantisation plan: layer '" << *name << "' appears twice";
+    }
+    return success();
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto func = module.lookupSymbol<func::FuncOp>(entryName);
+    if (!func) {
+      module.emitError() << "no entry function '" << entryName << "'";
+      return signalPassFailure();
+    }
+    std::map<std::string, PlanEntry> plan;
+    if (!planPath.empty() && failed(readPlan(module, plan))) return signalPassFailure();
+
+    SymbolTable symbols(module);
+    Builder b(module.getContext());
+    llvm::json::Array report;
+    std::map<std::string, int> seen;
+    int64_t index = 0;
+    bool ok = true;
+    func.walk([&](Operation *op) {
+      auto layer = kernels::matchPackedLayer(op, symbols);
+      if (!layer) return;
+      std::string name = kernels::locationName(op->getLoc());
+      if (name.empty()) name = "layer";
+      if (int n = seen[name]++) name += "#" + std::to_string(n);
+      int64_t k = layer->taps * layer->c;
+      llvm::json::Object row{{"index", index},
+                             {"name", name},
+                             {"op", layer->kind},
+                             {"out_channels", layer->m},
+                             {"reduction", k},
+                             {"params", layer->m * k}};
+      if (observe) op->setAttr(kObserveAttr, b.getI32IntegerAttr(int32_t(index)));
+      int64_t bits = 32;
+      if (auto it = plan.find(name); it != plan.end()) {
+        PlanEntry &e = it->second;
+        e.used = true;
+        bits = e.bits;
+        if (e.hasRange) row["input_range"] = llvm::json::Array{e.lo, e.hi};
+        if (bits == 8) {
+          auto [scale, zp] = activationParams(e.lo, e.hi);
+          op->setAttr(kQuantAttr, b.getDictionaryAttr({b.getNamedAttr("bits", b.getI32IntegerAttr(8)),
+                                                        b.getNamedAttr("scale", b.getF32FloatAttr(scale)),
+                                                        b.getNamedAttr("zero_point", b.getI32IntegerAttr(zp))}));
+          row["scale"] = double(scale);
+          row["zero_point"] = zp;
+          // The weights' quantisation error, as kiln-lower-to-kernels will quantise them.
+          std::vector<int8_t> q;
+          std::vector<float> ws;
+          kernels::quantizeRowsS8(layer->rows, layer->m, k, q, ws);
+          double signal = 0, noise = 0;
+          for (int64_t r = 0; r < layer->m; ++r)
+            for (int64_t i = 0; i < k; ++i) {
+              double w = layer->rows[r * k + i], d = w - double(q[r * k + i]) * ws[r];
+              signal += w * w;
+              noise += d * d;
+            }
+          row["weight_sqnr_db"] = noise > 0 ? 10 * std::log10(signal / noise) : 999.0;
+        } else {
+          row["float_reason"] = "planned at 32 bits";
+        }
+      } else if (!planPath.empty()) {
+        row["float_reason"] = "not in the plan";
+      }
+      row["bits"] = bits;
+      report.push_back(std::move(row));
+      ++index;
+    });
+    for (auto &[name, e] : plan)
+      if (!e.used) {
+        module.emitError() << "quantisation plan: the model has no quantisable layer named '" << name << "'";
+        ok = false;
+      }
+    if (!ok) return signalPassFailure();
+    if (!reportPath.empty()) {
+      std::error_code ec;
+      llvm::raw_fd_ostream os(reportPath, ec);
+      if (ec) {
+        module.emitError() << "cannot write '" << reportPath << "': " << ec.message();
+        return signalPassFailure();
+      }
+      os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(report)}})) << "\n";
+    }
+  }
+};
+
+} // namespace
+} // namespace kiln
