@@ -5,7 +5,8 @@
 
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
 fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
-fmnist_gru_accuracy, bert_tiny, bert_encoder, silero_vad (or `all`).
+fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, bert_tiny, bert_encoder,
+silero_vad (or `all`).
 
 Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
 and `node tests/oracle/ort_run.js MODEL DIR NAME=in.npy ...` on the same
@@ -396,6 +397,57 @@ def case_fmnist_eval(env, case, model):
     check_accuracy(case, model, kiln_acc, ort_acc, tol)
 
 
+FMNIST_TRAIN_IMAGES = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+QUANT_SUMMARY = re.compile(r"^quantised (\d+) of (\d+) layers", re.M)
+
+
+def kiln_eval_int8(env, model, images_path, labels_path, extra, d):
+    """kiln eval --vs onnxruntime with int8 quantisation; returns (kiln right, ort right, n, stdout)."""
+    cmd = [env.kiln, "eval", model, "--data", images_path, "--labels", labels_path,
+           "--batch", str(FMNIST_EVAL_BATCH), "--vs", "onnxruntime", "--keep", d] + extra
+    log("$ " + " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, timeout=env.timeout, stdout=subprocess.PIPE, text=True)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"kiln eval: timed out after {env.timeout} s")
+    log(proc.stdout.rstrip())
+    if proc.returncode != 0:
+        raise Failure(f"kiln eval failed with exit status {proc.returncode}")
+    mk, mo, mq = EVAL_KILN.search(proc.stdout), EVAL_ORT.search(proc.stdout), QUANT_SUMMARY.search(proc.stdout)
+    if not mk or not mo or not mq:
+        raise Failure("cannot find the top-1 lines and the quantisation summary in kiln eval's output")
+    if mq.group(1) != mq.group(2) or int(mq.group(1)) == 0:
+        raise Failure(f"only {mq.group(1)} of {mq.group(2)} layers were quantised")
+    return int(mk.group(2)), int(mo.group(2)), int(mk.group(3)), proc.stdout
+
+
+def case_fmnist_int8(env, case, model, replan):
+    """int8 post-training quantisation, calibrated on 500 training images, scored on the
+    whole test set: the drop against ONNX Runtime's fp32 top-1 must stay within
+    max_drop. With `replan`, the plan kiln wrote is fed back with --plan and must give
+    the same predictions count."""
+    tol = load_tolerances(case)
+    images_path, labels_path = fmnist_test_set(env)
+    if not os.path.isfile(FMNIST_TRAIN_IMAGES):
+        raise Failure(f"calibration images not found: {FMNIST_TRAIN_IMAGES} (Debian dataset-fashion-mnist)")
+    d = env.case_dir(case)
+    kiln_right, ort_right, n, _ = kiln_eval_int8(
+        env, model, images_path, labels_path,
+        ["--quantize", "int8", "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500"], os.path.join(d, "calibrated"))
+    if n != 10000:
+        raise Failure(f"kiln eval scored {n} images, expected 10000")
+    drop = (ort_right - kiln_right) / n
+    log(f"int8 top-1 {kiln_right / n:.4f}, onnxruntime fp32 {ort_right / n:.4f}: drop {drop * 100:.2f} points")
+    if drop > float(tol["max_drop"]):
+        raise Failure(f"int8 accuracy drop {drop:.4f} exceeds {tol['max_drop']}")
+    if replan:
+        plan = os.path.join(d, "calibrated", "model.plan.json")
+        again, _, _, _ = kiln_eval_int8(env, model, images_path, labels_path, ["--plan", plan],
+                                        os.path.join(d, "replanned"))
+        if again != kiln_right:
+            raise Failure(f"the written plan, fed back with --plan, scored {again} instead of {kiln_right}")
+
+
 def case_bert_tiny(env, case):
     model = bert_tiny_model(env)
     d = os.path.join(env.work, case + "_inputs")
@@ -613,6 +665,8 @@ CASES = {
     "fmnist_aarch64": lambda env: case_fmnist(env, "fmnist_aarch64", target="aarch64"),
     "fmnist_vit": lambda env: case_fmnist(env, "fmnist_vit", model=FMNIST_VIT_MODEL),
     "fmnist_vit_accuracy": lambda env: case_fmnist_eval(env, "fmnist_vit_accuracy", FMNIST_VIT_MODEL),
+    "fmnist_int8": lambda env: case_fmnist_int8(env, "fmnist_int8", FMNIST_MODEL, True),
+    "fmnist_vit_int8": lambda env: case_fmnist_int8(env, "fmnist_vit_int8", FMNIST_VIT_MODEL, False),
     "fmnist_gru": lambda env: case_fmnist(env, "fmnist_gru", model=FMNIST_GRU_MODEL),
     "fmnist_gru_accuracy": lambda env: case_fmnist_eval(env, "fmnist_gru_accuracy", FMNIST_GRU_MODEL),
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),
