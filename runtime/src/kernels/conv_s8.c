@@ -167,10 +167,27 @@ static void s8_rows(void *ctx, int64_t begin, int64_t end) {
       }
 #endif
       int64_t col = p * QP, valid = m - col < QP ? m - col : QP;
+#ifdef KILN_VNNI
+      /* The epilogue 16 lanes at a time: the same fma, add and clamp as finish(). */
+      for (int half = 0; half < 2 && half * 16 < valid; ++half) {
+        int64_t c0 = col + half * 16, n = valid - half * 16 < 16 ? valid - half * 16 : 16;
+        __mmask16 mask = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
+        __m512 mult = _mm512_maskz_loadu_ps(mask, j->mult + c0), offset = _mm512_maskz_loadu_ps(mask, j->offset + c0);
+        __m512 lo = _mm512_set1_ps(j->lo), hi = _mm512_set1_ps(j->hi);
+        for (int i = 0; i < nr; ++i) {
+          float *o = j->out + (r0 + i) * m + c0;
+          __m512 v = _mm512_fmadd_ps(mult, _mm512_cvtepi32_ps(_mm512_load_si512(acc[i] + half * 16)), offset);
+          if (j->accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, o));
+          if (j->clamp) v = _mm512_min_ps(hi, _mm512_max_ps(lo, v)); /* operand order as in finish() for -0 and NaN */
+          _mm512_mask_storeu_ps(o, mask, v);
+        }
+      }
+#else
       for (int i = 0; i < nr; ++i) {
         float *o = j->out + (r0 + i) * m + col;
         for (int64_t e = 0; e < valid; ++e) o[e] = finish(j, o + e, col + e, acc[i][e]);
       }
+#endif
     }
   }
 }
