@@ -368,6 +368,12 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           Value packed = readGlobal(b, loc, pack(layer->rows, layer->m, layer->taps * layer->c));
           call(b, loc, "kiln_conv2d_nhwc_f32_packed", {inPtr, pointer(b, loc, packed), outPtr, g});
         }
+        if (auto id = op->getAttrOfType<IntegerAttr>(kObserveAttr)) {
+          // The output too (after the fused bias and clamp), under index + 2^20.
+          int64_t n = geom[0], m = geom[2], oh = geom[5], ow = geom[6];
+          Value og = geometry(b, loc, {n, m, m, 1, 1, oh, ow, 1, 1, 1, 1, oh * ow * m, ow * m, m});
+          call(b, loc, "kiln_observe_f32", {i32(b, loc, id.getInt() + (1 << 20)), outPtr, og});
+        }
         done.push_back(op);
       } else if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) {
         // Activation x activation (attention): the unpacked kernel.

@@ -38,6 +38,7 @@ struct PlanEntry {
   int64_t bits = 32;
   double lo = 0, hi = 0;
   bool hasRange = false, used = false;
+  std::optional<llvm::json::Value> outRange; ///< informational, carried into the report
 };
 
 /// Asymmetric u8 parameters for values in [lo, hi] (the range is widened to hold 0,
@@ -85,6 +86,7 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
         e.hi = *hi;
         e.hasRange = true;
       }
+      if (auto *out = l->get("output_range")) e.outRange = *out;
       if (e.bits == 8 && !e.hasRange)
         return module.emitError() << "quantisation plan: layer '" << *name
                                   << "' is planned at 8 bits but has no \"input_range\"";
@@ -130,6 +132,7 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
         e.used = true;
         bits = e.bits;
         if (e.hasRange) row["input_range"] = llvm::json::Array{e.lo, e.hi};
+        if (e.outRange) row["output_range"] = *e.outRange;
         if (bits == 8) {
           auto [scale, zp] = activationParams(e.lo, e.hi);
           op->setAttr(kQuantAttr, b.getDictionaryAttr({b.getNamedAttr("bits", b.getI32IntegerAttr(8)),

@@ -416,6 +416,9 @@ int calibrate(CommonOptions &o, const std::string &planPath) {
       auto id = l->getInteger("index");
       auto it = id ? seen.find(*id) : seen.end();
       llvm::json::Object row{{"name", *l->getString("name")}, {"op", *l->getString("op")}};
+      // The output's range (after a fused activation): informational, for exporters.
+      if (auto out = id ? seen.find(*id + (1 << 20)) : seen.end(); out != seen.end())
+        row["output_range"] = llvm::json::Array{out->second.first, out->second.second};
       if (it == seen.end()) {
         row["bits"] = 32; // never reached on the calibration data
       } else {
@@ -712,6 +715,10 @@ Options:
   --rounds N                rounds per engine and thread count (default 5)
   --seed N                  seed of the random inputs (default 1)
   --keep DIR                keep the compiled model, inputs and runner in DIR
+  --ort-model FILE          ONNX Runtime runs FILE instead of MODEL (same inputs), e.g.
+                            the QDQ form of a Kiln quantisation plan (models/export_qdq.py)
+  --quantize int8 --calib DATA | --plan FILE   Kiln runs the quantised model (see
+                            kiln compile --help)
 )";
 
 struct Timing {
@@ -771,7 +778,7 @@ int cmdBench(int argc, char **argv) {
   int runs = 20, rounds = 5;
   unsigned seed = 1;
   bool vsOrt = false;
-  std::string keep;
+  std::string keep, ortModel;
   for (int k = 2; k < argc; ++k) {
     std::string a = argv[k];
     auto intArg = [&](int &dst, int lo, int hi) {
@@ -787,6 +794,9 @@ int cmdBench(int argc, char **argv) {
         return usageError("--vs takes 'onnxruntime'", kBenchHelp);
       vsOrt = true;
       ++k;
+    } else if (a == "--ort-model") {
+      if (k + 1 >= argc) return usageError("--ort-model needs an ONNX file", kBenchHelp);
+      ortModel = argv[++k];
     } else if (a == "--threads") {
       if (k + 1 >= argc) return usageError("--threads needs a list such as 1,2", kBenchHelp);
       threadCounts.clear();
@@ -881,7 +891,7 @@ int cmdBench(int argc, char **argv) {
       kCold.push_back(k.loadMs + k.firstMs);
       kRss = std::max(kRss, k.maxRssKb);
       if (!vsOrt) continue;
-      std::vector<std::string> oArgs{"node", oracle, o.model, work + "/ort-out"};
+      std::vector<std::string> oArgs{"node", oracle, ortModel.empty() ? o.model : ortModel, work + "/ort-out"};
       oArgs.insert(oArgs.end(), ortInputs.begin(), ortInputs.end());
       oArgs.insert(oArgs.end(), {"--threads", std::to_string(threads), "--repeat", std::to_string(runs + 1), "--timing"});
       Timing t = timeProcess(oArgs, errText);

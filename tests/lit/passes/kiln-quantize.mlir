@@ -40,10 +40,17 @@
 // LOWER: call @kiln_conv2d_nhwc_u8s8_packed({{.*}}, %[[INV]], %[[ZP]], %[[FLAGS]], {{.*}})
 // LOWER: call @kiln_conv2d_nhwc_f32_packed(
 
-// OBSLOWER: call @kiln_observe_f32
+// Calibration: each layer's input before its kernel, its output (index + 2^20) after.
+// OBSLOWER: %[[IN0:.*]] = arith.constant 0 : i32
+// OBSLOWER: call @kiln_observe_f32(%[[IN0]],
 // OBSLOWER: call @kiln_conv2d_nhwc_f32_packed_fused
-// OBSLOWER: call @kiln_observe_f32
+// OBSLOWER: %[[OUT0:.*]] = arith.constant 1048576 : i32
+// OBSLOWER: call @kiln_observe_f32(%[[OUT0]],
+// OBSLOWER: %[[IN1:.*]] = arith.constant 1 : i32
+// OBSLOWER: call @kiln_observe_f32(%[[IN1]],
 // OBSLOWER: call @kiln_conv2d_nhwc_f32_packed(
+// OBSLOWER: %[[OUT1:.*]] = arith.constant 1048577 : i32
+// OBSLOWER: call @kiln_observe_f32(%[[OUT1]],
 
 #bias = affine_map<(d0, d1, d2, d3) -> (d3)>
 #id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
