@@ -32,9 +32,12 @@ struct PackedLayer {
 };
 std::optional<PackedLayer> matchPackedLayer(mlir::Operation *op, mlir::SymbolTable &symbols);
 
-/// Symmetric per-row int8 quantisation of rows[m][k]: q in [-127, 127], w ~ q * scale[row].
-void quantizeRowsS8(const std::vector<float> &rows, int64_t m, int64_t k, std::vector<int8_t> &q,
-                    std::vector<float> &scale);
+/// Symmetric per-row quantisation of rows[m][k] to `bits` (8 or 4): q in [-qmax, qmax]
+/// with qmax = 2^(bits-1) - 1, w ~ q * scale[row], round half to even.
+void quantizeRows(const std::vector<float> &rows, int64_t m, int64_t k, int bits, std::vector<int8_t> &q,
+                  std::vector<float> &scale);
+/// Signal-to-noise ratio (dB) of that quantisation (999 when exact).
+double quantizationSqnrDb(const std::vector<float> &rows, int64_t m, int64_t k, int bits);
 
 /// The ONNX node name a location carries (the first name found in it), or "".
 std::string locationName(mlir::Location loc);

@@ -108,20 +108,51 @@ std::optional<PackedLayer> matchPackedLayer(Operation *op, SymbolTable &symbols)
   return std::nullopt;
 }
 
-void quantizeRowsS8(const std::vector<float> &rows, int64_t m, int64_t k, std::vector<int8_t> &q,
-                    std::vector<float> &scale) {
+void quantizeRows(const std::vector<float> &rows, int64_t m, int64_t k, int bits, std::vector<int8_t> &q,
+                  std::vector<float> &scale) {
+  const float qmax = float((1 << (bits - 1)) - 1);
   q.assign(size_t(m * k), 0);
   scale.assign(size_t(m), 1.f);
   for (int64_t r = 0; r < m; ++r) {
+    const float *w = rows.data() + r * k;
     float amax = 0;
-    for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(rows[r * k + i]));
-    float s = amax > 0 ? amax / 127.f : 1.f;
-    scale[r] = s;
-    for (int64_t i = 0; i < k; ++i) {
-      float v = std::nearbyint(rows[r * k + i] / s);
-      q[r * k + i] = int8_t(std::clamp(v, -127.f, 127.f));
+    for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(w[i]));
+    float s = amax > 0 ? amax / qmax : 1.f;
+    // Below 8 bits the range is clipped where that lowers the row's squared error
+    // (clip = amax x 1.00, 0.98, ..., 0.50): a few outliers otherwise cost every other
+    // weight its resolution.
+    if (bits < 8 && amax > 0) {
+      double best = -1;
+      for (int step = 0; step <= 25; ++step) {
+        float cand = amax * (1.f - 0.02f * float(step)) / qmax;
+        double err = 0;
+        for (int64_t i = 0; i < k; ++i) {
+          double d = w[i] - std::clamp(std::nearbyint(w[i] / cand), -qmax, qmax) * cand;
+          err += d * d;
+        }
+        if (best < 0 || err < best) {
+          best = err;
+          s = cand;
+        }
+      }
     }
+    scale[r] = s;
+    for (int64_t i = 0; i < k; ++i) q[r * k + i] = int8_t(std::clamp(std::nearbyint(w[i] / s), -qmax, qmax));
   }
+}
+
+double quantizationSqnrDb(const std::vector<float> &rows, int64_t m, int64_t k, int bits) {
+  std::vector<int8_t> q;
+  std::vector<float> s;
+  quantizeRows(rows, m, k, bits, q, s);
+  double signal = 0, noise = 0;
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t i = 0; i < k; ++i) {
+      double w = rows[r * k + i], d = w - double(q[r * k + i]) * s[r];
+      signal += w * w;
+      noise += d * d;
+    }
+  return noise > 0 ? 10 * std::log10(signal / noise) : 999.0;
 }
 
 std::string locationName(Location loc) {
@@ -242,6 +273,7 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
 
   /// A constant global holding `values` (f32 or i8), read where `b` stands.
   template <typename T> Value readGlobal(OpBuilder &b, Location loc, const std::vector<T> &values) {
+    static_assert(std::is_same_v<T, float> || sizeof(T) == 1, "f32 or byte constants");
     Type elem = std::is_same_v<T, float> ? Type(b.getF32Type()) : Type(b.getIntegerType(8));
     auto type = MemRefType::get({int64_t(values.size())}, elem);
     const uint8_t *raw = reinterpret_cast<const uint8_t *>(values.data());
@@ -277,12 +309,22 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     float scale = float(cast<FloatAttr>(quant.get("scale")).getValueAsDouble());
     int32_t zp = int32_t(cast<IntegerAttr>(quant.get("zero_point")).getInt());
     int64_t k = layer.taps * layer.c;
+    int bits = int(cast<IntegerAttr>(quant.get("bits")).getInt());
     std::vector<int8_t> q;
     std::vector<float> wscale;
-    quantizeRowsS8(layer.rows, layer.m, k, q, wscale);
+    quantizeRows(layer.rows, layer.m, k, bits, q, wscale);
     int64_t c4 = (layer.c + 3) / 4 * 4;
-    std::vector<int8_t> packed(size_t((layer.m + KILN_PANEL_S8 - 1) / KILN_PANEL_S8 * KILN_PANEL_S8 * layer.taps * c4));
-    kiln_pack_panels_s8(q.data(), packed.data(), layer.m, layer.taps, layer.c);
+    size_t s8bytes = size_t((layer.m + KILN_PANEL_S8 - 1) / KILN_PANEL_S8 * KILN_PANEL_S8 * layer.taps * c4);
+    Value packedValue;
+    if (bits == 4) {
+      std::vector<uint8_t> packed(s8bytes / 2);
+      kiln_pack_panels_s4(q.data(), packed.data(), layer.m, layer.taps, layer.c);
+      packedValue = readGlobal(b, loc, packed);
+    } else {
+      std::vector<int8_t> packed(s8bytes);
+      kiln_pack_panels_s8(q.data(), packed.data(), layer.m, layer.taps, layer.c);
+      packedValue = readGlobal(b, loc, packed);
+    }
     std::vector<float> requant(size_t(2 * layer.m));
     for (int64_t r = 0; r < layer.m; ++r) {
       int64_t wsum = 0;
@@ -294,9 +336,9 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     std::memcpy(&gg, geom.data(), sizeof gg);
     auto scratchType = MemRefType::get({kiln_conv2d_u8s8_scratch_bytes(&gg)}, b.getIntegerType(8));
     Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
-    int32_t flags = (bias ? 0 : KILN_S8_ACCUMULATE) | (clamp ? KILN_S8_CLAMP : 0);
+    int32_t flags = (bias ? 0 : KILN_S8_ACCUMULATE) | (clamp ? KILN_S8_CLAMP : 0) | (bits == 4 ? KILN_S8_INT4 : 0);
     call(b, loc, "kiln_conv2d_nhwc_u8s8_packed",
-         {inPtr, pointer(b, loc, scratch), pointer(b, loc, readGlobal(b, loc, packed)),
+         {inPtr, pointer(b, loc, scratch), pointer(b, loc, packedValue),
           pointer(b, loc, readGlobal(b, loc, requant)), outPtr, g, f32(b, loc, 1.f / scale), i32(b, loc, zp),
           i32(b, loc, flags), f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
   }

@@ -6,7 +6,8 @@
 //   {"kiln_plan": 1,
 //    "layers": [{"name": "/0/Conv", "bits": 8, "input_range": [-0.42, 2.9]}, ...]}
 //
-// `bits` is 8 (u8 activations, s8 per-channel weights) or 32 (stays in float);
+// `bits` is 8 (u8 activations, s8 per-channel weights), 4 (u8 activations, int4
+// per-channel weights, two per byte) or 32 (stays in float);
 // `input_range` is the calibrated range of the layer's input. Every other key is
 // informational and ignored. A plan naming a layer the model does not have, or with a
 // malformed entry, is an error that names the layer.
@@ -72,9 +73,8 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
       if (!name) return module.emitError() << "quantisation plan: layer " << k << " has no \"name\"";
       PlanEntry e;
       auto bits = l->getInteger("bits");
-      if (!bits || (*bits != 8 && *bits != 32))
-        return module.emitError() << "quantisation plan: layer '" << *name
-                                  << "': \"bits\" must be 8 or 32 (int4 is not supported yet)";
+      if (!bits || (*bits != 4 && *bits != 8 && *bits != 32))
+        return module.emitError() << "quantisation plan: layer '" << *name << "': \"bits\" must be 4, 8 or 32";
       e.bits = *bits;
       if (auto *range = l->getArray("input_range")) {
         auto lo = range->size() == 2 ? (*range)[0].getAsNumber() : std::nullopt;
@@ -87,9 +87,9 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
         e.hasRange = true;
       }
       if (auto *out = l->get("output_range")) e.outRange = *out;
-      if (e.bits == 8 && !e.hasRange)
-        return module.emitError() << "quantisation plan: layer '" << *name
-                                  << "' is planned at 8 bits but has no \"input_range\"";
+      if (e.bits != 32 && !e.hasRange)
+        return module.emitError() << "quantisation plan: layer '" << *name << "' is planned at " << e.bits
+                                  << " bits but has no \"input_range\"";
       if (!plan.emplace(name->str(), e).second)
         return module.emitError() << "quantisation plan: layer '" << *name << "' appears twice";
     }
@@ -133,25 +133,16 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
         bits = e.bits;
         if (e.hasRange) row["input_range"] = llvm::json::Array{e.lo, e.hi};
         if (e.outRange) row["output_range"] = *e.outRange;
-        if (bits == 8) {
+        if (bits != 32) {
+          // Activations at 8 bits; weights at `bits` (8, or 4: W4A8).
           auto [scale, zp] = activationParams(e.lo, e.hi);
-          op->setAttr(kQuantAttr, b.getDictionaryAttr({b.getNamedAttr("bits", b.getI32IntegerAttr(8)),
+          op->setAttr(kQuantAttr, b.getDictionaryAttr({b.getNamedAttr("bits", b.getI32IntegerAttr(int32_t(bits))),
                                                         b.getNamedAttr("scale", b.getF32FloatAttr(scale)),
                                                         b.getNamedAttr("zero_point", b.getI32IntegerAttr(zp))}));
           row["scale"] = double(scale);
           row["zero_point"] = zp;
           // The weights' quantisation error, as kiln-lower-to-kernels will quantise them.
-          std::vector<int8_t> q;
-          std::vector<float> ws;
-          kernels::quantizeRowsS8(layer->rows, layer->m, k, q, ws);
-          double signal = 0, noise = 0;
-          for (int64_t r = 0; r < layer->m; ++r)
-            for (int64_t i = 0; i < k; ++i) {
-              double w = layer->rows[r * k + i], d = w - double(q[r * k + i]) * ws[r];
-              signal += w * w;
-              noise += d * d;
-            }
-          row["weight_sqnr_db"] = noise > 0 ? 10 * std::log10(signal / noise) : 999.0;
+          row["weight_sqnr_db"] = kernels::quantizationSqnrDb(layer->rows, layer->m, k, int(bits));
         } else {
           row["float_reason"] = "planned at 32 bits";
         }

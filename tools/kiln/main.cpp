@@ -244,8 +244,8 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
       if (!value(v) || llvm::StringRef(v).getAsInteger(10, o.threads) || o.threads < 1 || o.threads > 256)
         return usageError("--threads needs a count from 1 to 256", help);
     } else if (a == "--quantize") {
-      if (!value(o.quantize) || o.quantize != "int8")
-        return usageError("--quantize takes 'int8' (int4 and mixed precision are not supported yet)", help);
+      if (!value(o.quantize) || (o.quantize != "int8" && o.quantize != "int4"))
+        return usageError("--quantize takes int8 or int4 (int4: 4-bit weights, 8-bit activations)", help);
     } else if (a == "--calib") {
       if (!value(o.calibPath)) return usageError("--calib needs a file (.npy or IDX)", help);
     } else if (a == "--calib-limit") {
@@ -422,7 +422,7 @@ int calibrate(CommonOptions &o, const std::string &planPath) {
       if (it == seen.end()) {
         row["bits"] = 32; // never reached on the calibration data
       } else {
-        row["bits"] = 8;
+        row["bits"] = o.quantize == "int4" ? 4 : 8;
         row["input_range"] = llvm::json::Array{it->second.first, it->second.second};
       }
       planLayers.push_back(std::move(row));
@@ -447,6 +447,7 @@ void printQuantReport(const llvm::json::Value &report, llvm::raw_ostream &os) {
   const llvm::json::Array *layers = root ? root->getArray("layers") : nullptr;
   if (!layers) return;
   int64_t quantised = 0, params = 0, qparams = 0;
+  double qbits = 0;
   os << llvm::format("%-4s %-32s %-7s %9s %5s %10s %22s\n", "#", "layer", "op", "params", "bits", "w-SQNR dB",
                      "input range");
   for (const llvm::json::Value &v : *layers) {
@@ -457,9 +458,10 @@ void printQuantReport(const llvm::json::Value &report, llvm::raw_ostream &os) {
     if (auto *r = l->getArray("input_range"); r && r->size() == 2)
       range = llvm::formatv("[{0}, {1}]", llvm::format("%.4g", (*r)[0].getAsNumber().value_or(0)), llvm::format("%.4g", (*r)[1].getAsNumber().value_or(0))).str();
     if (auto d = l->getNumber("weight_sqnr_db")) sqnr = llvm::formatv("{0:f1}", *d);
-    if (bits == 8) {
+    if (bits != 32) {
       ++quantised;
       qparams += p;
+      qbits += double(bits) * double(p);
     }
     os << llvm::format("%-4lld %-32s %-7s %9lld %5lld %10s %22s", (long long)l->getInteger("index").value_or(0),
                        l->getString("name").value_or("").str().c_str(), l->getString("op").value_or("").str().c_str(),
@@ -467,9 +469,11 @@ void printQuantReport(const llvm::json::Value &report, llvm::raw_ostream &os) {
     if (auto why = l->getString("float_reason")) os << "  (float: " << *why << ")";
     os << "\n";
   }
-  os << llvm::format("quantised %lld of %zu layers (%.1f%% of their weights) to int8; their weights take %.1f%% of their fp32 size\n",
-                     (long long)quantised, layers->size(), params ? 100.0 * qparams / params : 0.0,
-                     params ? 100.0 * (qparams + 4.0 * (params - qparams)) / (4.0 * params) : 100.0);
+  double avgBits = params ? (qbits + 32.0 * double(params - qparams)) / double(params) : 32.0;
+  os << llvm::format("quantised %lld of %zu layers (%.1f%% of their weights); %.2f bits per weight on average, "
+                     "%.1f%% of their fp32 size\n",
+                     (long long)quantised, layers->size(), params ? 100.0 * qparams / params : 0.0, avgBits,
+                     100.0 * avgBits / 32.0);
 }
 
 /// Imports and compiles; writes the artifact into `dir` (which must exist). With

@@ -79,6 +79,8 @@ void kiln_pack_panels_f32(const float *filter, float *packed, int64_t m, int64_t
 #define KILN_PANEL_S8 32
 #define KILN_S8_ACCUMULATE 1
 #define KILN_S8_CLAMP 2
+/* `packed` holds int4 weights (kiln_pack_panels_s4): W4A8, the same arithmetic. */
+#define KILN_S8_INT4 4
 int64_t kiln_conv2d_u8s8_scratch_bytes(const kiln_conv_geometry_t *g);
 void kiln_conv2d_nhwc_u8s8_packed(const float *in, uint8_t *scratch, const int8_t *packed, const float *requant,
                                   float *out, const kiln_conv_geometry_t *g, float inv_scale, int32_t zero_point,
@@ -92,6 +94,10 @@ void kiln_quantize_view_u8(const float *in, uint8_t *dst, const kiln_conv_geomet
 /* Packs filter[M][TAPS][C] (s8) into the panel layout above: ceil(M / KILN_PANEL_S8) *
  * TAPS * C4 * KILN_PANEL_S8 bytes. */
 void kiln_pack_panels_s8(const int8_t *filter, int8_t *packed, int64_t m, int64_t taps, int64_t c);
+/* The same for weights in [-8, 7], two per byte: each reduction step's KILN_PANEL_S8 x 4
+ * weights take 64 bytes, weight b < 64 in the low nibble of byte b, weight b >= 64 in
+ * the high nibble of byte b - 64 (half the bytes of the s8 layout). */
+void kiln_pack_panels_s4(const int8_t *filter, uint8_t *packed, int64_t m, int64_t taps, int64_t c);
 
 /* Calibration: records the range of the values the convolution or matmul `id` reads
  * (the view g describes). kiln_observe_write appends one line per observed id,

@@ -90,9 +90,16 @@ void kiln_pack_panels_s8(const int8_t *filter, int8_t *packed, int64_t m, int64_
         }
 }
 
+/* Weight b (0..127) of one int4 reduction step: low nibbles hold 0..63, high 64..127. */
+static inline int8_t s4_at(const int8_t *group, int b) {
+  uint8_t byte = (uint8_t)group[b & 63];
+  int v = b < 64 ? (byte & 0x0F) : (byte >> 4);
+  return (int8_t)((v ^ 8) - 8);
+}
+
 struct s8_job {
   const uint8_t *q; /* dense [N][IH][IW][C4] */
-  const int8_t *packed;
+  const int8_t *packed; /* s8 panels, or s4 panels (two weights per byte) when int4 */
   float *out;
   const kiln_conv_geometry_t *g;
   const float *mult, *offset;
@@ -111,9 +118,11 @@ static inline float finish(const struct s8_job *j, float *o, int64_t col, int32_
 
 #define MR8 8
 
-/* Output rows [MR8 * begin, MR8 * end): every output channel of those rows. */
-static void s8_rows(void *ctx, int64_t begin, int64_t end) {
-  const struct s8_job *j = ctx;
+/* Output rows [MR8 * begin, MR8 * end): every output channel of those rows. With int4,
+ * each reduction step's 128 weights come as 64 bytes: low nibbles lanes 0-15, high
+ * nibbles lanes 16-31, sign-extended in registers. */
+static inline __attribute__((always_inline)) void rows_impl(const struct s8_job *j, int64_t begin, int64_t end,
+                                                            const int int4) {
   const kiln_conv_geometry_t *g = j->g;
   const int64_t oh = g->oh, ow = g->ow, m = g->m, kw = g->kw, taps = g->kh * g->kw;
   const int64_t all_rows = g->n * oh * ow, groups_per_tap = j->c4 / 4, panels = (m + QP - 1) / QP;
@@ -126,15 +135,25 @@ static void s8_rows(void *ctx, int64_t begin, int64_t end) {
       start[i] = j->q + b * j->sn + y * g->stride_h * j->sh + x * g->stride_w * j->sw;
     }
     for (int64_t p = 0; p < panels; ++p) {
-      const int8_t *w = j->packed + p * taps * groups_per_tap * QP * 4;
+      const int64_t group_bytes = int4 ? QP * 2 : QP * 4;
+      const int8_t *w = j->packed + p * taps * groups_per_tap * group_bytes;
       int32_t acc[MR8][QP] __attribute__((aligned(64)));
 #ifdef KILN_VNNI
       __m512i s[MR8][2];
       for (int i = 0; i < MR8; ++i) s[i][0] = s[i][1] = _mm512_setzero_si512();
       for (int64_t t = 0; t < taps; ++t) {
         int64_t off = (t / kw) * g->dilation_h * j->sh + (t % kw) * g->dilation_w * j->sw;
-        for (int64_t gi = 0; gi < groups_per_tap; ++gi, w += QP * 4) {
-          __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 64);
+        for (int64_t gi = 0; gi < groups_per_tap; ++gi, w += group_bytes) {
+          __m512i w0, w1;
+          if (int4) {
+            const __m512i nib = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+            __m512i raw = _mm512_loadu_si512(w);
+            w0 = _mm512_sub_epi8(_mm512_xor_si512(_mm512_and_si512(raw, nib), eight), eight);
+            w1 = _mm512_sub_epi8(_mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(raw, 4), nib), eight), eight);
+          } else {
+            w0 = _mm512_loadu_si512(w);
+            w1 = _mm512_loadu_si512(w + 64);
+          }
 #pragma GCC unroll 8
           for (int i = 0; i < MR8; ++i) {
             int32_t a;
@@ -157,13 +176,16 @@ static void s8_rows(void *ctx, int64_t begin, int64_t end) {
         for (int e = 0; e < QP; ++e) acc[i][e] = 0;
       for (int64_t t = 0; t < taps; ++t) {
         int64_t off = (t / kw) * g->dilation_h * j->sh + (t % kw) * g->dilation_w * j->sw;
-        for (int64_t gi = 0; gi < groups_per_tap; ++gi, w += QP * 4)
+        for (int64_t gi = 0; gi < groups_per_tap; ++gi, w += group_bytes) {
+          int8_t wg[QP * 4];
+          for (int b = 0; b < QP * 4; ++b) wg[b] = int4 ? s4_at(w, b) : w[b];
           for (int i = 0; i < MR8; ++i) {
             const uint8_t *a = start[i] + off + gi * 4;
             for (int e = 0; e < QP; ++e)
-              acc[i][e] += (int32_t)a[0] * w[e * 4] + (int32_t)a[1] * w[e * 4 + 1] + (int32_t)a[2] * w[e * 4 + 2] +
-                           (int32_t)a[3] * w[e * 4 + 3];
+              acc[i][e] += (int32_t)a[0] * wg[e * 4] + (int32_t)a[1] * wg[e * 4 + 1] +
+                           (int32_t)a[2] * wg[e * 4 + 2] + (int32_t)a[3] * wg[e * 4 + 3];
           }
+        }
       }
 #endif
       int64_t col = p * QP, valid = m - col < QP ? m - col : QP;
@@ -192,6 +214,9 @@ static void s8_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+static void s8_rows(void *ctx, int64_t begin, int64_t end) { rows_impl(ctx, begin, end, 0); }
+static void s4_rows(void *ctx, int64_t begin, int64_t end) { rows_impl(ctx, begin, end, 1); }
+
 static void s8_setup(struct s8_job *j, const kiln_conv_geometry_t *g) {
   j->c4 = (g->c + 3) / 4 * 4;
   int64_t iw = in_rows(g->ow, g->stride_w, g->kw, g->dilation_w), ih = in_rows(g->oh, g->stride_h, g->kh, g->dilation_h);
@@ -209,7 +234,7 @@ void kiln_conv2d_nhwc_u8s8_packed(const float *in, uint8_t *scratch, const int8_
                      (flags & KILN_S8_ACCUMULATE) != 0, (flags & KILN_S8_CLAMP) != 0, lo, hi};
   s8_setup(&j, g);
   int64_t rows = g->n * g->oh * g->ow;
-  kiln_parallel_for((rows + MR8 - 1) / MR8, s8_rows, &j);
+  kiln_parallel_for((rows + MR8 - 1) / MR8, (flags & KILN_S8_INT4) ? s4_rows : s8_rows, &j);
 }
 
 void kiln_ref_conv2d_nhwc_u8s8_packed(const float *in, uint8_t *scratch, const int8_t *packed,
@@ -225,7 +250,8 @@ void kiln_ref_conv2d_nhwc_u8s8_packed(const float *in, uint8_t *scratch, const i
     for (int64_t y = 0; y < g->oh; ++y)
       for (int64_t x = 0; x < g->ow; ++x)
         for (int64_t o = 0; o < g->m; ++o) {
-          const int8_t *w = packed + ((o / QP) * groups * QP + o % QP) * 4;
+          const int int4 = (flags & KILN_S8_INT4) != 0;
+          const int8_t *w = packed + (o / QP) * groups * QP * (int4 ? 2 : 4);
           int32_t acc = 0;
           for (int64_t fy = 0; fy < g->kh; ++fy)
             for (int64_t fx = 0; fx < g->kw; ++fx)
@@ -233,9 +259,26 @@ void kiln_ref_conv2d_nhwc_u8s8_packed(const float *in, uint8_t *scratch, const i
                 const uint8_t *a = scratch + b * j.sn + (y * g->stride_h + fy * g->dilation_h) * j.sh +
                                    (x * g->stride_w + fx * g->dilation_w) * j.sw + ch;
                 int64_t kk = (fy * g->kw + fx) * j.c4 + ch;
-                acc += (int32_t)*a * w[(kk / 4) * QP * 4 + kk % 4];
+                const int8_t *group = w + (kk / 4) * QP * (int4 ? 2 : 4);
+                int b = (int)((o % QP) * 4 + kk % 4);
+                acc += (int32_t)*a * (int4 ? s4_at(group, b) : group[b]);
               }
           float *dst = out + ((b * g->oh + y) * g->ow + x) * g->m + o;
           *dst = finish(&j, dst, o, acc);
         }
+}
+
+void kiln_pack_panels_s4(const int8_t *filter, uint8_t *packed, int64_t m, int64_t taps, int64_t c) {
+  int64_t c4 = (c + 3) / 4 * 4, groups = taps * c4 / 4, panels = (m + QP - 1) / QP;
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t gi = 0; gi < groups; ++gi)
+      for (int64_t b = 0; b < QP * 4; ++b) {
+        int64_t j = b / 4, e = b % 4, row = p * QP + j, kk = gi * 4 + e, tap = kk / c4, ch = kk % c4;
+        int v = row < m && ch < c ? filter[(row * taps + tap) * c + ch] : 0;
+        uint8_t *byte = packed + (p * groups + gi) * QP * 2 + (b & 63);
+        if (b < 64)
+          *byte = (uint8_t)(v & 0x0F);
+        else
+          *byte = (uint8_t)(*byte | ((v & 0x0F) << 4));
+      }
 }

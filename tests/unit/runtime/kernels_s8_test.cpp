@@ -42,7 +42,7 @@ std::vector<float> uniform(size_t n, uint32_t seed, float lo, float hi) {
 struct Prepared {
   kiln_conv_geometry_t g;
   std::vector<float> in, requant, init;
-  std::vector<int8_t> q, packed;
+  std::vector<int8_t> q, packed; // packed: s8 panels, or s4 panels (as bytes) with KILN_S8_INT4
   std::vector<float> wscale;
   float scale;
   int32_t zp;
@@ -58,16 +58,23 @@ Prepared prepare(const S8Case &p) {
   r.scale = 3.0f / 255.f;
   r.zp = 60; // -0.7 / scale, rounded
   auto w = uniform(size_t(p.m * k), 2, -1.f, 1.f);
+  const bool int4 = (p.flags & KILN_S8_INT4) != 0;
+  const float qmax = int4 ? 7.f : 127.f;
   r.q.resize(w.size());
   r.wscale.resize(size_t(p.m));
   for (int64_t o = 0; o < p.m; ++o) {
     float amax = 0;
     for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(w[o * k + i]));
-    r.wscale[o] = amax / 127.f;
+    r.wscale[o] = amax / qmax;
     for (int64_t i = 0; i < k; ++i) r.q[o * k + i] = int8_t(std::nearbyint(w[o * k + i] / r.wscale[o]));
   }
-  r.packed.assign(size_t((p.m + KILN_PANEL_S8 - 1) / KILN_PANEL_S8 * KILN_PANEL_S8 * taps * c4), 99);
-  kiln_pack_panels_s8(r.q.data(), r.packed.data(), p.m, taps, p.c);
+  if (int4) r.q[0] = -8; // the one value only int4's low end has
+  size_t s8bytes = size_t((p.m + KILN_PANEL_S8 - 1) / KILN_PANEL_S8 * KILN_PANEL_S8 * taps * c4);
+  r.packed.assign(int4 ? s8bytes / 2 : s8bytes, 99);
+  if (int4)
+    kiln_pack_panels_s4(r.q.data(), reinterpret_cast<uint8_t *>(r.packed.data()), p.m, taps, p.c);
+  else
+    kiln_pack_panels_s8(r.q.data(), r.packed.data(), p.m, taps, p.c);
   auto bias = uniform(size_t(p.m), 3, -0.5f, 0.5f);
   r.requant.resize(size_t(2 * p.m));
   for (int64_t o = 0; o < p.m; ++o) {
@@ -141,7 +148,13 @@ INSTANTIATE_TEST_SUITE_P(
                       S8Case{"accumulate", 1, 5, 5, 12, 33, 3, 3, 1, 1, 1, 1, 0, KILN_S8_ACCUMULATE},
                       S8Case{"clamp", 1, 5, 5, 12, 33, 3, 3, 1, 1, 1, 1, 0, KILN_S8_CLAMP},
                       S8Case{"accumulate_and_clamp", 1, 5, 5, 12, 70, 3, 3, 1, 1, 1, 1, 1,
-                             KILN_S8_ACCUMULATE | KILN_S8_CLAMP}),
+                             KILN_S8_ACCUMULATE | KILN_S8_CLAMP},
+                      S8Case{"int4_odd_channels", 1, 6, 6, 5, 7, 3, 3, 1, 1, 1, 1, 0, KILN_S8_INT4},
+                      S8Case{"int4_m_not_multiple_of_panel", 1, 6, 6, 8, 45, 3, 3, 1, 1, 1, 1, 0, KILN_S8_INT4},
+                      S8Case{"int4_strided_view", 1, 8, 7, 16, 32, 3, 3, 2, 2, 1, 1, 3, KILN_S8_INT4},
+                      S8Case{"int4_long_reduction", 2, 4, 4, 300, 70, 1, 1, 1, 1, 1, 1, 0, KILN_S8_INT4},
+                      S8Case{"int4_accumulate_and_clamp", 1, 5, 5, 12, 33, 3, 3, 1, 1, 1, 1, 1,
+                             KILN_S8_INT4 | KILN_S8_ACCUMULATE | KILN_S8_CLAMP}),
     [](const ::testing::TestParamInfo<S8Case> &info) { return std::string(info.param.name); });
 
 // Rows split over 3 threads (more than some shapes have) give the same bits.
@@ -171,6 +184,21 @@ TEST(S8QuantizeTest, RoundsToNearestEvenAndSaturates) {
   kiln_quantize_view_u8(in, out, &g, 1.f, 10);
   uint8_t want[8] = {0, 10, 10, 12, 12, 255, 10, 10};
   for (int k = 0; k < 8; ++k) EXPECT_EQ(out[k], want[k]) << "channel " << k;
+}
+
+TEST(S4PackTest, TwoWeightsPerByteLowNibblesFirst) {
+  // m = 20 rows, 1 tap, c = 4: row r holds (r % 15) - 7 (in [-7, 7]) at every channel.
+  std::vector<int8_t> w;
+  for (int r = 0; r < 20; ++r)
+    for (int ch = 0; ch < 4; ++ch) w.push_back(int8_t(r % 15 - 7));
+  std::vector<uint8_t> packed(size_t(KILN_PANEL_S8 * 2), 0xAA);
+  kiln_pack_panels_s4(w.data(), packed.data(), 20, 1, 4);
+  // Row 0 (-7 = 0x9) in the low nibble, row 16 (16 % 15 - 7 = -6 = 0xA) in the high one.
+  EXPECT_EQ(packed[0], 0xA9);
+  // Row 3 (-4 = 0xC) low, row 19 (19 % 15 - 7 = -3 = 0xD) high.
+  EXPECT_EQ(packed[3 * 4 + 1], 0xDC);
+  // Row 15 (-7 = 0x9) low; row 31 does not exist: 0 high.
+  EXPECT_EQ(packed[15 * 4], 0x09);
 }
 
 TEST(S8PackTest, PadsChannelsToFourAndRowsToThePanel) {
