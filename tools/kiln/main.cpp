@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/Driver.h"
 #include "tools/kiln/Dataset.h"
+#include "tools/kiln/Tool.h"
 #include "codegen/Target.h"
 #include "frontend/onnx/Importer.h"
 
@@ -50,9 +51,73 @@ extern "C" {
 #define KILN_HOST_CC "cc"
 #endif
 
+namespace kiln::tool {
+
+/// Runs a program; returns its exit code (or -1 if it could not start).
+int execute(const std::vector<std::string> &args, std::string *errMsg) {
+  auto prog = llvm::sys::findProgramByName(args[0]);
+  if (!prog) {
+    if (errMsg) *errMsg = "'" + args[0] + "' not found on PATH";
+    return -1;
+  }
+  std::vector<llvm::StringRef> refs(args.begin(), args.end());
+  std::string msg;
+  int rc = llvm::sys::ExecuteAndWait(*prog, refs, std::nullopt, {}, 0, 0, &msg);
+  if (rc < 0 && errMsg) *errMsg = msg;
+  return rc;
+}
+
+/// Runs a program (stdout discarded when `quiet`); returns its exit code or -1.
+int runProgram(const std::vector<std::string> &args, bool quiet, std::string *errMsg) {
+  auto prog = llvm::sys::findProgramByName(args[0]);
+  if (!prog) {
+    if (errMsg) *errMsg = "'" + args[0] + "' not found";
+    return -1;
+  }
+  std::vector<llvm::StringRef> refs(args.begin(), args.end());
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef("/dev/null"), std::nullopt};
+  std::string msg;
+  int rc = llvm::sys::ExecuteAndWait(*prog, refs, std::nullopt,
+                                     quiet ? llvm::ArrayRef<std::optional<llvm::StringRef>>(redirects)
+                                           : llvm::ArrayRef<std::optional<llvm::StringRef>>(),
+                                     0, 0, &msg);
+  if (rc < 0 && errMsg) *errMsg = msg;
+  return rc;
+}
+
+/// Links <work>/model.o with the runtime and the generic driver into <work>/runner.
+int linkRunner(const std::string &work, bool cross) {
+  const char *envCc = std::getenv(cross ? "KILN_AARCH64_CC" : "KILN_CC");
+  std::string cc = envCc ? envCc : cross ? "aarch64-linux-gnu-gcc" : KILN_HOST_CC;
+  std::string src = KILN_SOURCE_DIR;
+  // The runtime's kernels are built for the machine that runs them: the host, or
+  // a generic armv8-a (NEON) for aarch64.
+  std::vector<std::string> link{cc, "-O3", "-std=c11", cross ? "-march=armv8-a" : "-march=native", "-I" + work,
+                                "-I" + src + "/runtime/include", src + "/tools/kiln-runner/main.c"};
+  std::error_code ec;
+  std::vector<std::string> sources;
+  for (llvm::sys::fs::recursive_directory_iterator it(src + "/runtime/src", ec), end; it != end && !ec;
+       it.increment(ec))
+    if (llvm::StringRef(it->path()).ends_with(".c")) sources.push_back(it->path());
+  std::sort(sources.begin(), sources.end());
+  link.insert(link.end(), sources.begin(), sources.end());
+  link.insert(link.end(), {work + "/model.o", "-lm", "-pthread", "-o", work + "/runner"});
+  if (cross) link.push_back("-static");
+  std::string err;
+  if (execute(link, &err) != 0) {
+    llvm::errs() << "error: linking the runner with '" << cc << "' failed" << (err.empty() ? "" : ": " + err) << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+
+} // namespace kiln::tool
+
 namespace {
 
 using kiln::codegen::CompileOptions;
+using namespace kiln::tool;
 
 const char *kMainHelp = R"(kiln - ahead-of-time compiler for ONNX models
 
@@ -178,19 +243,6 @@ std::optional<kiln::onnx_frontend::HostTensor> readNpy(const std::string &path, 
   return h;
 }
 
-struct CommonOptions {
-  std::string model, outDir, keepDir;
-  CompileOptions compile;
-  kiln::onnx_frontend::ImportOptions import;
-  std::vector<std::pair<std::string, std::string>> inputs;
-  bool dumpImport = false, printPipeline = false;
-  int threads = 1;
-  std::string nameOverride;
-  // Quantisation: --quantize int8 with --calib DATA (calibrate here), or --plan FILE.
-  std::string quantize, calibPath, planIn;
-  int64_t calibLimit = 500;
-};
-
 /// Parses options shared by compile and run; returns a non-negative exit code to stop.
 int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *help = nullptr) {
   if (!help) help = isRun ? kRunHelp : kCompileHelp;
@@ -244,8 +296,10 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
       if (!value(v) || llvm::StringRef(v).getAsInteger(10, o.threads) || o.threads < 1 || o.threads > 256)
         return usageError("--threads needs a count from 1 to 256", help);
     } else if (a == "--quantize") {
-      if (!value(o.quantize) || (o.quantize != "int8" && o.quantize != "int4"))
-        return usageError("--quantize takes int8 or int4 (int4: 4-bit weights, 8-bit activations)", help);
+      if (!value(o.quantize) || (o.quantize != "int8" && o.quantize != "int4" && o.quantize != "mixed"))
+        return usageError("--quantize takes int8, int4 (4-bit weights, 8-bit activations) or mixed", help);
+    } else if (a == "--budget") {
+      if (!value(o.budget)) return usageError("--budget needs bits=B or size=BYTES", help);
     } else if (a == "--calib") {
       if (!value(o.calibPath)) return usageError("--calib needs a file (.npy or IDX)", help);
     } else if (a == "--calib-limit") {
@@ -271,7 +325,11 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
   if (o.model.empty() && !o.printPipeline) return usageError("no model given", help);
   if (!o.quantize.empty() && o.calibPath.empty() && o.planIn.empty())
     return usageError("--quantize needs calibration data (--calib FILE) or a plan (--plan FILE)", help);
-  if (!o.calibPath.empty() && o.quantize.empty()) return usageError("--calib is used with --quantize int8", help);
+  if (!o.calibPath.empty() && o.quantize.empty()) return usageError("--calib is used with --quantize", help);
+  if ((o.quantize == "mixed") != !o.budget.empty())
+    return usageError("--quantize mixed and --budget go together", help);
+  if (o.quantize == "mixed" && !o.planIn.empty())
+    return usageError("--quantize mixed searches a plan: it takes --calib, not --plan", help);
   if (!o.calibPath.empty() && !o.planIn.empty())
     return usageError("--calib and --plan exclude each other: a plan already holds its calibration", help);
   auto targets = kiln::codegen::targetNames();
@@ -298,218 +356,13 @@ std::string makeTempDir(const std::string &near) {
   return "";
 }
 
-void removeTree(const std::string &dir) { llvm::sys::fs::remove_directories(dir, /*IgnoreErrors=*/true); }
 
-/// The directory a command works in: the user's --keep DIR (kept), or a fresh
-/// temporary one removed when the command ends.
-struct WorkDir {
-  std::string path;
-  bool keep;
-  WorkDir(const std::string &keepDir, const char *prefix) : keep(!keepDir.empty()) {
-    if (keep) {
-      if (std::error_code ec = llvm::sys::fs::create_directories(keepDir))
-        llvm::errs() << "error: cannot create '" << keepDir << "': " << ec.message() << "\n";
-      else
-        path = keepDir;
-      return;
-    }
-    llvm::SmallString<128> tmp;
-    if (llvm::sys::fs::createUniqueDirectory(prefix, tmp))
-      llvm::errs() << "error: cannot create a temporary directory\n";
-    else
-      path = tmp.str().str();
-  }
-  ~WorkDir() {
-    if (!keep && !path.empty()) removeTree(path);
-  }
-  bool ok() const { return !path.empty(); }
-};
-
-int linkRunner(const std::string &work, bool cross);
-int runProgram(const std::vector<std::string> &args, bool quiet, std::string *errMsg);
-
-/// Calibration: compiles the model with an observer before every quantisable layer,
-/// runs it on the calibration samples (in chunks of the model's batch size) and
-/// writes a plan that puts every such layer at int8 with the ranges seen.
-int calibrate(CommonOptions &o, const std::string &planPath) {
-  kiln::tools::Array data;
-  std::string err;
-  if (!kiln::tools::readSamples(o.calibPath, data, err)) {
-    llvm::errs() << "error: calibration data: " << err << "\n";
-    return 1;
-  }
-  WorkDir wd(o.keepDir.empty() ? "" : o.keepDir + "/calibration", "kiln-calib");
-  if (!wd.ok()) return 1;
-  CommonOptions c = o;
-  c.compile.name = "model";
-  c.compile.target = "x86-64"; // ranges do not depend on the target: calibrate on this machine
-  c.compile.cpu.clear();
-  c.compile.quantObserve = true;
-  c.compile.quantPlan.clear();
-  c.compile.quantReport = wd.path + "/layers.json";
-  c.compile.dumpIrAfter.clear();
-  kiln::codegen::Artifact artifact;
-  if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, wd.path, artifact, llvm::errs(), false)))
-    return 1;
-  const auto &ins = artifact.signature.inputs;
-  if (ins.size() != 1 || ins[0].dtype != KILN_DTYPE_F32 || ins[0].dims.empty()) {
-    llvm::errs() << "error: calibration takes models with one float input; this one has " << ins.size()
-                 << " inputs\n";
-    return 1;
-  }
-  std::vector<int64_t> shape = ins[0].dims;
-  int64_t chunk = shape[0], perSample = 1;
-  for (size_t d = 1; d < shape.size(); ++d) perSample *= shape[d];
-  int64_t n = data.dims.empty() ? 0 : std::min<int64_t>(data.dims[0], o.calibLimit);
-  if (n == 0 || chunk == 0 || int64_t(data.f.size()) / data.dims[0] != perSample) {
-    llvm::errs() << "error: calibration data '" << o.calibPath << "' does not fit input '" << ins[0].name
-                 << "': the model takes " << perSample << " values per sample\n";
-    return 1;
-  }
-  if (linkRunner(wd.path, false)) return 1;
-  std::string ranges = wd.path + "/ranges.txt", in = wd.path + "/calib.npy";
-  llvm::sys::fs::remove(ranges);
-  for (int64_t start = 0; start < n; start += chunk) {
-    int64_t rows = std::min(chunk, n - start);
-    std::vector<float> block(size_t(chunk * perSample), 0.f);
-    std::copy(data.f.begin() + start * perSample, data.f.begin() + (start + rows) * perSample, block.begin());
-    // A partial last chunk is filled by repeating its first sample, so no made-up
-    // zeros widen the ranges.
-    for (int64_t r = rows; r < chunk; ++r)
-      std::copy(block.begin(), block.begin() + perSample, block.begin() + r * perSample);
-    if (kiln_npy_write(in.c_str(), KILN_DTYPE_F32, shape.size(), shape.data(), block.data()) != KILN_OK) {
-      llvm::errs() << "error: cannot write '" << in << "'\n";
-      return 1;
-    }
-    std::string runErr;
-    if (runProgram({wd.path + "/runner", "--weights", wd.path + "/model.kw", "--input", ins[0].name + "=" + in,
-                    "--output", wd.path + "/out", "--observe", ranges},
-                   true, &runErr) != 0) {
-      llvm::errs() << "error: running the calibration build failed" << (runErr.empty() ? "" : ": " + runErr) << "\n";
-      return 1;
-    }
-  }
-  // Per layer index: the range over all chunks.
-  std::map<int64_t, std::pair<double, double>> seen;
-  if (auto buf = llvm::MemoryBuffer::getFile(ranges)) {
-    llvm::SmallVector<llvm::StringRef> lines;
-    (*buf)->getBuffer().split(lines, '\n', -1, false);
-    for (llvm::StringRef line : lines) {
-      long long id, count;
-      double lo, hi;
-      if (sscanf(line.str().c_str(), "%lld %lld %lf %lf", &id, &count, &lo, &hi) != 4) continue;
-      auto [it, fresh] = seen.emplace(id, std::make_pair(lo, hi));
-      if (!fresh) it->second = {std::min(it->second.first, lo), std::max(it->second.second, hi)};
-    }
-  }
-  auto layersBuf = llvm::MemoryBuffer::getFile(c.compile.quantReport);
-  auto layers = layersBuf ? llvm::json::parse((*layersBuf)->getBuffer()) : llvm::json::Value(nullptr);
-  if (!layers) {
-    llvm::consumeError(layers.takeError());
-    llvm::errs() << "error: cannot read the calibration build's layer list\n";
-    return 1;
-  }
-  llvm::json::Array planLayers;
-  if (auto *root = layers->getAsObject(); root && root->getArray("layers"))
-    for (const llvm::json::Value &v : *root->getArray("layers")) {
-      const llvm::json::Object *l = v.getAsObject();
-      auto id = l->getInteger("index");
-      auto it = id ? seen.find(*id) : seen.end();
-      llvm::json::Object row{{"name", *l->getString("name")}, {"op", *l->getString("op")}};
-      // The output's range (after a fused activation): informational, for exporters.
-      if (auto out = id ? seen.find(*id + (1 << 20)) : seen.end(); out != seen.end())
-        row["output_range"] = llvm::json::Array{out->second.first, out->second.second};
-      if (it == seen.end()) {
-        row["bits"] = 32; // never reached on the calibration data
-      } else {
-        row["bits"] = o.quantize == "int4" ? 4 : 8;
-        row["input_range"] = llvm::json::Array{it->second.first, it->second.second};
-      }
-      planLayers.push_back(std::move(row));
-    }
-  llvm::json::Object plan{{"kiln_plan", 1},
-                          {"calibration",
-                           llvm::json::Object{{"data", o.calibPath}, {"samples", n}, {"method", "minmax"}}},
-                          {"layers", std::move(planLayers)}};
-  std::error_code ec;
-  llvm::raw_fd_ostream os(planPath, ec);
-  if (ec) {
-    llvm::errs() << "error: cannot write '" << planPath << "': " << ec.message() << "\n";
-    return 1;
-  }
-  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(plan))) << "\n";
-  return 0;
-}
-
-/// Prints the per-layer quantisation report (the kiln-quantize pass's JSON).
-void printQuantReport(const llvm::json::Value &report, llvm::raw_ostream &os) {
-  const llvm::json::Object *root = report.getAsObject();
-  const llvm::json::Array *layers = root ? root->getArray("layers") : nullptr;
-  if (!layers) return;
-  int64_t quantised = 0, params = 0, qparams = 0;
-  double qbits = 0;
-  os << llvm::format("%-4s %-32s %-7s %9s %5s %10s %22s\n", "#", "layer", "op", "params", "bits", "w-SQNR dB",
-                     "input range");
-  for (const llvm::json::Value &v : *layers) {
-    const llvm::json::Object *l = v.getAsObject();
-    int64_t bits = l->getInteger("bits").value_or(32), p = l->getInteger("params").value_or(0);
-    params += p;
-    std::string range = "-", sqnr = "-";
-    if (auto *r = l->getArray("input_range"); r && r->size() == 2)
-      range = llvm::formatv("[{0}, {1}]", llvm::format("%.4g", (*r)[0].getAsNumber().value_or(0)), llvm::format("%.4g", (*r)[1].getAsNumber().value_or(0))).str();
-    if (auto d = l->getNumber("weight_sqnr_db")) sqnr = llvm::formatv("{0:f1}", *d);
-    if (bits != 32) {
-      ++quantised;
-      qparams += p;
-      qbits += double(bits) * double(p);
-    }
-    os << llvm::format("%-4lld %-32s %-7s %9lld %5lld %10s %22s", (long long)l->getInteger("index").value_or(0),
-                       l->getString("name").value_or("").str().c_str(), l->getString("op").value_or("").str().c_str(),
-                       (long long)p, (long long)bits, sqnr.c_str(), range.c_str());
-    if (auto why = l->getString("float_reason")) os << "  (float: " << *why << ")";
-    os << "\n";
-  }
-  double avgBits = params ? (qbits + 32.0 * double(params - qparams)) / double(params) : 32.0;
-  os << llvm::format("quantised %lld of %zu layers (%.1f%% of their weights); %.2f bits per weight on average, "
-                     "%.1f%% of their fp32 size\n",
-                     (long long)quantised, layers->size(), params ? 100.0 * qparams / params : 0.0, avgBits,
-                     100.0 * avgBits / 32.0);
-}
-
-/// Imports and compiles; writes the artifact into `dir` (which must exist). With
-/// quantisation, calibrates first (unless a plan is given), compiles with the plan,
-/// prints the per-layer report and adds <name>.plan.json (the plan as applied, with
-/// the report's figures; editable and accepted back by --plan) to the artifact.
+/// Imports and compiles; writes the artifact into `dir` (which must exist); with
+/// quantisation options, through kiln::tool::compileQuantized.
 int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
   if (o.quantize.empty() && o.planIn.empty())
     return failed(kiln::compileOnnxFile(o.model, o.import, o.compile, dir, artifact, llvm::errs(), o.dumpImport));
-  std::string plan = o.planIn;
-  if (plan.empty()) {
-    plan = dir + "/calibration-plan.json";
-    if (int rc = calibrate(o, plan)) return rc;
-  }
-  CommonOptions q = o;
-  q.compile.quantPlan = plan;
-  q.compile.quantReport = dir + "/" + o.compile.name + ".plan.json";
-  if (failed(kiln::compileOnnxFile(q.model, q.import, q.compile, dir, artifact, llvm::errs(), q.dumpImport)))
-    return 1;
-  if (o.planIn.empty()) llvm::sys::fs::remove(plan);
-  auto buf = llvm::MemoryBuffer::getFile(q.compile.quantReport);
-  auto report = buf ? llvm::json::parse((*buf)->getBuffer()) : llvm::json::Value(nullptr);
-  if (!report || !report->getAsObject()) {
-    if (!report) llvm::consumeError(report.takeError());
-    llvm::errs() << "error: cannot read the quantisation report\n";
-    return 1;
-  }
-  report->getAsObject()->try_emplace("kiln_plan", 1);
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(q.compile.quantReport, ec);
-    os << llvm::formatv("{0:2}", *report) << "\n";
-  }
-  printQuantReport(*report, llvm::outs());
-  artifact.files.push_back(o.compile.name + ".plan.json");
-  return 0;
+  return kiln::tool::compileQuantized(o, dir, artifact);
 }
 
 const char *kInspectHelp = R"(kiln inspect MODEL.onnx [--shape NAME=d0,d1,...]...
@@ -591,64 +444,6 @@ int cmdCompile(int argc, char **argv) {
     llvm::outs() << "\n";
   }
   return rc;
-}
-
-/// Runs a program; returns its exit code (or -1 if it could not start).
-int execute(const std::vector<std::string> &args, std::string *errMsg) {
-  auto prog = llvm::sys::findProgramByName(args[0]);
-  if (!prog) {
-    if (errMsg) *errMsg = "'" + args[0] + "' not found on PATH";
-    return -1;
-  }
-  std::vector<llvm::StringRef> refs(args.begin(), args.end());
-  std::string msg;
-  int rc = llvm::sys::ExecuteAndWait(*prog, refs, std::nullopt, {}, 0, 0, &msg);
-  if (rc < 0 && errMsg) *errMsg = msg;
-  return rc;
-}
-
-/// Runs a program (stdout discarded when `quiet`); returns its exit code or -1.
-int runProgram(const std::vector<std::string> &args, bool quiet, std::string *errMsg) {
-  auto prog = llvm::sys::findProgramByName(args[0]);
-  if (!prog) {
-    if (errMsg) *errMsg = "'" + args[0] + "' not found";
-    return -1;
-  }
-  std::vector<llvm::StringRef> refs(args.begin(), args.end());
-  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef("/dev/null"), std::nullopt};
-  std::string msg;
-  int rc = llvm::sys::ExecuteAndWait(*prog, refs, std::nullopt,
-                                     quiet ? llvm::ArrayRef<std::optional<llvm::StringRef>>(redirects)
-                                           : llvm::ArrayRef<std::optional<llvm::StringRef>>(),
-                                     0, 0, &msg);
-  if (rc < 0 && errMsg) *errMsg = msg;
-  return rc;
-}
-
-/// Links <work>/model.o with the runtime and the generic driver into <work>/runner.
-int linkRunner(const std::string &work, bool cross) {
-  const char *envCc = std::getenv(cross ? "KILN_AARCH64_CC" : "KILN_CC");
-  std::string cc = envCc ? envCc : cross ? "aarch64-linux-gnu-gcc" : KILN_HOST_CC;
-  std::string src = KILN_SOURCE_DIR;
-  // The runtime's kernels are built for the machine that runs them: the host, or
-  // a generic armv8-a (NEON) for aarch64.
-  std::vector<std::string> link{cc, "-O3", "-std=c11", cross ? "-march=armv8-a" : "-march=native", "-I" + work,
-                                "-I" + src + "/runtime/include", src + "/tools/kiln-runner/main.c"};
-  std::error_code ec;
-  std::vector<std::string> sources;
-  for (llvm::sys::fs::recursive_directory_iterator it(src + "/runtime/src", ec), end; it != end && !ec;
-       it.increment(ec))
-    if (llvm::StringRef(it->path()).ends_with(".c")) sources.push_back(it->path());
-  std::sort(sources.begin(), sources.end());
-  link.insert(link.end(), sources.begin(), sources.end());
-  link.insert(link.end(), {work + "/model.o", "-lm", "-pthread", "-o", work + "/runner"});
-  if (cross) link.push_back("-static");
-  std::string err;
-  if (execute(link, &err) != 0) {
-    llvm::errs() << "error: linking the runner with '" << cc << "' failed" << (err.empty() ? "" : ": " + err) << "\n";
-    return 1;
-  }
-  return 0;
 }
 
 int cmdRun(int argc, char **argv) {

@@ -1,0 +1,426 @@
+//===- Quantization.cpp - Calibration, bit-width search, quantised compiles -===//
+//
+// `--quantize int8|int4 --calib DATA`: a calibration build (kiln-quantize{observe})
+// runs on the data and records each layer's input range; the plan puts every layer
+// at the chosen width. `--quantize mixed --budget bits=B|size=BYTES` then measures,
+// per layer, the model output's error when only that layer drops to int4 (the rest
+// int8) on the first calibration samples, and moves layers to int4 in order of error
+// added per bit saved until the budget holds (greedy, HAWQ-style with a measured
+// sensitivity instead of a Hessian). `--plan FILE` skips both.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/Driver.h"
+#include "tools/kiln/Dataset.h"
+#include "tools/kiln/Tool.h"
+
+extern "C" {
+#include "kiln/npy.h"
+}
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <memory>
+
+namespace kiln::tool {
+namespace {
+
+/// Samples of the calibration set the search measures output error on.
+constexpr int64_t kSearchSamples = 256;
+
+/// What calibration leaves for the search: its work directory (with the runner's
+/// inputs), and the fp32 outputs of the first chunks.
+struct Calibration {
+  std::unique_ptr<WorkDir> work;
+  std::string inputName;
+  std::vector<std::string> chunks;
+  std::vector<std::vector<std::vector<float>>> reference; ///< [chunk][output][values]
+};
+
+/// Every f32 output the runner wrote into `dir` (others are skipped).
+std::vector<std::vector<float>> readOutputs(const std::string &dir, const codegen::ModelSignature &sig) {
+  std::vector<std::vector<float>> outs;
+  for (const auto &o : sig.outputs) {
+    std::string name = o.name;
+    for (char &c : name)
+      if (!(llvm::isAlnum(c) || c == '_' || c == '.' || c == '-')) c = '_';
+    kiln_npy_t npy{};
+    std::vector<float> v;
+    if (kiln_npy_read((dir + "/" + name + ".npy").c_str(), &npy) == KILN_OK && npy.dtype == KILN_DTYPE_F32) {
+      const float *p = static_cast<const float *>(npy.data);
+      v.assign(p, p + npy.num_elements);
+    }
+    kiln_npy_free(&npy);
+    outs.push_back(std::move(v));
+  }
+  return outs;
+}
+
+bool writeJson(const std::string &path, const llvm::json::Value &v) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec) {
+    llvm::errs() << "error: cannot write '" << path << "': " << ec.message() << "\n";
+    return false;
+  }
+  os << llvm::formatv("{0:2}", v) << "\n";
+  return true;
+}
+
+std::optional<llvm::json::Value> readJson(const std::string &path) {
+  auto buf = llvm::MemoryBuffer::getFile(path);
+  if (!buf) return std::nullopt;
+  auto v = llvm::json::parse((*buf)->getBuffer());
+  if (!v) {
+    llvm::consumeError(v.takeError());
+    return std::nullopt;
+  }
+  return std::move(*v);
+}
+
+/// Calibration: compiles the model with an observer before every quantisable layer,
+/// runs it on the calibration samples (in chunks of the model's batch size) and
+/// writes a plan that puts every such layer at int8 with the ranges seen.
+int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
+  kiln::tools::Array data;
+  std::string err;
+  if (!kiln::tools::readSamples(o.calibPath, data, err)) {
+    llvm::errs() << "error: calibration data: " << err << "\n";
+    return 1;
+  }
+  WorkDir &wd = *cal.work;
+  if (!wd.ok()) return 1;
+  CommonOptions c = o;
+  c.compile.name = "model";
+  c.compile.target = "x86-64"; // ranges do not depend on the target: calibrate on this machine
+  c.compile.cpu.clear();
+  c.compile.quantObserve = true;
+  c.compile.quantPlan.clear();
+  c.compile.quantReport = wd.path + "/layers.json";
+  c.compile.dumpIrAfter.clear();
+  kiln::codegen::Artifact artifact;
+  if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, wd.path, artifact, llvm::errs(), false)))
+    return 1;
+  const auto &ins = artifact.signature.inputs;
+  if (ins.size() != 1 || ins[0].dtype != KILN_DTYPE_F32 || ins[0].dims.empty()) {
+    llvm::errs() << "error: calibration takes models with one float input; this one has " << ins.size()
+                 << " inputs\n";
+    return 1;
+  }
+  std::vector<int64_t> shape = ins[0].dims;
+  int64_t chunk = shape[0], perSample = 1;
+  for (size_t d = 1; d < shape.size(); ++d) perSample *= shape[d];
+  int64_t n = data.dims.empty() ? 0 : std::min<int64_t>(data.dims[0], o.calibLimit);
+  if (n == 0 || chunk == 0 || int64_t(data.f.size()) / data.dims[0] != perSample) {
+    llvm::errs() << "error: calibration data '" << o.calibPath << "' does not fit input '" << ins[0].name
+                 << "': the model takes " << perSample << " values per sample\n";
+    return 1;
+  }
+  if (linkRunner(wd.path, false)) return 1;
+  std::string ranges = wd.path + "/ranges.txt";
+  llvm::sys::fs::remove(ranges);
+  cal.inputName = ins[0].name;
+  for (int64_t start = 0, c = 0; start < n; start += chunk, ++c) {
+    int64_t rows = std::min(chunk, n - start);
+    std::vector<float> block(size_t(chunk * perSample), 0.f);
+    std::copy(data.f.begin() + start * perSample, data.f.begin() + (start + rows) * perSample, block.begin());
+    // A partial last chunk is filled by repeating its first sample, so no made-up
+    // zeros widen the ranges.
+    for (int64_t r = rows; r < chunk; ++r)
+      std::copy(block.begin(), block.begin() + perSample, block.begin() + r * perSample);
+    std::string in = wd.path + "/chunk" + std::to_string(c) + ".npy";
+    std::string out = wd.path + "/out" + std::to_string(c);
+    if (kiln_npy_write(in.c_str(), KILN_DTYPE_F32, shape.size(), shape.data(), block.data()) != KILN_OK) {
+      llvm::errs() << "error: cannot write '" << in << "'\n";
+      return 1;
+    }
+    std::string runErr;
+    if (runProgram({wd.path + "/runner", "--weights", wd.path + "/model.kw", "--input", ins[0].name + "=" + in,
+                    "--output", out, "--observe", ranges},
+                   true, &runErr) != 0) {
+      llvm::errs() << "error: running the calibration build failed" << (runErr.empty() ? "" : ": " + runErr) << "\n";
+      return 1;
+    }
+    // The first chunks (up to kSearchSamples samples) stay for the bit-width search,
+    // with their fp32 outputs as the reference.
+    if (start < kSearchSamples) {
+      cal.chunks.push_back(in);
+      cal.reference.push_back(readOutputs(out, artifact.signature));
+    }
+  }
+  // Per layer index: the range over all chunks.
+  std::map<int64_t, std::pair<double, double>> seen;
+  if (auto buf = llvm::MemoryBuffer::getFile(ranges)) {
+    llvm::SmallVector<llvm::StringRef> lines;
+    (*buf)->getBuffer().split(lines, '\n', -1, false);
+    for (llvm::StringRef line : lines) {
+      long long id, count;
+      double lo, hi;
+      if (sscanf(line.str().c_str(), "%lld %lld %lf %lf", &id, &count, &lo, &hi) != 4) continue;
+      auto [it, fresh] = seen.emplace(id, std::make_pair(lo, hi));
+      if (!fresh) it->second = {std::min(it->second.first, lo), std::max(it->second.second, hi)};
+    }
+  }
+  auto layersBuf = llvm::MemoryBuffer::getFile(c.compile.quantReport);
+  auto layers = layersBuf ? llvm::json::parse((*layersBuf)->getBuffer()) : llvm::json::Value(nullptr);
+  if (!layers) {
+    llvm::consumeError(layers.takeError());
+    llvm::errs() << "error: cannot read the calibration build's layer list\n";
+    return 1;
+  }
+  llvm::json::Array planLayers;
+  if (auto *root = layers->getAsObject(); root && root->getArray("layers"))
+    for (const llvm::json::Value &v : *root->getArray("layers")) {
+      const llvm::json::Object *l = v.getAsObject();
+      auto id = l->getInteger("index");
+      auto it = id ? seen.find(*id) : seen.end();
+      llvm::json::Object row{{"name", *l->getString("name")}, {"op", *l->getString("op")}};
+      // The output's range (after a fused activation): informational, for exporters.
+      if (auto out = id ? seen.find(*id + (1 << 20)) : seen.end(); out != seen.end())
+        row["output_range"] = llvm::json::Array{out->second.first, out->second.second};
+      if (it == seen.end()) {
+        row["bits"] = 32; // never reached on the calibration data
+      } else {
+        row["bits"] = o.quantize == "int4" ? 4 : 8;
+        row["input_range"] = llvm::json::Array{it->second.first, it->second.second};
+      }
+      planLayers.push_back(std::move(row));
+    }
+  llvm::json::Object plan{{"kiln_plan", 1},
+                          {"calibration",
+                           llvm::json::Object{{"data", o.calibPath}, {"samples", n}, {"method", "minmax"}}},
+                          {"layers", std::move(planLayers)}};
+  std::error_code ec;
+  llvm::raw_fd_ostream os(planPath, ec);
+  if (ec) {
+    llvm::errs() << "error: cannot write '" << planPath << "': " << ec.message() << "\n";
+    return 1;
+  }
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(plan))) << "\n";
+  return 0;
+}
+
+/// Prints the per-layer quantisation report (the kiln-quantize pass's JSON).
+void printQuantReport(const llvm::json::Value &report, llvm::raw_ostream &os) {
+  const llvm::json::Object *root = report.getAsObject();
+  const llvm::json::Array *layers = root ? root->getArray("layers") : nullptr;
+  if (!layers) return;
+  int64_t quantised = 0, params = 0, qparams = 0;
+  double qbits = 0;
+  os << llvm::format("%-4s %-32s %-7s %9s %5s %10s %22s\n", "#", "layer", "op", "params", "bits", "w-SQNR dB",
+                     "input range");
+  for (const llvm::json::Value &v : *layers) {
+    const llvm::json::Object *l = v.getAsObject();
+    int64_t bits = l->getInteger("bits").value_or(32), p = l->getInteger("params").value_or(0);
+    params += p;
+    std::string range = "-", sqnr = "-";
+    if (auto *r = l->getArray("input_range"); r && r->size() == 2)
+      range = llvm::formatv("[{0}, {1}]", llvm::format("%.4g", (*r)[0].getAsNumber().value_or(0)), llvm::format("%.4g", (*r)[1].getAsNumber().value_or(0))).str();
+    if (auto d = l->getNumber("weight_sqnr_db")) sqnr = llvm::formatv("{0:f1}", *d);
+    if (bits != 32) {
+      ++quantised;
+      qparams += p;
+      qbits += double(bits) * double(p);
+    }
+    os << llvm::format("%-4lld %-32s %-7s %9lld %5lld %10s %22s", (long long)l->getInteger("index").value_or(0),
+                       l->getString("name").value_or("").str().c_str(), l->getString("op").value_or("").str().c_str(),
+                       (long long)p, (long long)bits, sqnr.c_str(), range.c_str());
+    if (auto why = l->getString("float_reason")) os << "  (float: " << *why << ")";
+    os << "\n";
+  }
+  double avgBits = params ? (qbits + 32.0 * double(params - qparams)) / double(params) : 32.0;
+  os << llvm::format("quantised %lld of %zu layers (%.1f%% of their weights); %.2f bits per weight on average, "
+                     "%.1f%% of their fp32 size\n",
+                     (long long)quantised, layers->size(), params ? 100.0 * qparams / params : 0.0, avgBits,
+                     100.0 * avgBits / 32.0);
+}
+
+
+/// Output signal-to-noise ratio (dB) of the model compiled with `plan`, against the
+/// fp32 reference, on the calibration chunks kept for the search.
+std::optional<double> outputSqnr(CommonOptions &o, Calibration &cal, const llvm::json::Value &plan,
+                                 const std::string &tag) {
+  std::string dir = cal.work->path + "/trial-" + tag;
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir)) return std::nullopt;
+  std::string planPath = dir + "/plan.json";
+  if (!writeJson(planPath, plan)) return std::nullopt;
+  CommonOptions c = o;
+  c.compile.name = "model";
+  c.compile.target = "x86-64";
+  c.compile.cpu.clear();
+  c.compile.quantObserve = false;
+  c.compile.quantPlan = planPath;
+  c.compile.quantReport.clear();
+  c.compile.dumpIrAfter.clear();
+  codegen::Artifact artifact;
+  if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, dir, artifact, llvm::errs(), false)) ||
+      linkRunner(dir, false))
+    return std::nullopt;
+  double signal = 0, noise = 0;
+  for (size_t k = 0; k < cal.chunks.size(); ++k) {
+    std::string out = dir + "/out" + std::to_string(k), err;
+    if (runProgram({dir + "/runner", "--weights", dir + "/model.kw", "--input", cal.inputName + "=" + cal.chunks[k],
+                    "--output", out},
+                   true, &err) != 0) {
+      llvm::errs() << "error: running a search trial failed" << (err.empty() ? "" : ": " + err) << "\n";
+      return std::nullopt;
+    }
+    auto got = readOutputs(out, artifact.signature);
+    const auto &want = cal.reference[k];
+    for (size_t i = 0; i < want.size() && i < got.size(); ++i)
+      for (size_t e = 0; e < want[i].size() && e < got[i].size(); ++e) {
+        double d = double(got[i][e]) - want[i][e];
+        signal += double(want[i][e]) * want[i][e];
+        noise += d * d;
+      }
+  }
+  removeTree(dir);
+  return noise > 0 ? 10 * std::log10(signal / noise) : 999.0;
+}
+
+/// The bit-width search (see the file comment); rewrites the plan at `planPath`.
+int searchBits(CommonOptions &o, const std::string &planPath, Calibration &cal) {
+  auto plan = readJson(planPath);
+  llvm::json::Array *layers = plan && plan->getAsObject() ? plan->getAsObject()->getArray("layers") : nullptr;
+  if (!layers) {
+    llvm::errs() << "error: cannot read the calibration plan\n";
+    return 1;
+  }
+  // Parameters per layer come from the calibration build's layer list.
+  auto list = readJson(cal.work->path + "/layers.json");
+  std::map<std::string, int64_t> params;
+  if (list && list->getAsObject() && list->getAsObject()->getArray("layers"))
+    for (const auto &l : *list->getAsObject()->getArray("layers"))
+      params[l.getAsObject()->getString("name")->str()] = l.getAsObject()->getInteger("params").value_or(0);
+  int64_t total = 0;
+  std::vector<size_t> cands;
+  for (size_t k = 0; k < layers->size(); ++k) {
+    auto *l = (*layers)[k].getAsObject();
+    if (l->getInteger("bits").value_or(32) == 32) continue;
+    (*l)["bits"] = 8;
+    total += params[l->getString("name")->str()];
+    cands.push_back(k);
+  }
+  if (total == 0) return 0;
+  // The budget, as a cap on the quantised layers' weight bits.
+  double capBits = 0;
+  if (o.budget.rfind("bits=", 0) == 0) {
+    double b = 0;
+    if (llvm::StringRef(o.budget).drop_front(5).getAsDouble(b) || b <= 0) {
+      llvm::errs() << "error: --budget bits=B needs a positive number of bits per weight\n";
+      return 1;
+    }
+    capBits = b * double(total);
+  } else if (o.budget.rfind("size=", 0) == 0) {
+    int64_t bytes = 0;
+    if (llvm::StringRef(o.budget).drop_front(5).getAsInteger(10, bytes) || bytes <= 0) {
+      llvm::errs() << "error: --budget size=BYTES needs a positive byte count\n";
+      return 1;
+    }
+    capBits = 8.0 * double(bytes);
+  } else {
+    llvm::errs() << "error: --quantize mixed needs --budget bits=B or --budget size=BYTES\n";
+    return 1;
+  }
+  if (capBits < 4.0 * double(total)) {
+    llvm::errs() << llvm::format("error: the budget (%.2f bits per weight) is below int4 for every layer (4 bits); "
+                                 "it cannot be met\n", capBits / double(total));
+    return 1;
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto base = outputSqnr(o, cal, *plan, "int8");
+  if (!base) return 1;
+  double baseNoise = std::pow(10.0, -*base / 10);
+  llvm::outs() << llvm::format("search: all layers int8: output SQNR %.1f dB on %zu calibration chunk(s)\n", *base,
+                               cal.chunks.size());
+  // Sensitivity: the output noise a layer adds at int4 (others int8), per bit saved.
+  struct Cand {
+    size_t index;
+    double sqnr, cost;
+    int64_t params;
+  };
+  std::vector<Cand> scored;
+  for (size_t k : cands) {
+    auto *l = (*layers)[k].getAsObject();
+    (*l)["bits"] = 4;
+    auto sq = outputSqnr(o, cal, *plan, std::to_string(k));
+    (*l)["bits"] = 8;
+    if (!sq) return 1;
+    int64_t p = params[l->getString("name")->str()];
+    double added = std::max(0.0, std::pow(10.0, -*sq / 10) - baseNoise);
+    scored.push_back({k, *sq, added / std::max<double>(1, 4.0 * double(p)), p});
+    (*l)["output_sqnr_db_int4"] = *sq;
+    llvm::outs() << llvm::format("search: %-32s at int4: output SQNR %.1f dB\n",
+                                 l->getString("name")->str().c_str(), *sq);
+  }
+  std::stable_sort(scored.begin(), scored.end(), [](const Cand &a, const Cand &b) { return a.cost < b.cost; });
+  double usedBits = 8.0 * double(total);
+  for (const Cand &c : scored) {
+    if (usedBits <= capBits) break;
+    (*(*layers)[c.index].getAsObject())["bits"] = 4;
+    usedBits -= 4.0 * double(c.params);
+  }
+  auto final = outputSqnr(o, cal, *plan, "final");
+  if (!final) return 1;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  llvm::outs() << llvm::format("search: chose %.2f bits per weight (budget %s): output SQNR %.1f dB (all int8: "
+                               "%.1f dB); %zu trials in %.1f s\n",
+                               usedBits / double(total), o.budget.c_str(), *final, *base, scored.size() + 2, secs);
+  auto *root = plan->getAsObject();
+  (*root)["search"] = llvm::json::Object{{"budget", o.budget},
+                                         {"bits_per_weight", usedBits / double(total)},
+                                         {"output_sqnr_db", *final},
+                                         {"output_sqnr_db_all_int8", *base}};
+  return writeJson(planPath, *plan) ? 0 : 1;
+}
+
+} // namespace
+
+/// Imports and compiles; writes the artifact into `dir` (which must exist). With
+/// quantisation, calibrates first (unless a plan is given), compiles with the plan,
+/// prints the per-layer report and adds <name>.plan.json (the plan as applied, with
+/// the report's figures; editable and accepted back by --plan) to the artifact.
+int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact &artifact) {
+  std::string plan = o.planIn;
+  if (plan.empty()) {
+    plan = dir + "/calibration-plan.json";
+    Calibration cal;
+    cal.work = std::make_unique<WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/calibration", "kiln-calib");
+    if (int rc = calibrate(o, plan, cal)) return rc;
+    if (o.quantize == "mixed")
+      if (int rc = searchBits(o, plan, cal)) return rc;
+  }
+  CommonOptions q = o;
+  q.compile.quantPlan = plan;
+  q.compile.quantReport = dir + "/" + o.compile.name + ".plan.json";
+  if (failed(kiln::compileOnnxFile(q.model, q.import, q.compile, dir, artifact, llvm::errs(), q.dumpImport)))
+    return 1;
+  if (o.planIn.empty()) llvm::sys::fs::remove(plan);
+  auto buf = llvm::MemoryBuffer::getFile(q.compile.quantReport);
+  auto report = buf ? llvm::json::parse((*buf)->getBuffer()) : llvm::json::Value(nullptr);
+  if (!report || !report->getAsObject()) {
+    if (!report) llvm::consumeError(report.takeError());
+    llvm::errs() << "error: cannot read the quantisation report\n";
+    return 1;
+  }
+  report->getAsObject()->try_emplace("kiln_plan", 1);
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(q.compile.quantReport, ec);
+    os << llvm::formatv("{0:2}", *report) << "\n";
+  }
+  printQuantReport(*report, llvm::outs());
+  artifact.files.push_back(o.compile.name + ".plan.json");
+  return 0;
+}
+
+
+} // namespace kiln::tool

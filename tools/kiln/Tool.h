@@ -1,0 +1,76 @@
+//===- Tool.h - What the kiln commands share ---------------------*- C++ -*-===//
+#ifndef KILN_TOOLS_KILN_TOOL_H
+#define KILN_TOOLS_KILN_TOOL_H
+
+#include "codegen/Target.h"
+#include "frontend/onnx/Importer.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kiln::tool {
+
+/// Options shared by compile, run, eval and bench.
+struct CommonOptions {
+  std::string model, outDir, keepDir;
+  codegen::CompileOptions compile;
+  onnx_frontend::ImportOptions import;
+  std::vector<std::pair<std::string, std::string>> inputs;
+  bool dumpImport = false, printPipeline = false;
+  int threads = 1;
+  std::string nameOverride;
+  // Quantisation: --quantize int8|int4|mixed with --calib DATA (calibrate here; mixed
+  // also --budget bits=B|size=BYTES), or --plan FILE.
+  std::string quantize, calibPath, planIn, budget;
+  int64_t calibLimit = 500;
+};
+
+
+inline void removeTree(const std::string &dir) { llvm::sys::fs::remove_directories(dir, /*IgnoreErrors=*/true); }
+
+/// The directory a command works in: the user's --keep DIR (kept), or a fresh
+/// temporary one removed when the command ends.
+struct WorkDir {
+  std::string path;
+  bool keep;
+  WorkDir(const std::string &keepDir, const char *prefix) : keep(!keepDir.empty()) {
+    if (keep) {
+      if (std::error_code ec = llvm::sys::fs::create_directories(keepDir))
+        llvm::errs() << "error: cannot create '" << keepDir << "': " << ec.message() << "\n";
+      else
+        path = keepDir;
+      return;
+    }
+    llvm::SmallString<128> tmp;
+    if (llvm::sys::fs::createUniqueDirectory(prefix, tmp))
+      llvm::errs() << "error: cannot create a temporary directory\n";
+    else
+      path = tmp.str().str();
+  }
+  ~WorkDir() {
+    if (!keep && !path.empty()) removeTree(path);
+  }
+  bool ok() const { return !path.empty(); }
+};
+
+
+/// Runs a program; returns its exit code (or -1 if it could not start).
+int execute(const std::vector<std::string> &args, std::string *errMsg);
+/// Runs a program (stdout discarded when `quiet`); returns its exit code or -1.
+int runProgram(const std::vector<std::string> &args, bool quiet, std::string *errMsg);
+/// Links <work>/model.o with the runtime and the generic driver into <work>/runner.
+int linkRunner(const std::string &work, bool cross);
+
+/// Compiles with quantisation (Quantization.cpp): calibrates (--calib) or reads a plan
+/// (--plan), searches bit-widths (--quantize mixed), compiles with the plan, prints the
+/// per-layer report and adds <name>.plan.json to the artifact. Returns an exit code.
+int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact &artifact);
+
+} // namespace kiln::tool
+
+#endif
