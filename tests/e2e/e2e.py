@@ -5,7 +5,7 @@
 
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
 fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
-fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, bert_tiny, bert_encoder,
+fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, bert_tiny, bert_encoder,
 silero_vad (or `all`).
 
 Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
@@ -448,6 +448,37 @@ def case_fmnist_int8(env, case, model, replan):
             raise Failure(f"the written plan, fed back with --plan, scored {again} instead of {kiln_right}")
 
 
+SEARCH_CHOSE = re.compile(r"^search: chose ([0-9.]+) bits per weight", re.M)
+
+
+def case_fmnist_mixed(env, case):
+    """Mixed int8/int4 searched under --budget bits=4.5 on the CNN: at most 5 bits per
+    weight on average, a top-1 drop within max_drop of ONNX Runtime's fp32, and more
+    right than uniform int4 (the smaller neighbour)."""
+    tol = load_tolerances(case)
+    images_path, labels_path = fmnist_test_set(env)
+    d = env.case_dir(case)
+    calib = ["--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500"]
+    mixed, ort_right, n, out = kiln_eval_int8(env, FMNIST_MODEL, images_path, labels_path,
+                                              ["--quantize", "mixed", "--budget", "bits=4.5"] + calib,
+                                              os.path.join(d, "mixed"))
+    m = SEARCH_CHOSE.search(out)
+    if not m:
+        raise Failure("cannot find the search's summary line")
+    bits = float(m.group(1))
+    uniform, _, _, _ = kiln_eval_int8(env, FMNIST_MODEL, images_path, labels_path, ["--quantize", "int4"] + calib,
+                                      os.path.join(d, "int4"))
+    drop = (ort_right - mixed) / n
+    log(f"mixed ({bits:.2f} bits/weight) top-1 {mixed / n:.4f}, uniform int4 {uniform / n:.4f}, "
+        f"onnxruntime fp32 {ort_right / n:.4f}")
+    if bits > 5.0:
+        raise Failure(f"the search chose {bits} bits per weight, more than 5")
+    if drop > float(tol["max_drop"]):
+        raise Failure(f"mixed-precision accuracy drop {drop:.4f} exceeds {tol['max_drop']}")
+    if mixed <= uniform:
+        raise Failure(f"mixed precision ({mixed}) is not better than uniform int4 ({uniform})")
+
+
 def case_bert_tiny(env, case):
     model = bert_tiny_model(env)
     d = os.path.join(env.work, case + "_inputs")
@@ -667,6 +698,7 @@ CASES = {
     "fmnist_vit_accuracy": lambda env: case_fmnist_eval(env, "fmnist_vit_accuracy", FMNIST_VIT_MODEL),
     "fmnist_int8": lambda env: case_fmnist_int8(env, "fmnist_int8", FMNIST_MODEL, True),
     "fmnist_vit_int8": lambda env: case_fmnist_int8(env, "fmnist_vit_int8", FMNIST_VIT_MODEL, False),
+    "fmnist_mixed": lambda env: case_fmnist_mixed(env, "fmnist_mixed"),
     "fmnist_gru": lambda env: case_fmnist(env, "fmnist_gru", model=FMNIST_GRU_MODEL),
     "fmnist_gru_accuracy": lambda env: case_fmnist_eval(env, "fmnist_gru_accuracy", FMNIST_GRU_MODEL),
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),

@@ -4,6 +4,16 @@
 // RUN: kiln-opt %s -kiln-quantize="observe=true" | FileCheck %s --check-prefix=OBSERVE
 // RUN: kiln-opt %s -kiln-quantize="plan=%t.plan.json" -kiln-lower-to-kernels | FileCheck %s --check-prefix=LOWER
 // RUN: kiln-opt %s -kiln-quantize="observe=true" -kiln-lower-to-kernels | FileCheck %s --check-prefix=OBSLOWER
+// RUN: echo '{"layers": [{"name": "conv1", "bits": 4, "input_range": [-1.0, 3.0]}]}' > %t.int4.json
+// RUN: kiln-opt %s -kiln-quantize="plan=%t.int4.json" | FileCheck %s --check-prefix=INT4
+// RUN: kiln-opt %s -kiln-quantize="plan=%t.int4.json" -kiln-lower-to-kernels | FileCheck %s --check-prefix=INT4LOWER
+
+// int4 weights (W4A8): the same activation parameters, bits = 4; the weights packed two
+// per byte (64 bytes where int8 takes 128), flags clamp | int4.
+// INT4: kiln.quant = {bits = 4 : i32, scale = 0.01568{{[0-9]*}} : f32, zero_point = 64 : i32}
+// INT4LOWER-DAG: memref.global "private" constant @kiln_packed_{{[0-9]+}} : memref<64xi8>
+// INT4LOWER-DAG: %[[FLAGS:.*]] = arith.constant 6 : i32
+// INT4LOWER: call @kiln_conv2d_nhwc_u8s8_packed({{.*}}, %[[FLAGS]], {{.*}})
 
 // The convolution planned at 8 bits gets its activation parameters: [-1, 3] over 255
 // steps, zero point round(1 / scale) = 64. The matmul planned at 32 bits stays float.
