@@ -112,9 +112,27 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
     std::map<std::string, int> seen;
     int64_t index = 0;
     bool ok = true;
+    llvm::json::Array floatOps; // compute that stays in float whatever the plan says
     func.walk([&](Operation *op) {
       auto layer = kernels::matchPackedLayer(op, symbols);
-      if (!layer) return;
+      if (!layer) {
+        const char *why = nullptr;
+        if (isa<linalg::DepthwiseConv2DNhwcHwcmOp>(op))
+          why = "depthwise convolution: no int8 kernel yet";
+        else if (isa<linalg::BatchMatmulOp, linalg::MatmulOp>(op))
+          why = "matmul whose operands are both activations (e.g. attention)";
+        else if (isa<linalg::Conv2DNhwcFhwcOp>(op))
+          why = "convolution whose filter is not a constant";
+        else if (isa<linalg::ConvolutionOpInterface>(op))
+          why = "convolution of a form without an int8 kernel (grouped, 1-D, 3-D ...)";
+        if (why) {
+          std::string name = kernels::locationName(op->getLoc());
+          floatOps.push_back(llvm::json::Object{{"name", name.empty() ? "?" : name},
+                                                {"op", op->getName().getStringRef()},
+                                                {"reason", why}});
+        }
+        return;
+      }
       std::string name = kernels::locationName(op->getLoc());
       if (name.empty()) name = "layer";
       if (int n = seen[name]++) name += "#" + std::to_string(n);
@@ -166,7 +184,9 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
         module.emitError() << "cannot write '" << reportPath << "': " << ec.message();
         return signalPassFailure();
       }
-      os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(report)}})) << "\n";
+      os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(report)},
+                                                                        {"float_ops", std::move(floatOps)}}))
+         << "\n";
     }
   }
 };

@@ -19,6 +19,7 @@ extern "C" {
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/Format.h"
+#include "llvm/TargetParser/Host.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -209,7 +210,7 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
 }
 
 /// Prints the per-layer quantisation report (the kiln-quantize pass's JSON).
-void printQuantReport(const llvm::json::Value &report, llvm::raw_ostream &os) {
+void printQuantReport(const llvm::json::Value &report, const std::string &target, llvm::raw_ostream &os) {
   const llvm::json::Object *root = report.getAsObject();
   const llvm::json::Array *layers = root ? root->getArray("layers") : nullptr;
   if (!layers) return;
@@ -236,11 +237,28 @@ void printQuantReport(const llvm::json::Value &report, llvm::raw_ostream &os) {
     if (auto why = l->getString("float_reason")) os << "  (float: " << *why << ")";
     os << "\n";
   }
+  // Why int8 may not pay off: compute left in float, and the kernels' instruction set.
+  if (const llvm::json::Array *fl = root->getArray("float_ops"); fl && !fl->empty()) {
+    std::map<std::string, int> reasons;
+    for (const llvm::json::Value &v : *fl) reasons[v.getAsObject()->getString("reason").value_or("").str()]++;
+    for (auto &[why, count] : reasons) os << "left in float: " << count << " x " << why << "\n";
+  }
   double avgBits = params ? (qbits + 32.0 * double(params - qparams)) / double(params) : 32.0;
   os << llvm::format("quantised %lld of %zu layers (%.1f%% of their weights); %.2f bits per weight on average, "
                      "%.1f%% of their fp32 size\n",
                      (long long)quantised, layers->size(), params ? 100.0 * qparams / params : 0.0, avgBits,
                      100.0 * avgBits / 32.0);
+  if (quantised == 0) return;
+  if (target == "aarch64") {
+    os << "int8 kernels: portable C on aarch64 (no SDOT kernel yet): int8 may be slower than fp32 there\n";
+  } else {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    bool vnni = features.lookup("avx512vnni") && features.lookup("avx512bw");
+    os << (vnni ? "int8 kernels: AVX-512 VNNI on this machine (kiln run/eval/bench build the runtime with "
+                  "-march=native)\n"
+                : "int8 kernels: this machine has no AVX-512 VNNI: they run portable C, which may be slower "
+                  "than fp32\n");
+  }
 }
 
 
@@ -417,7 +435,7 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
     llvm::raw_fd_ostream os(q.compile.quantReport, ec);
     os << llvm::formatv("{0:2}", *report) << "\n";
   }
-  printQuantReport(*report, llvm::outs());
+  printQuantReport(*report, o.compile.target, llvm::outs());
   artifact.files.push_back(o.compile.name + ".plan.json");
   return 0;
 }
