@@ -1,6 +1,8 @@
 /* Kiln kernel benchmark: the machine's measured fp32 FMA peak, then the runtime's conv
- * kernel on typical CNN/GEMM shapes as GFLOP/s and as a fraction of that peak.
- * Single thread; best of several repetitions. Run: build/bin/kiln-bench-kernels */
+ * kernel on typical CNN/GEMM shapes as GFLOP/s and as a fraction of that peak; then the
+ * int8 (u8 x s8) and int4-weight kernels on the same shapes, in GOP/s (a multiply-add
+ * is 2 ops, as for fp32) and as a speedup over the fp32 kernel. Single thread; best
+ * of several repetitions. Run: build/bin/kiln-bench-kernels */
 #define _POSIX_C_SOURCE 200809L
 #include "kiln/kernels.h"
 
@@ -42,6 +44,68 @@ static double fma_peak_gflops(void) {
   return best;
 }
 
+/* The int8 kernel (quantisation of the input included, as in a model); int4 weights
+ * when `int4`. */
+static double conv_gops_s8(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t k, int64_t s, int int4) {
+  int64_t oh = (h - k) / s + 1, ow = (w - k) / s + 1, kk = k * k * c, c4 = (c + 3) / 4 * 4;
+  int64_t bytes = (m + KILN_PANEL_S8 - 1) / KILN_PANEL_S8 * KILN_PANEL_S8 * k * k * c4;
+  float *in = malloc(sizeof(float) * (size_t)(n * h * w * c));
+  int8_t *filter = malloc((size_t)(m * kk));
+  int8_t *packed = aligned_alloc(64, (size_t)bytes);
+  float *requant = malloc(sizeof(float) * (size_t)(2 * m));
+  float *out = aligned_alloc(64, sizeof(float) * (size_t)(n * oh * ow * m + 16));
+  for (int64_t i = 0; i < n * h * w * c; ++i) in[i] = (float)(i % 13) * 0.01f;
+  for (int64_t i = 0; i < m * kk; ++i) filter[i] = (int8_t)(i % 15 - 7);
+  for (int64_t i = 0; i < 2 * m; ++i) requant[i] = 0.01f;
+  if (int4)
+    kiln_pack_panels_s4(filter, (uint8_t *)packed, m, k * k, c);
+  else
+    kiln_pack_panels_s8(filter, packed, m, k * k, c);
+  kiln_conv_geometry_t g = {n, c, m, k, k, oh, ow, s, s, 1, 1, h * w * c, w * c, c};
+  uint8_t *scratch = malloc((size_t)kiln_conv2d_u8s8_scratch_bytes(&g));
+  double best = 1e30;
+  for (int rep = 0; rep < 7; ++rep) {
+    double t0 = now();
+    kiln_conv2d_nhwc_u8s8_packed(in, scratch, packed, requant, out, &g, 100.f, 3, int4 ? KILN_S8_INT4 : 0, 0.f, 0.f);
+    double t = now() - t0;
+    if (t < best) best = t;
+  }
+  free(in);
+  free(filter);
+  free(packed);
+  free(requant);
+  free(out);
+  free(scratch);
+  return 2.0 * (double)(n * oh * ow * m * kk) / best / 1e9;
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#include <immintrin.h>
+/* 16 independent vpdpbusd chains (64 u8 x s8 multiply-adds each): the int8 peak. */
+static double vnni_peak_gops(void) {
+  __m512i acc[16], a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(1);
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_epi32(i);
+  const long iters = 20 * 1000 * 1000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    double t0 = now();
+    for (long it = 0; it < iters; ++it) {
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+      __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[8]));
+    }
+    double t = now() - t0, g = 2.0 * 64 * 16 * (double)iters / t / 1e9;
+    if (g > best) best = g;
+  }
+  int sink = 0;
+  for (int i = 0; i < 16; ++i) sink += _mm512_reduce_add_epi32(acc[i]);
+  if (sink == 12345) printf("!");
+  return best;
+}
+#else
+static double vnni_peak_gops(void) { return 0; }
+#endif
+
 static double conv_gflops(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t k, int64_t s) {
   int64_t oh = (h - k) / s + 1, ow = (w - k) / s + 1, kk = k * k * c;
   int64_t panels = (m + KILN_PANEL - 1) / KILN_PANEL;
@@ -82,9 +146,24 @@ int main(void) {
       {"conv 7x7/2 224x224x3 -> 64", 1, 229, 229, 3, 64, 7, 2},
       {"conv 1x1 56x56x64 -> 256", 1, 56, 56, 64, 256, 1, 1},
   };
+  double fp32[sizeof cases / sizeof cases[0]];
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
     double g = conv_gflops(cases[i].n, cases[i].h, cases[i].w, cases[i].c, cases[i].m, cases[i].k, cases[i].s);
+    fp32[i] = g;
     printf("%-34s %10.1f %7.0f%%\n", cases[i].name, g, 100.0 * g / peak);
+  }
+  double ipeak = vnni_peak_gops();
+  if (ipeak > 0)
+    printf("\nmeasured int8 peak (1 thread, vpdpbusd): %.1f GOP/s\n", ipeak);
+  else
+    printf("\nno AVX-512 VNNI here: the int8 kernels run portable C\n");
+  printf("%-34s %10s %8s %9s %10s %9s\n", "int8 / int4-weight kernel shape", "int8 GOP/s", "of peak", "vs fp32",
+         "int4 GOP/s", "vs fp32");
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    double g8 = conv_gops_s8(cases[i].n, cases[i].h, cases[i].w, cases[i].c, cases[i].m, cases[i].k, cases[i].s, 0);
+    double g4 = conv_gops_s8(cases[i].n, cases[i].h, cases[i].w, cases[i].c, cases[i].m, cases[i].k, cases[i].s, 1);
+    printf("%-34s %10.1f %7.0f%% %8.2fx %10.1f %8.2fx\n", cases[i].name, g8, ipeak > 0 ? 100.0 * g8 / ipeak : 0.0,
+           g8 / fp32[i], g4, g4 / fp32[i]);
   }
   return 0;
 }
