@@ -61,7 +61,7 @@ static double conv_gops_s8(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m
     kiln_pack_panels_s4(filter, (uint8_t *)packed, m, k * k, c);
   else
     kiln_pack_panels_s8(filter, packed, m, k * k, c);
-  kiln_conv_geometry_t g = {n, c, m, k, k, oh, ow, s, s, 1, 1, h * w * c, w * c, c};
+  kiln_conv_geometry_t g = {n, c, m, k, k, oh, ow, s, s, 1, 1, h * w * c, w * c, c, 0, 0, 0, 0};
   uint8_t *scratch = malloc((size_t)kiln_conv2d_u8s8_scratch_bytes(&g));
   double best = 1e30;
   for (int rep = 0; rep < 7; ++rep) {
@@ -116,7 +116,7 @@ static double conv_gflops(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m,
   for (int64_t i = 0; i < n * h * w * c; ++i) in[i] = (float)(i % 13) * 0.01f;
   for (int64_t i = 0; i < m * kk; ++i) filter[i] = (float)(i % 7) * 0.01f;
   kiln_pack_panels_f32(filter, packed, m, kk);
-  kiln_conv_geometry_t g = {n, c, m, k, k, oh, ow, s, s, 1, 1, h * w * c, w * c, c};
+  kiln_conv_geometry_t g = {n, c, m, k, k, oh, ow, s, s, 1, 1, h * w * c, w * c, c, 0, 0, 0, 0};
   double best = 1e30;
   for (int rep = 0; rep < 7; ++rep) {
     double t0 = now();

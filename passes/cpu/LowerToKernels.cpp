@@ -223,6 +223,83 @@ static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value 
   return std::make_pair(lo, hi);
 }
 
+/// True if `op` only fills `buf` with +0.0 (linalg.fill, or a linalg.map of no input).
+static bool isZeroFill(Operation *op, Value buf) {
+  auto isZero = [](Value v) {
+    auto c = v.getDefiningOp<arith::ConstantOp>();
+    auto f = c ? dyn_cast<FloatAttr>(c.getValue()) : FloatAttr();
+    return f && f.getValue().isPosZero();
+  };
+  if (auto fill = dyn_cast<linalg::FillOp>(op))
+    return fill.getDpsInits()[0] == buf && isZero(fill.getDpsInputs()[0]);
+  if (auto map = dyn_cast<linalg::MapOp>(op)) {
+    if (map.getDpsInputs().size() != 0 || map.getInit() != buf) return false;
+    auto yield = dyn_cast<linalg::YieldOp>(map.getMapper().front().getTerminator());
+    return yield && yield.getNumOperands() == 1 && isZero(yield.getOperand(0));
+  }
+  return false;
+}
+
+/// The buffer a memref value views (through subviews, reshapes and casts).
+static Value rootBuffer(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto vi = dyn_cast<ViewLikeOpInterface>(def)) v = vi.getViewSource();
+    else break;
+  }
+  return v;
+}
+
+/// A convolution input that is only a zero-padded copy of another buffer: `pad` =
+/// alloc, zero fill, subview of the interior, copy of `src` into it. The kernel can read
+/// `src` with implicit padding instead; the fill, the copy and the buffer go.
+struct ImplicitPad {
+  Value src;
+  int64_t padH, padW, h, w, offset;
+  SmallVector<int64_t> strides;
+  SmallVector<Operation *> dead; ///< in the order they can be erased (after the consumer)
+};
+
+static std::optional<ImplicitPad> implicitPad(Value in, Operation *consumer) {
+  auto alloc = in.getDefiningOp<memref::AllocOp>();
+  if (!alloc || alloc->getBlock() != consumer->getBlock()) return std::nullopt;
+  Operation *fill = nullptr;
+  memref::SubViewOp sv;
+  for (Operation *user : alloc->getUsers()) {
+    if (user == consumer) continue;
+    if (auto s = dyn_cast<memref::SubViewOp>(user); s && !sv) sv = s;
+    else if (!fill && isZeroFill(user, alloc)) fill = user;
+    else return std::nullopt;
+  }
+  if (!fill || !sv || !sv->hasOneUse()) return std::nullopt;
+  auto copy = dyn_cast<memref::CopyOp>(*sv->getUsers().begin());
+  if (!copy || copy.getTarget() != sv.getResult() || copy->getBlock() != consumer->getBlock() ||
+      fill->getBlock() != consumer->getBlock() || !fill->isBeforeInBlock(copy) || !copy->isBeforeInBlock(consumer))
+    return std::nullopt;
+  // The interior: offsets [0, top, left, 0], full batch and channels, unit steps.
+  auto offs = sv.getStaticOffsets(), sizes = sv.getStaticSizes(), steps = sv.getStaticStrides();
+  auto padShape = alloc.getType().getShape();
+  if (offs.size() != 4 || llvm::any_of(offs, ShapedType::isDynamic) || llvm::any_of(sizes, ShapedType::isDynamic) ||
+      llvm::any_of(steps, [](int64_t x) { return x != 1; }) || offs[0] != 0 || offs[3] != 0 ||
+      sizes[0] != padShape[0] || sizes[3] != padShape[3])
+    return std::nullopt;
+  Value src = copy.getSource();
+  auto layout = unitStrided(src);
+  if (!layout) return std::nullopt;
+  // Nothing between the copy and the convolution may touch the source.
+  Value root = rootBuffer(src);
+  for (Operation *op = copy->getNextNode(); op && op != consumer; op = op->getNextNode()) {
+    bool touches = false;
+    op->walk([&](Operation *inner) {
+      for (Value v : inner->getOperands())
+        if (isa<MemRefType>(v.getType()) && rootBuffer(v) == root) touches = true;
+    });
+    if (touches) return std::nullopt;
+  }
+  ImplicitPad p{src, offs[1], offs[2], sizes[1], sizes[2], layout->second, layout->first, {}};
+  p.dead = {copy, sv, fill, alloc};
+  return p;
+}
+
 struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
   using Base::Base;
 
@@ -241,13 +318,17 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
   }
 
   /// A kiln_conv_geometry_t as a constant global kept in the object; returns its address.
-  Value geometry(OpBuilder &b, Location loc, ArrayRef<int64_t> fields) {
+  Value geometry(OpBuilder &b, Location loc, ArrayRef<int64_t> given) {
+    // kiln_conv_geometry_t: 14 fields of shape and strides, then 4 of implicit padding.
+    SmallVector<int64_t> fields(given.begin(), given.end());
+    fields.resize(sizeof(kiln_conv_geometry_t) / sizeof(int64_t), 0);
     std::string name = "kiln_geometry_" + std::to_string(geometryCount++);
     auto type = MemRefType::get({int64_t(fields.size())}, b.getI64Type());
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(module.getBody());
-      auto init = DenseElementsAttr::get(RankedTensorType::get({int64_t(fields.size())}, b.getI64Type()), fields);
+      auto init = DenseElementsAttr::get(RankedTensorType::get({int64_t(fields.size())}, b.getI64Type()),
+                                         ArrayRef<int64_t>(fields));
       auto g = memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"),
                                         TypeAttr::get(type), init, b.getUnitAttr(), b.getI64IntegerAttr(8));
       g->setAttr(kKeepInCodeAttr, b.getUnitAttr());
@@ -332,8 +413,8 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
       requant[r] = scale * wscale[r];
       requant[layer.m + r] = (bias ? (*bias)[r] : 0.f) - requant[r] * float(zp) * float(wsum);
     }
-    kiln_conv_geometry_t gg;
-    std::memcpy(&gg, geom.data(), sizeof gg);
+    kiln_conv_geometry_t gg{};
+    std::memcpy(&gg, geom.data(), std::min(sizeof gg, geom.size() * sizeof(int64_t)));
     auto scratchType = MemRefType::get({kiln_conv2d_u8s8_scratch_bytes(&gg)}, b.getIntegerType(8));
     Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
     int32_t flags = (bias ? 0 : KILN_S8_ACCUMULATE) | (clamp ? KILN_S8_CLAMP : 0) | (bits == 4 ? KILN_S8_INT4 : 0);
@@ -360,7 +441,7 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     }
     SymbolTable symbols(module);
     OpBuilder b(module.getContext());
-    SmallVector<Operation *> done;
+    SmallVector<Operation *> done, deadPadding;
     func.walk([&](Operation *op) {
       Location loc = op->getLoc();
       if (auto layer = matchPackedLayer(op, symbols)) {
@@ -368,13 +449,23 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
         Value in = op->getOperand(0), out = op->getOperand(2);
         std::vector<int64_t> geom;
         int64_t inOffset = 0;
+        std::optional<ImplicitPad> implicit;
         if (auto conv = dyn_cast<linalg::Conv2DNhwcFhwcOp>(op)) {
           auto is = cast<MemRefType>(in.getType()).getShape(), os = cast<MemRefType>(out.getType()).getShape();
           auto fs = cast<MemRefType>(conv.getDpsInputs()[1].getType()).getShape();
           auto st = ints(conv.getStrides()), dl = ints(conv.getDilations());
           auto [strides, offset] = *unitStrided(in);
+          SmallVector<int64_t> pad(4, 0);
+          // The int8 kernel quantises its input into a scratch buffer anyway: it writes
+          // the padding there, so a zero-padded copy of the input is not needed.
+          if (op->hasAttr(kQuantAttr) && (implicit = implicitPad(in, op))) {
+            in = implicit->src;
+            strides = implicit->strides;
+            offset = implicit->offset;
+            pad = {implicit->padH, implicit->padW, implicit->h, implicit->w};
+          }
           geom = {is[0], is[3], fs[0], fs[1], fs[2], os[1], os[2], st[0], st[1], dl[0], dl[1],
-                  strides[0], strides[1], strides[2]};
+                  strides[0], strides[1], strides[2], pad[0], pad[1], pad[2], pad[3]};
           inOffset = offset;
         } else {
           auto as = cast<MemRefType>(in.getType()).getShape();
@@ -395,6 +486,7 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           // A bias that is not a constant stays a fill the kernel accumulates onto.
           std::optional<std::vector<float>> biasData = bias ? constantData(bias, symbols) : std::nullopt;
           lowerInt8(b, loc, quant, *layer, inPtr, outPtr, g, geom, biasData, clamp);
+          if (implicit) deadPadding.append(implicit->dead);
           if (biasData) done.push_back(prev);
           if (clamp) done.push_back(next);
         } else if (bias || clamp) {
@@ -439,16 +531,27 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
              os = cast<MemRefType>(out.getType()).getShape();
         if (fs[3] != 1) return;
         auto st = ints(dw.getStrides()), dl = ints(dw.getDilations());
-        auto &[strides, offset] = *inLayout;
+        auto [strides, offset] = *inLayout;
+        SmallVector<int64_t> pad(4, 0);
+        Value src = in;
+        auto implicit = implicitPad(in, op);
+        if (implicit) { // read the unpadded source; the kernel skips taps in the padding
+          src = implicit->src;
+          strides = implicit->strides;
+          offset = implicit->offset;
+          pad = {implicit->padH, implicit->padW, implicit->h, implicit->w};
+        }
         b.setInsertionPoint(op);
         Value g = geometry(b, loc, {is[0], is[3], is[3], fs[0], fs[1], os[1], os[2], st[0], st[1], dl[0], dl[1],
-                                    strides[0], strides[1], strides[2]});
+                                    strides[0], strides[1], strides[2], pad[0], pad[1], pad[2], pad[3]});
         call(b, loc, "kiln_dwconv2d_nhwc_f32",
-             {pointer(b, loc, in, offset), pointer(b, loc, filter), pointer(b, loc, out), g});
+             {pointer(b, loc, src, offset), pointer(b, loc, filter), pointer(b, loc, out), g});
         done.push_back(op);
+        if (implicit) deadPadding.append(implicit->dead);
       }
     });
     for (Operation *op : done) op->erase();
+    for (Operation *op : deadPadding) op->erase();
     // Filters now read in packed form leave their original constants unused: drop
     // them, or the weights file would carry every filter twice.
     bool erased = true;

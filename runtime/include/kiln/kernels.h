@@ -25,6 +25,11 @@ typedef struct kiln_conv_geometry_t {
   int64_t kh, kw, oh, ow;     /* kernel and output extents */
   int64_t stride_h, stride_w, dilation_h, dilation_w;
   int64_t in_sn, in_sh, in_sw; /* input strides in elements */
+  /* Implicit zero padding (in_h > 0): the input points at an unpadded in_h x in_w image
+   * and the convolution reads it as if pad_h rows and pad_w columns of zeros preceded it
+   * (and as many as needed followed it). in_h == 0: the input view holds every row and
+   * column the convolution reads. Only the depthwise and int8 kernels take padding. */
+  int64_t pad_h, pad_w, in_h, in_w;
 } kiln_conv_geometry_t;
 
 /* out[N,OH,OW,M] += conv(in, packed weights), no padding (the compiled code pads the

@@ -170,14 +170,20 @@ static void dwconv_rows(void *ctx, int64_t begin, int64_t end) {
   const struct dwconv_job *job = ctx;
   const kiln_conv_geometry_t *g = job->g;
   const int64_t c = g->c, kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow;
+  /* With implicit padding, taps that fall outside the image are skipped (they read 0). */
+  const int padded = g->in_h > 0;
+  const int64_t ph = padded ? g->pad_h : 0, pw = padded ? g->pad_w : 0;
   for (int64_t row = begin; row < end; ++row) {
     int64_t b = row / oh, y = row % oh;
     for (int64_t x = 0; x < ow; ++x) {
       float *restrict o = job->out + ((b * oh + y) * ow + x) * c;
-      const float *base = job->in + b * g->in_sn + y * g->stride_h * g->in_sh + x * g->stride_w * g->in_sw;
+      int64_t y0 = y * g->stride_h - ph, x0 = x * g->stride_w - pw;
+      const float *image = job->in + b * g->in_sn;
       for (int64_t fy = 0; fy < kh; ++fy)
         for (int64_t fx = 0; fx < kw; ++fx) {
-          const float *restrict i = base + fy * g->dilation_h * g->in_sh + fx * g->dilation_w * g->in_sw;
+          int64_t sy = y0 + fy * g->dilation_h, sx = x0 + fx * g->dilation_w;
+          if (padded && (sy < 0 || sy >= g->in_h || sx < 0 || sx >= g->in_w)) continue;
+          const float *restrict i = image + sy * g->in_sh + sx * g->in_sw;
           const float *restrict f = job->filter + (fy * kw + fx) * c;
           for (int64_t ch = 0; ch < c; ++ch) o[ch] += i[ch] * f[ch];
         }
@@ -282,14 +288,24 @@ void kiln_ref_conv2d_nhwc_f32_packed(const float *in, const float *packed, float
 }
 
 void kiln_ref_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g) {
+  const int padded = g->in_h > 0;
   for (int64_t b = 0; b < g->n; ++b)
     for (int64_t y = 0; y < g->oh; ++y)
       for (int64_t x = 0; x < g->ow; ++x)
         for (int64_t ch = 0; ch < g->c; ++ch) {
           double acc = 0;
           for (int64_t fy = 0; fy < g->kh; ++fy)
-            for (int64_t fx = 0; fx < g->kw; ++fx)
+            for (int64_t fx = 0; fx < g->kw; ++fx) {
+              if (padded) { /* the padded image's (y', x') is the source's (y' - pad_h, x' - pad_w) */
+                int64_t sy = y * g->stride_h + fy * g->dilation_h - g->pad_h;
+                int64_t sx = x * g->stride_w + fx * g->dilation_w - g->pad_w;
+                if (sy >= 0 && sy < g->in_h && sx >= 0 && sx < g->in_w)
+                  acc += (double)in[b * g->in_sn + sy * g->in_sh + sx * g->in_sw + ch] *
+                         filter[(fy * g->kw + fx) * g->c + ch];
+                continue;
+              }
               acc += (double)ref_input(in, g, b, y, x, fy, fx)[ch] * filter[(fy * g->kw + fx) * g->c + ch];
+            }
           out[((b * g->oh + y) * g->ow + x) * g->c + ch] += (float)acc;
         }
 }

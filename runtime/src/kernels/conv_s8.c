@@ -48,11 +48,22 @@ struct quant_job {
 static void quant_rows(void *ctx, int64_t begin, int64_t end) {
   const struct quant_job *j = ctx;
   const kiln_conv_geometry_t *g = j->g;
+  const int padded = g->in_h > 0;
   for (int64_t row = begin; row < end; ++row) {
-    int64_t b = row / j->ih, y = row % j->ih;
-    const float *src = j->in + b * g->in_sn + y * g->in_sh;
+    int64_t b = row / j->ih, y = row % j->ih, sy = padded ? y - g->pad_h : y;
     uint8_t *dst = j->dst + row * j->iw * j->c4;
-    for (int64_t x = 0; x < j->iw; ++x, src += g->in_sw, dst += j->c4) {
+    if (padded && (sy < 0 || sy >= g->in_h)) { /* a row of padding: zero is the zero point */
+      memset(dst, j->zp, (size_t)(j->iw * j->c4));
+      continue;
+    }
+    const float *src_row = j->in + b * g->in_sn + sy * g->in_sh;
+    for (int64_t x = 0; x < j->iw; ++x, dst += j->c4) {
+      int64_t sx = padded ? x - g->pad_w : x;
+      if (padded && (sx < 0 || sx >= g->in_w)) {
+        memset(dst, j->zp, (size_t)j->c4);
+        continue;
+      }
+      const float *src = src_row + sx * g->in_sw;
       int64_t ch = 0;
 #ifdef KILN_VNNI
       /* 16 at a time, the same arithmetic: rint (to nearest even), + zero point, clamp. */

@@ -27,6 +27,10 @@ void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g
   }
   int64_t ih = g->oh > 0 ? (g->oh - 1) * g->stride_h + (g->kh - 1) * g->dilation_h + 1 : 0;
   int64_t iw = g->ow > 0 ? (g->ow - 1) * g->stride_w + (g->kw - 1) * g->dilation_w + 1 : 0;
+  if (g->in_h > 0) { /* implicit padding: the image itself (its padding is zeros) */
+    ih = g->in_h;
+    iw = g->in_w;
+  }
   struct observed *o = &table[id];
   float lo = o->lo, hi = o->hi;
   for (int64_t b = 0; b < g->n; ++b)

@@ -8,7 +8,7 @@
 // CHECK-LABEL: module
 // CHECK-DAG: func.func private @kiln_conv2d_nhwc_f32_packed_fused(!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i32, f32, f32)
 // CHECK-DAG: memref.global "private" constant @kiln_packed_0 : memref<96xf32>
-// CHECK-DAG: memref.global "private" constant @kiln_geometry_0 : memref<14xi64> = dense<[1, 3, 2, 1, 1, 4, 4, 1, 1, 1, 1, 48, 12, 3]>
+// CHECK-DAG: memref.global "private" constant @kiln_geometry_0 : memref<18xi64> = dense<[1, 3, 2, 1, 1, 4, 4, 1, 1, 1, 1, 48, 12, 3, 0, 0, 0, 0]>
 // CHECK-LABEL: func.func @forward
 // CHECK-NOT: linalg.generic
 // CHECK-NOT: linalg.conv_2d_nhwc_fhwc
@@ -72,6 +72,87 @@ module {
 module {
   func.func @forward(%a: memref<4x8x32xf32>, %b: memref<4x32x16xf32>, %c: memref<4x8x16xf32>) {
     linalg.batch_matmul ins(%a, %b : memref<4x8x32xf32>, memref<4x32x16xf32>) outs(%c : memref<4x8x16xf32>)
+    return
+  }
+}
+
+// -----
+
+// A depthwise convolution whose input is only a zero-padded copy (alloc, zero fill,
+// copy into the interior) reads the unpadded source with implicit padding: the
+// geometry's last four fields are pad_h, pad_w, in_h, in_w; the padded buffer, its
+// fill and the copy are gone.
+// CHECK-LABEL: module
+// CHECK-DAG: memref.global "private" constant @kiln_geometry_0 : memref<18xi64> = dense<[1, 8, 8, 3, 3, 4, 4, 1, 1, 1, 1, 128, 32, 8, 1, 1, 4, 4]>
+// CHECK-LABEL: func.func @forward
+// CHECK-NOT: memref.copy
+// CHECK-NOT: linalg.map
+// CHECK: memref.extract_aligned_pointer_as_index %arg0
+// CHECK: call @kiln_dwconv2d_nhwc_f32
+// CHECK-NOT: memref.alloc
+module {
+  memref.global "private" constant @dw : memref<3x3x8x1xf32> = dense<0.5>
+  func.func @forward(%src: memref<1x4x4x8xf32>, %out: memref<1x4x4x8x1xf32>) {
+    %zero = arith.constant 0.0 : f32
+    %pad = memref.alloc() {alignment = 64 : i64} : memref<1x6x6x8xf32>
+    linalg.map outs(%pad : memref<1x6x6x8xf32>)
+      (%init: f32) {
+        linalg.yield %zero : f32
+      }
+    %sv = memref.subview %pad[0, 1, 1, 0] [1, 4, 4, 8] [1, 1, 1, 1] : memref<1x6x6x8xf32> to memref<1x4x4x8xf32, strided<[288, 48, 8, 1], offset: 56>>
+    memref.copy %src, %sv : memref<1x4x4x8xf32> to memref<1x4x4x8xf32, strided<[288, 48, 8, 1], offset: 56>>
+    %f = memref.get_global @dw : memref<3x3x8x1xf32>
+    linalg.depthwise_conv_2d_nhwc_hwcm {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+        ins(%pad, %f : memref<1x6x6x8xf32>, memref<3x3x8x1xf32>) outs(%out : memref<1x4x4x8x1xf32>)
+    return
+  }
+}
+
+// -----
+
+// Padding with a value other than +0.0 (here -inf, as for max pooling) stays a copy.
+// CHECK-LABEL: func.func @forward
+// CHECK: linalg.map
+// CHECK: memref.copy
+// CHECK: call @kiln_dwconv2d_nhwc_f32
+module {
+  memref.global "private" constant @dw : memref<3x3x8x1xf32> = dense<0.5>
+  func.func @forward(%src: memref<1x4x4x8xf32>, %out: memref<1x4x4x8x1xf32>) {
+    %ninf = arith.constant 0xFF800000 : f32
+    %pad = memref.alloc() {alignment = 64 : i64} : memref<1x6x6x8xf32>
+    linalg.map outs(%pad : memref<1x6x6x8xf32>)
+      (%init: f32) {
+        linalg.yield %ninf : f32
+      }
+    %sv = memref.subview %pad[0, 1, 1, 0] [1, 4, 4, 8] [1, 1, 1, 1] : memref<1x6x6x8xf32> to memref<1x4x4x8xf32, strided<[288, 48, 8, 1], offset: 56>>
+    memref.copy %src, %sv : memref<1x4x4x8xf32> to memref<1x4x4x8xf32, strided<[288, 48, 8, 1], offset: 56>>
+    %f = memref.get_global @dw : memref<3x3x8x1xf32>
+    linalg.depthwise_conv_2d_nhwc_hwcm {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+        ins(%pad, %f : memref<1x6x6x8xf32>, memref<3x3x8x1xf32>) outs(%out : memref<1x4x4x8x1xf32>)
+    return
+  }
+}
+
+// -----
+
+// The source written between the copy and the convolution: the padded copy must stay.
+// CHECK-LABEL: func.func @forward
+// CHECK: memref.copy
+// CHECK: linalg.fill
+// CHECK: call @kiln_dwconv2d_nhwc_f32
+module {
+  memref.global "private" constant @dw : memref<3x3x8x1xf32> = dense<0.5>
+  func.func @forward(%src: memref<1x4x4x8xf32>, %out: memref<1x4x4x8x1xf32>) {
+    %zero = arith.constant 0.0 : f32
+    %one = arith.constant 1.0 : f32
+    %pad = memref.alloc() {alignment = 64 : i64} : memref<1x6x6x8xf32>
+    linalg.fill ins(%zero : f32) outs(%pad : memref<1x6x6x8xf32>)
+    %sv = memref.subview %pad[0, 1, 1, 0] [1, 4, 4, 8] [1, 1, 1, 1] : memref<1x6x6x8xf32> to memref<1x4x4x8xf32, strided<[288, 48, 8, 1], offset: 56>>
+    memref.copy %src, %sv : memref<1x4x4x8xf32> to memref<1x4x4x8xf32, strided<[288, 48, 8, 1], offset: 56>>
+    linalg.fill ins(%one : f32) outs(%src : memref<1x4x4x8xf32>)
+    %f = memref.get_global @dw : memref<3x3x8x1xf32>
+    linalg.depthwise_conv_2d_nhwc_hwcm {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+        ins(%pad, %f : memref<1x6x6x8xf32>, memref<3x3x8x1xf32>) outs(%out : memref<1x4x4x8x1xf32>)
     return
   }
 }

@@ -53,7 +53,7 @@ Prepared prepare(const S8Case &p) {
   int64_t wBuf = p.w + p.padW;
   int64_t oh = (p.h - (p.kh - 1) * p.dh - 1) / p.sh + 1, ow = (p.w - (p.kw - 1) * p.dw - 1) / p.sw + 1;
   int64_t taps = p.kh * p.kw, k = taps * p.c, c4 = (p.c + 3) / 4 * 4;
-  r.g = {p.n, p.c, p.m, p.kh, p.kw, oh, ow, p.sh, p.sw, p.dh, p.dw, p.h * wBuf * p.c, wBuf * p.c, p.c};
+  r.g = {p.n, p.c, p.m, p.kh, p.kw, oh, ow, p.sh, p.sw, p.dh, p.dw, p.h * wBuf * p.c, wBuf * p.c, p.c, 0, 0, 0, 0};
   r.in = uniform(size_t(p.n * p.h * wBuf * p.c), 1, -0.7f, 2.3f);
   r.scale = 3.0f / 255.f;
   r.zp = 60; // -0.7 / scale, rounded
@@ -176,10 +176,44 @@ TEST(S8ThreadedKernelTest, SameBitsOnThreeThreads) {
   kiln_threadpool_destroy(pool);
 }
 
+// Implicit zero padding (in_h > 0) gives the bits of an explicitly padded copy: the
+// padding quantises to the zero point either way.
+TEST(S8PaddingTest, ImplicitPaddingMatchesAPaddedCopy) {
+  for (int64_t pad : {1, 2}) {
+    S8Case p{"padded", 2, 9, 7, 5, 33, 3, 3, 2, 1, 1, 1, 0, KILN_S8_CLAMP};
+    int64_t hp = p.h + 2 * pad, wp = p.w + 2 * pad;
+    S8Case big = p;
+    big.h = hp;
+    big.w = wp;
+    Prepared r = prepare(big); // geometry, weights and requantisation for the padded image
+    auto src = uniform(size_t(p.n * p.h * p.w * p.c), 21, -0.7f, 2.3f);
+    std::vector<float> padded(size_t(p.n * hp * wp * p.c), 0.f);
+    for (int64_t b = 0; b < p.n; ++b)
+      for (int64_t y = 0; y < p.h; ++y)
+        for (int64_t x = 0; x < p.w; ++x)
+          for (int64_t ch = 0; ch < p.c; ++ch)
+            padded[size_t(((b * hp + y + pad) * wp + x + pad) * p.c + ch)] = src[size_t(((b * p.h + y) * p.w + x) * p.c + ch)];
+    kiln_conv_geometry_t implicit = r.g;
+    implicit.in_sn = p.h * p.w * p.c;
+    implicit.in_sh = p.w * p.c;
+    implicit.in_sw = p.c;
+    implicit.pad_h = implicit.pad_w = pad;
+    implicit.in_h = p.h;
+    implicit.in_w = p.w;
+    std::vector<uint8_t> scratch(size_t(kiln_conv2d_u8s8_scratch_bytes(&r.g)));
+    std::vector<float> want(r.init.size()), got(r.init.size());
+    kiln_ref_conv2d_nhwc_u8s8_packed(padded.data(), scratch.data(), r.packed.data(), r.requant.data(), want.data(),
+                                     &r.g, 1.f / r.scale, r.zp, p.flags, 0.f, 1.f);
+    kiln_conv2d_nhwc_u8s8_packed(src.data(), scratch.data(), r.packed.data(), r.requant.data(), got.data(),
+                                 &implicit, 1.f / r.scale, r.zp, p.flags, 0.f, 1.f);
+    ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << "pad " << pad;
+  }
+}
+
 TEST(S8QuantizeTest, RoundsToNearestEvenAndSaturates) {
   // One pixel of 6 channels (C4 = 8): the two padding channels hold the zero point.
   float in[6] = {-100.f, 0.f, 0.5f, 1.5f, 2.5f, 1000.f};
-  kiln_conv_geometry_t g = {1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 6, 6};
+  kiln_conv_geometry_t g = {1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 6, 6, 0, 0, 0, 0};
   uint8_t out[8];
   kiln_quantize_view_u8(in, out, &g, 1.f, 10);
   uint8_t want[8] = {0, 10, 10, 12, 12, 255, 10, 10};

@@ -46,7 +46,7 @@ TEST_P(ConvKernelTest, MatchesReference) {
   auto init = random(size_t(p.n * oh * ow * p.m), 3); // kernels accumulate into the output
   std::vector<float> got = init, want = init;
   kiln_conv_geometry_t g = {p.n, p.c, p.m, p.kh, p.kw, oh, ow, p.sh, p.sw, p.dh, p.dw,
-                            p.h * wBuf * p.c, wBuf * p.c, p.c};
+                            p.h * wBuf * p.c, wBuf * p.c, p.c, 0, 0, 0, 0};
   kiln_conv2d_nhwc_f32_packed(in.data(), packed.data(), got.data(), &g);
   kiln_ref_conv2d_nhwc_f32_packed(in.data(), packed.data(), want.data(), &g);
   float tol = 1e-5f * float(k);
@@ -79,10 +79,43 @@ TEST(DepthwiseKernelTest, MatchesReferenceOnEdgeShapes) {
     auto filter = random(size_t(p.kh * p.kw * p.c), 5);
     auto init = random(size_t(p.n * oh * ow * p.c), 6);
     std::vector<float> got = init, want = init;
-    kiln_conv_geometry_t g = {p.n, p.c, p.c, p.kh, p.kw, oh, ow, p.s, p.s, p.d, p.d, p.h * wBuf * p.c, wBuf * p.c, p.c};
+    kiln_conv_geometry_t g = {p.n, p.c, p.c, p.kh, p.kw, oh, ow, p.s, p.s, p.d, p.d, p.h * wBuf * p.c, wBuf * p.c, p.c, 0, 0, 0, 0};
     kiln_dwconv2d_nhwc_f32(in.data(), filter.data(), got.data(), &g);
     kiln_ref_dwconv2d_nhwc_f32(in.data(), filter.data(), want.data(), &g);
     for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4f) << "c=" << p.c << " element " << i;
+  }
+}
+
+// Implicit zero padding: the kernel and the reference on the unpadded image agree with
+// the reference on an explicitly padded copy.
+TEST(DepthwiseKernelTest, ImplicitPaddingMatchesAPaddedCopy) {
+  struct Case { int64_t n, h, w, c, k, s, d, pad; };
+  for (Case p : {Case{1, 7, 7, 19, 3, 3 - 2, 1, 1}, Case{2, 9, 8, 33, 3, 2, 1, 1}, Case{1, 8, 8, 16, 5, 1, 1, 2},
+                 Case{1, 9, 9, 8, 3, 1, 2, 2}}) {
+    int64_t hp = p.h + 2 * p.pad, wp = p.w + 2 * p.pad;
+    int64_t oh = (hp - (p.k - 1) * p.d - 1) / p.s + 1, ow = (wp - (p.k - 1) * p.d - 1) / p.s + 1;
+    auto src = random(size_t(p.n * p.h * p.w * p.c), 22);
+    std::vector<float> padded(size_t(p.n * hp * wp * p.c), 0.f);
+    for (int64_t b = 0; b < p.n; ++b)
+      for (int64_t y = 0; y < p.h; ++y)
+        for (int64_t x = 0; x < p.w; ++x)
+          for (int64_t ch = 0; ch < p.c; ++ch)
+            padded[size_t(((b * hp + y + p.pad) * wp + x + p.pad) * p.c + ch)] =
+                src[size_t(((b * p.h + y) * p.w + x) * p.c + ch)];
+    auto filter = random(size_t(p.k * p.k * p.c), 23);
+    auto init = random(size_t(p.n * oh * ow * p.c), 24);
+    kiln_conv_geometry_t g = {p.n, p.c, p.c, p.k, p.k, oh, ow, p.s, p.s, p.d, p.d, hp * wp * p.c, wp * p.c, p.c,
+                              0, 0, 0, 0};
+    kiln_conv_geometry_t implicit = {p.n, p.c, p.c, p.k, p.k, oh, ow, p.s, p.s, p.d, p.d, p.h * p.w * p.c,
+                                     p.w * p.c, p.c, p.pad, p.pad, p.h, p.w};
+    std::vector<float> want = init, got = init, ref = init;
+    kiln_ref_dwconv2d_nhwc_f32(padded.data(), filter.data(), want.data(), &g);
+    kiln_dwconv2d_nhwc_f32(src.data(), filter.data(), got.data(), &implicit);
+    kiln_ref_dwconv2d_nhwc_f32(src.data(), filter.data(), ref.data(), &implicit);
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-4f) << "c=" << p.c << " element " << i;
+      ASSERT_NEAR(ref[i], want[i], 1e-5f) << "c=" << p.c << " element " << i;
+    }
   }
 }
 
@@ -112,7 +145,7 @@ TEST(ThreadedKernelTest, ConvAndMatmulMatchReferenceOnThreeThreads) {
     kiln_pack_panels_f32(filter.data(), packed.data(), m, k);
     auto init = random(size_t(rows * m), 12);
     std::vector<float> got = init, want = init;
-    kiln_conv_geometry_t g = {1, c, m, 1, 1, rows, 1, 1, 1, 1, 1, rows * c, c, c};
+    kiln_conv_geometry_t g = {1, c, m, 1, 1, rows, 1, 1, 1, 1, 1, rows * c, c, c, 0, 0, 0, 0};
     kiln_conv2d_nhwc_f32_packed(in.data(), packed.data(), got.data(), &g);
     kiln_ref_conv2d_nhwc_f32_packed(in.data(), packed.data(), want.data(), &g);
     for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4f) << "rows=" << rows;
@@ -134,7 +167,7 @@ TEST(FusedConvKernelTest, BiasAndClampMatchReference) {
     auto in = random(size_t(h * h * c), 16), filter = random(size_t(m * k), 17), bias = random(size_t(m), 18);
     std::vector<float> packed(size_t(panels * KILN_PANEL * k));
     kiln_pack_panels_f32(filter.data(), packed.data(), m, k);
-    kiln_conv_geometry_t g = {1, c, m, 3, 3, oh, oh, 1, 1, 1, 1, h * h * c, h * c, c};
+    kiln_conv_geometry_t g = {1, c, m, 3, 3, oh, oh, 1, 1, 1, 1, h * h * c, h * c, c, 0, 0, 0, 0};
     std::vector<float> want(size_t(oh * oh * m));
     for (size_t i = 0; i < want.size(); ++i) want[i] = bias[i % size_t(m)];
     kiln_ref_conv2d_nhwc_f32_packed(in.data(), packed.data(), want.data(), &g);
