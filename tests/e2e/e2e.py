@@ -5,7 +5,8 @@
 
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
 fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
-fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, bert_tiny, bert_encoder,
+fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, fmnist_int8_aarch64,
+bert_tiny, bert_encoder,
 silero_vad (or `all`).
 
 Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
@@ -173,7 +174,7 @@ def run_ort(env, model, inputs, out_dir):
     return run_cmd(cmd, "onnxruntime (ort_run.js)", env.timeout)
 
 
-def run_kiln(env, model, inputs, out_dir, target=None):
+def run_kiln(env, model, inputs, out_dir, target=None, extra=()):
     if not os.path.isfile(env.kiln) or not os.access(env.kiln, os.X_OK):
         raise Failure(f"kiln not found or not executable: {env.kiln}")
     cmd = [env.kiln, "run", model]
@@ -182,6 +183,7 @@ def run_kiln(env, model, inputs, out_dir, target=None):
     cmd += ["--output", out_dir]
     if target:
         cmd += ["--target", target]
+    cmd += list(extra)
     return run_cmd(cmd, "kiln run", env.timeout)
 
 
@@ -448,6 +450,32 @@ def case_fmnist_int8(env, case, model, replan):
             raise Failure(f"the written plan, fed back with --plan, scored {again} instead of {kiln_right}")
 
 
+def case_int8_aarch64(env, case):
+    """One int8 plan (int8 and int4 layers), run on x86-64 (AVX-512 VNNI where the
+    machine has it) and on aarch64 under qemu (the portable C kernels): the logits must
+    be identical bit for bit, since both paths compute the same integers and the same
+    single-rounding epilogue."""
+    d = env.case_dir(case)
+    plan_dir = os.path.join(d, "plan")
+    run_cmd([env.kiln, "compile", FMNIST_MODEL, "-o", plan_dir, "--shape", "input=4,1,28,28", "--quantize",
+             "int8", "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "200"], "kiln compile --quantize", env.timeout)
+    plan_path = os.path.join(plan_dir, "fmnist_cnn.plan.json")
+    with open(plan_path) as f:
+        plan = json.load(f)
+    plan["layers"][1]["bits"] = 4  # one layer at int4: both weight formats on both targets
+    with open(plan_path, "w") as f:
+        json.dump(plan, f)
+    outs = {}
+    for target in ("x86-64", "aarch64"):
+        out = os.path.join(d, target)
+        run_kiln(env, FMNIST_MODEL, {"input": FMNIST_SAMPLE}, out, target=target, extra=["--plan", plan_path])
+        outs[target] = load_output(out, "logits", f"kiln {target}")
+    a, b = outs["x86-64"], outs["aarch64"]
+    if a.shape != b.shape or a.tobytes() != b.tobytes():
+        raise Failure(f"int8 logits differ between x86-64 and aarch64: max |diff| {np.max(np.abs(a - b))}")
+    log(f"int8 logits {a.shape} identical on x86-64 and aarch64")
+
+
 SEARCH_CHOSE = re.compile(r"^search: chose ([0-9.]+) bits per weight", re.M)
 
 
@@ -699,6 +727,7 @@ CASES = {
     "fmnist_int8": lambda env: case_fmnist_int8(env, "fmnist_int8", FMNIST_MODEL, True),
     "fmnist_vit_int8": lambda env: case_fmnist_int8(env, "fmnist_vit_int8", FMNIST_VIT_MODEL, False),
     "fmnist_mixed": lambda env: case_fmnist_mixed(env, "fmnist_mixed"),
+    "fmnist_int8_aarch64": lambda env: case_int8_aarch64(env, "fmnist_int8_aarch64"),
     "fmnist_gru": lambda env: case_fmnist(env, "fmnist_gru", model=FMNIST_GRU_MODEL),
     "fmnist_gru_accuracy": lambda env: case_fmnist_eval(env, "fmnist_gru_accuracy", FMNIST_GRU_MODEL),
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),
