@@ -123,7 +123,7 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
           why = "matmul whose operands are both activations (e.g. attention)";
         else if (isa<linalg::Conv2DNhwcFhwcOp>(op))
           why = "convolution whose filter is not a constant";
-        else if (isa<linalg::ConvolutionOpInterface>(op))
+        else if (isa<linalg::ConvolutionOpInterface>(op) && !op->getName().getStringRef().contains("pooling"))
           why = "convolution of a form without an int8 kernel (grouped, 1-D, 3-D ...)";
         if (why) {
           std::string name = kernels::locationName(op->getLoc());

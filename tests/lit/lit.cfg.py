@@ -13,3 +13,10 @@ config.environment["PATH"] = os.pathsep.join(
     [config.kiln_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])])
 config.substitutions.append(("%kiln_src", config.kiln_src_root))
 config.substitutions.append(("%python", "/usr/bin/python3"))
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist (installed by scripts/setup.sh):
+# the calibration data of the quantisation tests.
+_fmnist_train = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+config.substitutions.append(("%fmnist_train", _fmnist_train))
+if os.path.exists(_fmnist_train):
+    config.available_features.add("fashion-mnist")

@@ -46,6 +46,34 @@ struct Calibration {
   std::vector<std::vector<std::vector<float>>> reference; ///< [chunk][output][values]
 };
 
+/// One sign's magnitudes as the observers bin them (observe.c): equal bins over [0, range).
+struct Histogram {
+  double range = 0;
+  std::vector<int64_t> bins = std::vector<int64_t>(2048, 0);
+  /// Adds `h`, rebinning the one with the smaller (power-of-two) range into the larger.
+  void merge(const Histogram &h) {
+    if (range == 0) {
+      *this = h;
+      return;
+    }
+    const Histogram *small = h.range < range ? &h : this;
+    Histogram big = h.range < range ? *this : h;
+    double ratio = small->range / big.range;
+    for (size_t i = 0; i < bins.size(); ++i)
+      big.bins[std::min(bins.size() - 1, size_t(double(i) * ratio))] += small->bins[i];
+    *this = std::move(big);
+  }
+  /// The smallest bin edge with at most `drop` values at or above it.
+  double clip(double drop) const {
+    double above = 0;
+    for (size_t i = bins.size(); i-- > 0;) {
+      if (above + double(bins[i]) > drop) return range * double(i + 1) / double(bins.size());
+      above += double(bins[i]);
+    }
+    return 0;
+  }
+};
+
 /// Every f32 output the runner wrote into `dir` (others are skipped).
 std::vector<std::vector<float>> readOutputs(const std::string &dir, const codegen::ModelSignature &sig) {
   std::vector<std::vector<float>> outs;
@@ -157,19 +185,48 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
       cal.reference.push_back(readOutputs(out, artifact.signature));
     }
   }
-  // Per layer index: the range over all chunks.
+  // Per layer index: the range over all chunks, and the merged histograms.
   std::map<int64_t, std::pair<double, double>> seen;
+  std::map<int64_t, int64_t> counts;
+  std::map<std::pair<int64_t, char>, Histogram> hists;
   if (auto buf = llvm::MemoryBuffer::getFile(ranges)) {
     llvm::SmallVector<llvm::StringRef> lines;
     (*buf)->getBuffer().split(lines, '\n', -1, false);
     for (llvm::StringRef line : lines) {
+      if (line.starts_with("h ")) {
+        llvm::SmallVector<llvm::StringRef> f;
+        line.split(f, ' ', -1, false);
+        int64_t id;
+        double range;
+        if (f.size() < 4 || f[1].getAsInteger(10, id) || f[3].getAsDouble(range) || range <= 0) continue;
+        Histogram h;
+        h.range = range;
+        for (size_t k = 4; k < f.size(); ++k) {
+          auto [bin, count] = f[k].split(':');
+          int64_t b, c;
+          if (!bin.getAsInteger(10, b) && !count.getAsInteger(10, c) && b >= 0 && b < int64_t(h.bins.size()))
+            h.bins[size_t(b)] += c;
+        }
+        hists[{id, f[2].empty() ? '+' : f[2][0]}].merge(h);
+        continue;
+      }
       long long id, count;
       double lo, hi;
       if (sscanf(line.str().c_str(), "%lld %lld %lf %lf", &id, &count, &lo, &hi) != 4) continue;
+      counts[id] += count;
       auto [it, fresh] = seen.emplace(id, std::make_pair(lo, hi));
       if (!fresh) it->second = {std::min(it->second.first, lo), std::max(it->second.second, hi)};
     }
   }
+  // Percentile clipping: each side keeps all but (100 - P)% of all values.
+  if (o.calibMethod == "percentile")
+    for (auto &[id, range] : seen) {
+      double drop = (1.0 - o.calibPercentile / 100.0) * double(counts[id]);
+      if (auto h = hists.find({id, '+'}); h != hists.end() && range.second > 0)
+        range.second = std::min(range.second, h->second.clip(drop));
+      if (auto h = hists.find({id, '-'}); h != hists.end() && range.first < 0)
+        range.first = std::max(range.first, -h->second.clip(drop));
+    }
   auto layersBuf = llvm::MemoryBuffer::getFile(c.compile.quantReport);
   auto layers = layersBuf ? llvm::json::parse((*layersBuf)->getBuffer()) : llvm::json::Value(nullptr);
   if (!layers) {
@@ -197,7 +254,12 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
     }
   llvm::json::Object plan{{"kiln_plan", 1},
                           {"calibration",
-                           llvm::json::Object{{"data", o.calibPath}, {"samples", n}, {"method", "minmax"}}},
+                           llvm::json::Object{{"data", o.calibPath},
+                                              {"samples", n},
+                                              {"method", o.calibMethod},
+                                              {"percentile", o.calibMethod == "percentile"
+                                                                 ? llvm::json::Value(o.calibPercentile)
+                                                                 : llvm::json::Value(nullptr)}}},
                           {"layers", std::move(planLayers)}};
   std::error_code ec;
   llvm::raw_fd_ostream os(planPath, ec);
@@ -421,7 +483,6 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
   q.compile.quantReport = dir + "/" + o.compile.name + ".plan.json";
   if (failed(kiln::compileOnnxFile(q.model, q.import, q.compile, dir, artifact, llvm::errs(), q.dumpImport)))
     return 1;
-  if (o.planIn.empty()) llvm::sys::fs::remove(plan);
   auto buf = llvm::MemoryBuffer::getFile(q.compile.quantReport);
   auto report = buf ? llvm::json::parse((*buf)->getBuffer()) : llvm::json::Value(nullptr);
   if (!report || !report->getAsObject()) {
@@ -430,11 +491,16 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
     return 1;
   }
   report->getAsObject()->try_emplace("kiln_plan", 1);
+  // How the plan was made (calibration, search) travels with it.
+  if (auto in = readJson(plan); in && in->getAsObject())
+    for (const char *key : {"calibration", "search"})
+      if (const llvm::json::Value *v = in->getAsObject()->get(key)) (*report->getAsObject())[key] = *v;
   {
     std::error_code ec;
     llvm::raw_fd_ostream os(q.compile.quantReport, ec);
     os << llvm::formatv("{0:2}", *report) << "\n";
   }
+  if (o.planIn.empty()) llvm::sys::fs::remove(plan);
   printQuantReport(*report, o.compile.target, llvm::outs());
   artifact.files.push_back(o.compile.name + ".plan.json");
   return 0;

@@ -28,6 +28,8 @@ struct CommonOptions {
   // also --budget bits=B|size=BYTES), or --plan FILE.
   std::string quantize, calibPath, planIn, budget;
   int64_t calibLimit = 500;
+  std::string calibMethod = "minmax"; ///< minmax | percentile (--calib-method)
+  double calibPercentile = 99.99;
 };
 
 

@@ -305,6 +305,18 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
     } else if (a == "--calib-limit") {
       if (!value(v) || llvm::StringRef(v).getAsInteger(10, o.calibLimit) || o.calibLimit < 1)
         return usageError("--calib-limit needs a positive count", help);
+    } else if (a == "--calib-method") {
+      if (!value(v)) return usageError("--calib-method needs minmax or percentile[=P]", help);
+      if (v == "minmax" || v == "percentile") {
+        o.calibMethod = v;
+      } else if (llvm::StringRef(v).starts_with("percentile=")) {
+        o.calibMethod = "percentile";
+        if (llvm::StringRef(v).drop_front(11).getAsDouble(o.calibPercentile) || !(o.calibPercentile > 50) ||
+            !(o.calibPercentile <= 100))
+          return usageError("--calib-method percentile=P needs P in (50, 100]", help);
+      } else {
+        return usageError("--calib-method takes minmax or percentile[=P]", help);
+      }
     } else if (a == "--plan") {
       if (!value(o.planIn)) return usageError("--plan needs a JSON file", help);
     } else if (a == "--dump-import") {

@@ -105,8 +105,9 @@ void kiln_pack_panels_s8(const int8_t *filter, int8_t *packed, int64_t m, int64_
 void kiln_pack_panels_s4(const int8_t *filter, uint8_t *packed, int64_t m, int64_t taps, int64_t c);
 
 /* Calibration: records the range of the values the convolution or matmul `id` reads
- * (the view g describes). kiln_observe_write appends one line per observed id,
- * "id count min max", to a text file. */
+ * (the view g describes), and a 2048-bin histogram of each sign's magnitudes over a
+ * power-of-two range. kiln_observe_write appends per observed id a line "id count min
+ * max", then per sign seen a line "h id +|- range bin:count ..." (non-zero bins only). */
 void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g);
 int kiln_observe_write(const char *path);
 

@@ -1,19 +1,50 @@
 /* Kiln runtime: calibration observers. A model compiled for calibration calls
- * kiln_observe_f32 before each convolution or matmul it may quantise; the driver
- * writes the ranges seen over the calibration set with kiln_observe_write. */
+ * kiln_observe_f32 before each convolution or matmul it may quantise (and after, on
+ * its output); the driver writes what was seen over the calibration set with
+ * kiln_observe_write: the range, and a histogram of each sign's magnitudes (for
+ * percentile clipping). */
 #include "kiln/kernels.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#define BINS 2048
+
+/* Magnitudes of one sign in BINS equal bins over [0, range); range is a power of two
+ * that doubles (merging bin pairs) when a larger value arrives. */
+struct histogram {
+  float range; /* 0: nothing seen yet */
+  int64_t bins[BINS];
+};
 
 struct observed {
   int64_t count;
   float lo, hi;
+  struct histogram pos, neg;
 };
 
 static struct observed *table;
 static int32_t table_size;
+
+static void grow_to(struct histogram *h, float magnitude) {
+  if (h->range == 0) {
+    h->range = 0x1p-30f;
+    while (h->range <= magnitude && h->range < 0x1p100f) h->range *= 2;
+    return;
+  }
+  while (h->range <= magnitude && h->range < 0x1p100f) {
+    for (int i = 0; i < BINS / 2; ++i) h->bins[i] = h->bins[2 * i] + h->bins[2 * i + 1];
+    memset(h->bins + BINS / 2, 0, sizeof(int64_t) * (BINS / 2));
+    h->range *= 2;
+  }
+}
+
+static inline void add(struct histogram *h, float magnitude) {
+  int bin = (int)(magnitude * ((float)BINS / h->range));
+  h->bins[bin < BINS ? (bin < 0 ? 0 : bin) : BINS - 1]++;
+}
 
 void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g) {
   if (id < 0) return;
@@ -21,7 +52,11 @@ void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g
     int32_t size = id + 16;
     struct observed *grown = realloc(table, (size_t)size * sizeof *grown);
     if (!grown) return;
-    for (int32_t k = table_size; k < size; ++k) grown[k] = (struct observed){0, INFINITY, -INFINITY};
+    for (int32_t k = table_size; k < size; ++k) {
+      memset(&grown[k], 0, sizeof grown[k]);
+      grown[k].lo = INFINITY;
+      grown[k].hi = -INFINITY;
+    }
     table = grown;
     table_size = size;
   }
@@ -33,26 +68,51 @@ void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g
   }
   struct observed *o = &table[id];
   float lo = o->lo, hi = o->hi;
-  for (int64_t b = 0; b < g->n; ++b)
-    for (int64_t y = 0; y < ih; ++y)
-      for (int64_t x = 0; x < iw; ++x) {
-        const float *p = in + b * g->in_sn + y * g->in_sh + x * g->in_sw;
-        for (int64_t c = 0; c < g->c; ++c) {
-          float v = p[c];
-          if (v < lo) lo = v;
-          if (v > hi) hi = v;
+  for (int pass = 0; pass < 2; ++pass) {
+    /* Pass 0: the range (and the histograms grown to hold it); pass 1: the counts. */
+    if (pass == 1) {
+      if (!(lo <= hi)) return; /* NaN only, or nothing */
+      grow_to(&o->pos, hi > 0 ? hi : 0);
+      grow_to(&o->neg, lo < 0 ? -lo : 0);
+    }
+    for (int64_t b = 0; b < g->n; ++b)
+      for (int64_t y = 0; y < ih; ++y)
+        for (int64_t x = 0; x < iw; ++x) {
+          const float *p = in + b * g->in_sn + y * g->in_sh + x * g->in_sw;
+          for (int64_t c = 0; c < g->c; ++c) {
+            float v = p[c];
+            if (pass == 0) {
+              if (v < lo) lo = v;
+              if (v > hi) hi = v;
+            } else if (v >= 0) {
+              add(&o->pos, v);
+            } else if (v < 0) {
+              add(&o->neg, -v);
+            }
+          }
         }
-      }
+  }
   o->lo = lo;
   o->hi = hi;
   o->count += g->n * ih * iw * g->c;
+}
+
+static void write_histogram(FILE *f, int32_t id, const char *sign, const struct histogram *h) {
+  if (h->range == 0) return;
+  fprintf(f, "h %d %s %.9g", id, sign, h->range);
+  for (int i = 0; i < BINS; ++i)
+    if (h->bins[i]) fprintf(f, " %d:%lld", i, (long long)h->bins[i]);
+  fputc('\n', f);
 }
 
 int kiln_observe_write(const char *path) {
   FILE *f = fopen(path, "a");
   if (!f) return -1;
   for (int32_t id = 0; id < table_size; ++id)
-    if (table[id].count > 0)
+    if (table[id].count > 0) {
       fprintf(f, "%d %lld %.9g %.9g\n", id, (long long)table[id].count, table[id].lo, table[id].hi);
+      write_histogram(f, id, "+", &table[id].pos);
+      write_histogram(f, id, "-", &table[id].neg);
+    }
   return fclose(f) == 0 ? 0 : -1;
 }
