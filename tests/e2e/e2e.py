@@ -452,9 +452,9 @@ def case_fmnist_int8(env, case, model, replan):
 
 def case_int8_aarch64(env, case):
     """One int8 plan (int8 and int4 layers), run on x86-64 (AVX-512 VNNI where the
-    machine has it) and on aarch64 under qemu (the portable C kernels): the logits must
-    be identical bit for bit, since both paths compute the same integers and the same
-    single-rounding epilogue."""
+    machine has it) and on aarch64 under qemu (portable C kernels, and SDOT kernels for
+    --cpu cortex-a76): the logits must be identical bit for bit, since every path
+    computes the same integers and the same single-rounding epilogue."""
     d = env.case_dir(case)
     plan_dir = os.path.join(d, "plan")
     run_cmd([env.kiln, "compile", FMNIST_MODEL, "-o", plan_dir, "--shape", "input=4,1,28,28", "--quantize",
@@ -466,14 +466,18 @@ def case_int8_aarch64(env, case):
     with open(plan_path, "w") as f:
         json.dump(plan, f)
     outs = {}
-    for target in ("x86-64", "aarch64"):
-        out = os.path.join(d, target)
-        run_kiln(env, FMNIST_MODEL, {"input": FMNIST_SAMPLE}, out, target=target, extra=["--plan", plan_path])
-        outs[target] = load_output(out, "logits", f"kiln {target}")
-    a, b = outs["x86-64"], outs["aarch64"]
-    if a.shape != b.shape or a.tobytes() != b.tobytes():
-        raise Failure(f"int8 logits differ between x86-64 and aarch64: max |diff| {np.max(np.abs(a - b))}")
-    log(f"int8 logits {a.shape} identical on x86-64 and aarch64")
+    # aarch64 twice: generic armv8-a (portable C kernels) and a Cortex-A76 (SDOT kernels).
+    for label, target, extra in (("x86-64", "x86-64", []), ("aarch64", "aarch64", []),
+                                 ("aarch64-sdot", "aarch64", ["--cpu", "cortex-a76"])):
+        out = os.path.join(d, label)
+        run_kiln(env, FMNIST_MODEL, {"input": FMNIST_SAMPLE}, out, target=target, extra=["--plan", plan_path] + extra)
+        outs[label] = load_output(out, "logits", f"kiln {label}")
+    a = outs["x86-64"]
+    for label in ("aarch64", "aarch64-sdot"):
+        b = outs[label]
+        if a.shape != b.shape or a.tobytes() != b.tobytes():
+            raise Failure(f"int8 logits differ between x86-64 and {label}: max |diff| {np.max(np.abs(a - b))}")
+    log(f"int8 logits {a.shape} identical on x86-64, aarch64 and aarch64 with SDOT")
 
 
 SEARCH_CHOSE = re.compile(r"^search: chose ([0-9.]+) bits per weight", re.M)

@@ -65,8 +65,9 @@ struct WorkDir {
 int execute(const std::vector<std::string> &args, std::string *errMsg);
 /// Runs a program (stdout discarded when `quiet`); returns its exit code or -1.
 int runProgram(const std::vector<std::string> &args, bool quiet, std::string *errMsg);
-/// Links <work>/model.o with the runtime and the generic driver into <work>/runner.
-int linkRunner(const std::string &work, bool cross);
+/// Links <work>/model.o with the runtime and the generic driver into <work>/runner;
+/// for aarch64 (`cross`) with the runtime built for `cpu` (empty: generic armv8-a).
+int linkRunner(const std::string &work, bool cross, const std::string &cpu = "");
 
 /// Compiles with quantisation (Quantization.cpp): calibrates (--calib) or reads a plan
 /// (--plan), searches bit-widths (--quantize mixed), compiles with the plan, prints the

@@ -86,13 +86,14 @@ int runProgram(const std::vector<std::string> &args, bool quiet, std::string *er
 }
 
 /// Links <work>/model.o with the runtime and the generic driver into <work>/runner.
-int linkRunner(const std::string &work, bool cross) {
+int linkRunner(const std::string &work, bool cross, const std::string &cpu) {
   const char *envCc = std::getenv(cross ? "KILN_AARCH64_CC" : "KILN_CC");
   std::string cc = envCc ? envCc : cross ? "aarch64-linux-gnu-gcc" : KILN_HOST_CC;
   std::string src = KILN_SOURCE_DIR;
-  // The runtime's kernels are built for the machine that runs them: the host, or
-  // a generic armv8-a (NEON) for aarch64.
-  std::vector<std::string> link{cc, "-O3", "-std=c11", cross ? "-march=armv8-a" : "-march=native", "-I" + work,
+  // The runtime's kernels are built for the machine that runs them: the host, or for
+  // aarch64 the --cpu given (e.g. cortex-a76: SDOT int8 kernels) or a generic armv8-a.
+  std::string arch = !cross ? "-march=native" : cpu.empty() ? "-march=armv8-a" : "-mcpu=" + cpu;
+  std::vector<std::string> link{cc, "-O3", "-std=c11", arch, "-I" + work,
                                 "-I" + src + "/runtime/include", src + "/tools/kiln-runner/main.c"};
   std::error_code ec;
   std::vector<std::string> sources;
@@ -502,9 +503,9 @@ int cmdRun(int argc, char **argv) {
   if (int rc = compileInto(o, work, artifact)) return rc;
 
   bool cross = o.compile.target == "aarch64";
-  if (linkRunner(work, cross)) return 1;
+  if (linkRunner(work, cross, o.compile.cpu)) return 1;
   std::vector<std::string> run;
-  if (cross) run = {"qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"};
+  if (cross) run = {"qemu-aarch64", "-cpu", "max", "-L", "/usr/aarch64-linux-gnu"};
   run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw"});
   for (auto &[name, path] : o.inputs) run.insert(run.end(), {"--input", name + "=" + path});
   if (o.threads > 1) run.insert(run.end(), {"--threads", std::to_string(o.threads)});
@@ -901,7 +902,7 @@ int cmdEval(int argc, char **argv) {
   kiln::codegen::Artifact artifact;
   if (int rc = compileInto(o, work, artifact)) return rc;
   bool cross = o.compile.target == "aarch64";
-  if (linkRunner(work, cross)) return 1;
+  if (linkRunner(work, cross, o.compile.cpu)) return 1;
   std::string oracle = std::string(KILN_SOURCE_DIR) + "/tests/oracle/ort_run.js";
 
   int64_t kilnRight = 0, ortRight = 0, agree = 0;
@@ -915,7 +916,7 @@ int cmdEval(int argc, char **argv) {
       return 1;
     }
     std::vector<std::string> run;
-    if (cross) run = {"qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"};
+    if (cross) run = {"qemu-aarch64", "-cpu", "max", "-L", "/usr/aarch64-linux-gnu"};
     run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw", "--input", inputName + "=" + in,
                            "--output", work + "/kiln-out", "--threads", std::to_string(threads)});
     std::string runErr;
