@@ -38,7 +38,7 @@ struct CompileOptions {
   std::string entryName = "forward";
   /// Quantisation (kiln-quantize): mark layers for calibration, apply a JSON plan,
   /// write the per-layer JSON report. Paths may not contain '"'.
-  bool quantObserve = false;
+  bool quantObserve = false, quantCompare = false;
   std::string quantPlan, quantReport;
   /// Print the IR after these passes ("all" for every pass) to stderr.
   std::vector<std::string> dumpIrAfter;

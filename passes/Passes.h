@@ -33,6 +33,9 @@ inline constexpr const char *kKeepInCodeAttr = "kiln.keep_in_code";
 inline constexpr const char *kQuantAttr = "kiln.quant";
 /// On a convolution or matmul: record its input range under this index (calibration).
 inline constexpr const char *kObserveAttr = "kiln.observe";
+/// On a quantised convolution or matmul: also run it in fp32 and record the int8
+/// output's error under this index (diagnostic builds).
+inline constexpr const char *kCompareAttr = "kiln.compare";
 
 } // namespace kiln
 

@@ -148,6 +148,11 @@ def KilnQuantize : Pass<"kiln-quantize", "mlir::ModuleOp"> {
     weights symmetrically per output channel to s8 when lowered. The IR stays f32: the
     attribute says how to execute the op, and every target reads the same one.
 
+    With `compare` (diagnostic builds), each quantised layer also gets
+    `kiln.compare = <index>`: kiln-lower-to-kernels runs the fp32 kernel beside the
+    int8 one on the same input and records the int8 output's error
+    (`kiln_observe_error`), for the report's per-layer output SQNR.
+
     `report` names a JSON file written with every quantisable layer: index, name, op,
     shape, parameters, chosen bits, input range, activation scale and zero point, and
     the weight quantisation's signal-to-noise ratio (dB), or why it stays in float.
@@ -159,6 +164,8 @@ def KilnQuantize : Pass<"kiln-quantize", "mlir::ModuleOp"> {
            "Mark every quantisable layer for calibration">,
     Option<"planPath", "plan", "std::string", /*default=*/"\"\"",
            "JSON quantisation plan to apply">,
+    Option<"compare", "compare", "bool", /*default=*/"false",
+           "Diagnostic build: quantised layers also run in fp32 and record their output error">,
     Option<"reportPath", "report", "std::string", /*default=*/"\"\"",
            "Write the per-layer report (JSON) here">,
   ];

@@ -130,7 +130,7 @@ public:
     std::string e = "entry=" + o.entryName;
     std::string quantize;
     if (o.quantObserve || !o.quantPlan.empty() || !o.quantReport.empty()) {
-      quantize = "kiln-quantize{" + e + (o.quantObserve ? " observe=true" : "");
+      quantize = "kiln-quantize{" + e + (o.quantObserve ? " observe=true" : "") + (o.quantCompare ? " compare=true" : "");
       if (!o.quantPlan.empty()) quantize += " plan=\"" + o.quantPlan + "\"";
       if (!o.quantReport.empty()) quantize += " report=\"" + o.quantReport + "\"";
       quantize += "},";

@@ -92,7 +92,9 @@ std::optional<PackedLayer> matchPackedLayer(Operation *op, SymbolTable &symbols)
   }
   if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) {
     Value a = mm.getDpsInputs()[0], w = mm.getDpsInputs()[1], out = mm.getDpsInits()[0];
-    if (mm.getIndexingMaps().empty() || mm.hasUserDefinedMaps() || !isDenseF32(a) || !isDenseF32(w) ||
+    // The left operand may be a view with unit inner stride (e.g. one token picked
+    // out of each sequence): the kernels read rows through strides.
+    if (mm.getIndexingMaps().empty() || mm.hasUserDefinedMaps() || !unitStrided(a) || !isDenseF32(w) ||
         !isDenseF32(out))
       return std::nullopt;
     auto ws = cast<MemRefType>(w.getType()).getShape();
@@ -458,7 +460,7 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           SmallVector<int64_t> pad(4, 0);
           // The int8 kernel quantises its input into a scratch buffer anyway: it writes
           // the padding there, so a zero-padded copy of the input is not needed.
-          if (op->hasAttr(kQuantAttr) && (implicit = implicitPad(in, op))) {
+          if (op->hasAttr(kQuantAttr) && !op->hasAttr(kCompareAttr) && (implicit = implicitPad(in, op))) {
             in = implicit->src;
             strides = implicit->strides;
             offset = implicit->offset;
@@ -469,8 +471,10 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           inOffset = offset;
         } else {
           auto as = cast<MemRefType>(in.getType()).getShape();
+          auto [strides, offset] = *unitStrided(in);
           int64_t K = layer->c, N = layer->m;
-          geom = {as[0], K, N, 1, 1, as[1], 1, 1, 1, 1, 1, as[1] * K, K, K};
+          geom = {as[0], K, N, 1, 1, as[1], 1, 1, 1, 1, 1, strides[0], strides[1], strides[1]};
+          inOffset = offset;
         }
         // The bias fill before and a clamp after become the kernel's prologue/epilogue
         // (looked up before anything is inserted next to the op).
@@ -485,7 +489,27 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
         if (auto quant = op->getAttrOfType<DictionaryAttr>(kQuantAttr)) {
           // A bias that is not a constant stays a fill the kernel accumulates onto.
           std::optional<std::vector<float>> biasData = bias ? constantData(bias, symbols) : std::nullopt;
+          Value shadow;
+          if (auto id = op->getAttrOfType<IntegerAttr>(kCompareAttr)) {
+            // Diagnostic build: the fp32 kernel on the same input into a buffer of its
+            // own, to measure what quantising this one layer costs at its output.
+            auto outType = cast<MemRefType>(out.getType());
+            shadow = memref::AllocOp::create(b, loc, MemRefType::get(outType.getShape(), outType.getElementType()),
+                                             b.getI64IntegerAttr(64));
+            Value packed = readGlobal(b, loc, pack(layer->rows, layer->m, layer->taps * layer->c));
+            auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
+            Value biasPtr = biasData ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+            if (!biasData) memref::CopyOp::create(b, loc, out, shadow); // both accumulate onto out's values
+            call(b, loc, "kiln_conv2d_nhwc_f32_packed_fused",
+                 {inPtr, pointer(b, loc, packed), pointer(b, loc, shadow), g, biasPtr, i32(b, loc, clamp ? 1 : 0),
+                  f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
+          }
           lowerInt8(b, loc, quant, *layer, inPtr, outPtr, g, geom, biasData, clamp);
+          if (auto id = op->getAttrOfType<IntegerAttr>(kCompareAttr))
+            call(b, loc, "kiln_observe_error",
+                 {i32(b, loc, id.getInt()), pointer(b, loc, shadow), outPtr,
+                  arith::ConstantIntOp::create(b, loc, b.getI64Type(),
+                                               cast<MemRefType>(out.getType()).getNumElements())});
           if (implicit) deadPadding.append(implicit->dead);
           if (biasData) done.push_back(prev);
           if (clamp) done.push_back(next);

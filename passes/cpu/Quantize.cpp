@@ -157,6 +157,7 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
           op->setAttr(kQuantAttr, b.getDictionaryAttr({b.getNamedAttr("bits", b.getI32IntegerAttr(int32_t(bits))),
                                                         b.getNamedAttr("scale", b.getF32FloatAttr(scale)),
                                                         b.getNamedAttr("zero_point", b.getI32IntegerAttr(zp))}));
+          if (compare) op->setAttr(kCompareAttr, b.getI32IntegerAttr(int32_t(index)));
           row["scale"] = double(scale);
           row["zero_point"] = zp;
           // The weights' quantisation error, as kiln-lower-to-kernels will quantise them.

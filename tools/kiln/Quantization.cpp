@@ -278,8 +278,8 @@ void printQuantReport(const llvm::json::Value &report, const std::string &target
   if (!layers) return;
   int64_t quantised = 0, params = 0, qparams = 0;
   double qbits = 0;
-  os << llvm::format("%-4s %-32s %-7s %9s %5s %10s %22s\n", "#", "layer", "op", "params", "bits", "w-SQNR dB",
-                     "input range");
+  os << llvm::format("%-4s %-32s %-7s %9s %5s %10s %10s %22s\n", "#", "layer", "op", "params", "bits", "w-SQNR dB",
+                     "out-SQNR", "input range");
   for (const llvm::json::Value &v : *layers) {
     const llvm::json::Object *l = v.getAsObject();
     int64_t bits = l->getInteger("bits").value_or(32), p = l->getInteger("params").value_or(0);
@@ -288,14 +288,16 @@ void printQuantReport(const llvm::json::Value &report, const std::string &target
     if (auto *r = l->getArray("input_range"); r && r->size() == 2)
       range = llvm::formatv("[{0}, {1}]", llvm::format("%.4g", (*r)[0].getAsNumber().value_or(0)), llvm::format("%.4g", (*r)[1].getAsNumber().value_or(0))).str();
     if (auto d = l->getNumber("weight_sqnr_db")) sqnr = llvm::formatv("{0:f1}", *d);
+    std::string outSqnr = "-";
+    if (auto d = l->getNumber("output_sqnr_db")) outSqnr = llvm::formatv("{0:f1}", *d);
     if (bits != 32) {
       ++quantised;
       qparams += p;
       qbits += double(bits) * double(p);
     }
-    os << llvm::format("%-4lld %-32s %-7s %9lld %5lld %10s %22s", (long long)l->getInteger("index").value_or(0),
+    os << llvm::format("%-4lld %-32s %-7s %9lld %5lld %10s %10s %22s", (long long)l->getInteger("index").value_or(0),
                        l->getString("name").value_or("").str().c_str(), l->getString("op").value_or("").str().c_str(),
-                       (long long)p, (long long)bits, sqnr.c_str(), range.c_str());
+                       (long long)p, (long long)bits, sqnr.c_str(), outSqnr.c_str(), range.c_str());
     if (auto why = l->getString("float_reason")) os << "  (float: " << *why << ")";
     os << "\n";
   }
@@ -364,6 +366,53 @@ std::optional<double> outputSqnr(CommonOptions &o, Calibration &cal, const llvm:
   }
   removeTree(dir);
   return noise > 0 ? 10 * std::log10(signal / noise) : 999.0;
+}
+
+/// Per quantised layer index, the SQNR (dB) of its int8 output against its fp32
+/// output on the same input, over the search's calibration chunks.
+std::optional<std::map<int64_t, double>> layerOutputErrors(CommonOptions &o, Calibration &cal,
+                                                           const std::string &planPath) {
+  std::string dir = cal.work->path + "/diagnostic";
+  if (llvm::sys::fs::create_directories(dir)) return std::nullopt;
+  CommonOptions c = o;
+  c.compile.name = "model";
+  c.compile.target = "x86-64";
+  c.compile.cpu.clear();
+  c.compile.quantObserve = false;
+  c.compile.quantCompare = true;
+  c.compile.quantPlan = planPath;
+  c.compile.quantReport.clear();
+  c.compile.dumpIrAfter.clear();
+  codegen::Artifact artifact;
+  if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, dir, artifact, llvm::errs(), false)) ||
+      linkRunner(dir, false))
+    return std::nullopt;
+  std::string errorsPath = dir + "/errors.txt";
+  for (size_t k = 0; k < cal.chunks.size(); ++k) {
+    std::string err;
+    if (runProgram({dir + "/runner", "--weights", dir + "/model.kw", "--input", cal.inputName + "=" + cal.chunks[k],
+                    "--output", dir + "/out", "--observe", errorsPath},
+                   true, &err) != 0) {
+      llvm::errs() << "error: running the diagnostic build failed" << (err.empty() ? "" : ": " + err) << "\n";
+      return std::nullopt;
+    }
+  }
+  std::map<int64_t, std::pair<double, double>> sums;
+  if (auto buf = llvm::MemoryBuffer::getFile(errorsPath)) {
+    llvm::SmallVector<llvm::StringRef> lines;
+    (*buf)->getBuffer().split(lines, '\n', -1, false);
+    for (llvm::StringRef line : lines) {
+      long long id;
+      double signal, noise;
+      if (sscanf(line.str().c_str(), "e %lld %lf %lf", &id, &signal, &noise) != 3) continue;
+      sums[id].first += signal;
+      sums[id].second += noise;
+    }
+  }
+  std::map<int64_t, double> out;
+  for (auto &[id, sn] : sums) out[id] = sn.second > 0 ? 10 * std::log10(sn.first / sn.second) : 999.0;
+  removeTree(dir);
+  return out;
 }
 
 /// The bit-width search (see the file comment); rewrites the plan at `planPath`.
@@ -470,9 +519,9 @@ int searchBits(CommonOptions &o, const std::string &planPath, Calibration &cal) 
 /// the report's figures; editable and accepted back by --plan) to the artifact.
 int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact &artifact) {
   std::string plan = o.planIn;
+  Calibration cal;
   if (plan.empty()) {
     plan = dir + "/calibration-plan.json";
-    Calibration cal;
     cal.work = std::make_unique<WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/calibration", "kiln-calib");
     if (int rc = calibrate(o, plan, cal)) return rc;
     if (o.quantize == "mixed")
@@ -491,6 +540,18 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
     return 1;
   }
   report->getAsObject()->try_emplace("kiln_plan", 1);
+  // With calibration data at hand: each quantised layer's output error, measured in a
+  // diagnostic build that runs every quantised layer in fp32 beside its int8 kernel.
+  if (cal.work && !cal.chunks.empty()) {
+    auto errors = layerOutputErrors(o, cal, plan);
+    if (!errors) return 1;
+    if (auto *rows = report->getAsObject()->getArray("layers"))
+      for (llvm::json::Value &v : *rows) {
+        auto *l = v.getAsObject();
+        auto it = errors->find(l->getInteger("index").value_or(-1));
+        if (it != errors->end()) (*l)["output_sqnr_db"] = it->second;
+      }
+  }
   // How the plan was made (calibration, search) travels with it.
   if (auto in = readJson(plan); in && in->getAsObject())
     for (const char *key : {"calibration", "search"})

@@ -109,6 +109,9 @@ void kiln_pack_panels_s4(const int8_t *filter, uint8_t *packed, int64_t m, int64
  * power-of-two range. kiln_observe_write appends per observed id a line "id count min
  * max", then per sign seen a line "h id +|- range bin:count ..." (non-zero bins only). */
 void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g);
+/* Diagnostics: accumulates, under `id`, the energy of `ref` and of `got - ref` over
+ * `count` values; kiln_observe_write adds a line "e id signal noise" per id. */
+void kiln_observe_error(int32_t id, const float *ref, const float *got, int64_t count);
 int kiln_observe_write(const char *path);
 
 #ifdef __cplusplus

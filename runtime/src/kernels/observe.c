@@ -28,6 +28,34 @@ struct observed {
 static struct observed *table;
 static int32_t table_size;
 
+struct error_sum {
+  double signal, noise;
+  int seen;
+};
+static struct error_sum *errors;
+static int32_t errors_size;
+
+void kiln_observe_error(int32_t id, const float *ref, const float *got, int64_t count) {
+  if (id < 0) return;
+  if (id >= errors_size) {
+    int32_t size = id + 16;
+    struct error_sum *grown = realloc(errors, (size_t)size * sizeof *grown);
+    if (!grown) return;
+    memset(grown + errors_size, 0, (size_t)(size - errors_size) * sizeof *grown);
+    errors = grown;
+    errors_size = size;
+  }
+  double signal = 0, noise = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    double r = ref[i], d = (double)got[i] - r;
+    signal += r * r;
+    noise += d * d;
+  }
+  errors[id].signal += signal;
+  errors[id].noise += noise;
+  errors[id].seen = 1;
+}
+
 static void grow_to(struct histogram *h, float magnitude) {
   if (h->range == 0) {
     h->range = 0x1p-30f;
@@ -114,5 +142,7 @@ int kiln_observe_write(const char *path) {
       write_histogram(f, id, "+", &table[id].pos);
       write_histogram(f, id, "-", &table[id].neg);
     }
+  for (int32_t id = 0; id < errors_size; ++id)
+    if (errors[id].seen) fprintf(f, "e %d %.17g %.17g\n", id, errors[id].signal, errors[id].noise);
   return fclose(f) == 0 ? 0 : -1;
 }
