@@ -49,6 +49,10 @@
 // LOWER-DAG: %[[FLAGS:.*]] = arith.constant 2 : i32
 // LOWER: call @kiln_conv2d_nhwc_u8s8_packed({{.*}}, %[[INV]], %[[ZP]], %[[FLAGS]], {{.*}})
 // LOWER: call @kiln_conv2d_nhwc_f32_packed(
+// Per-channel weight scales: channel 0 (max |w| = 2) -> 1, -2, 0.5 become 64, -127, 32
+// (63.5 rounds to even); channel 1 (max 6) -> 4, 5, -6 become 85, 106, -127; the fourth
+// byte of each is channel padding (C = 3 -> 4); the other 30 lanes of the panel are 0.
+// LOWER: kiln_packed_0: "0x0100000040812000556A8100{{0+}}"
 
 // Calibration: each layer's input before its kernel, its output (index + 2^20) after.
 // OBSLOWER: %[[IN0:.*]] = arith.constant 0 : i32
