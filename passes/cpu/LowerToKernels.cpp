@@ -225,6 +225,99 @@ static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value 
   return std::make_pair(lo, hi);
 }
 
+/// The buffer a memref value views (through subviews, reshapes and casts).
+static Value rootBuffer(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto vi = dyn_cast<ViewLikeOpInterface>(def)) v = vi.getViewSource();
+    else break;
+  }
+  return v;
+}
+
+/// What follows a depthwise convolution in TOSA's lowering: its 5-D output collapsed to
+/// NHWC, then y = clamp(bias[c] + x) into a new buffer. The kernel can write y itself.
+struct DepthwiseEpilogue {
+  Value bias, result;
+  std::optional<std::pair<float, float>> clamp;
+  SmallVector<Operation *> dead; ///< erasable after the convolution, in this order
+};
+
+static std::optional<DepthwiseEpilogue> depthwiseEpilogue(linalg::DepthwiseConv2DNhwcHwcmOp dw) {
+  Value out = dw.getDpsInits()[0];
+  auto alloc = out.getDefiningOp<memref::AllocOp>();
+  if (!alloc) return std::nullopt;
+  Operation *fill = nullptr;
+  memref::CollapseShapeOp collapse;
+  for (Operation *user : alloc->getUsers()) {
+    if (user == dw.getOperation()) continue;
+    if (auto f = dyn_cast<linalg::FillOp>(user); f && !fill && f.getDpsInits()[0] == out) {
+      auto c = f.getDpsInputs()[0].getDefiningOp<arith::ConstantOp>();
+      auto v = c ? dyn_cast<FloatAttr>(c.getValue()) : FloatAttr();
+      if (!v || !v.getValue().isZero() || !f->isBeforeInBlock(dw)) return std::nullopt;
+      fill = f;
+    } else if (auto cs = dyn_cast<memref::CollapseShapeOp>(user); cs && !collapse) {
+      collapse = cs;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (!fill || !collapse || !collapse->hasOneUse()) return std::nullopt;
+  auto g = dyn_cast<linalg::GenericOp>(*collapse->getUsers().begin());
+  if (!g || g->getBlock() != dw->getBlock() || !dw->isBeforeInBlock(g) || g.getNumDpsInputs() != 2 ||
+      g.getNumDpsInits() != 1 || g.getDpsInputs()[1] != collapse.getResult() || !isDenseF32(g.getDpsInits()[0]) ||
+      cast<MemRefType>(g.getDpsInits()[0].getType()).getShape() != collapse.getType().getShape())
+    return std::nullopt;
+  Value bias = g.getDpsInputs()[0];
+  auto bt = dyn_cast<MemRefType>(bias.getType());
+  auto maps = g.getIndexingMapsArray();
+  if (!bt || bt.getRank() != 1 || !isDenseF32(bias) || !maps[1].isIdentity() || !maps[2].isIdentity() ||
+      maps[0].getNumResults() != 1 || maps[0].getResult(0) != getAffineDimExpr(3, g.getContext()))
+    return std::nullopt;
+  // Nothing between the convolution and the generic may touch the output or the bias.
+  for (Operation *op = dw->getNextNode(); op && op != g.getOperation(); op = op->getNextNode())
+    if (op != collapse.getOperation())
+      for (Value v : op->getOperands())
+        if (isa<MemRefType>(v.getType()) && (rootBuffer(v) == rootBuffer(g.getDpsInits()[0]) || rootBuffer(v) == rootBuffer(bias)))
+          return std::nullopt;
+  // The kernel writes the result, reading the bias, where the convolution stands: a
+  // buffer allocated (or a constant read) after it moves up, as such ops have no
+  // operands; anything else defined later: no.
+  for (Value v : {g.getDpsInits()[0], bias})
+    if (Operation *def = v.getDefiningOp(); def && def->getBlock() == dw->getBlock() && dw->isBeforeInBlock(def) &&
+                                            (!isa<memref::AllocOp, memref::GetGlobalOp>(def) || def->getNumOperands()))
+      return std::nullopt;
+  Block &body = g.getRegion().front();
+  auto ops = body.without_terminator();
+  auto it = ops.begin();
+  if (it == ops.end()) return std::nullopt;
+  auto add = dyn_cast<arith::AddFOp>(*it);
+  if (!add || !((add.getLhs() == body.getArgument(0) && add.getRhs() == body.getArgument(1)) ||
+                (add.getLhs() == body.getArgument(1) && add.getRhs() == body.getArgument(0))))
+    return std::nullopt;
+  Value cur = add.getResult();
+  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  bool clamped = false;
+  for (++it; it != ops.end(); ++it) {
+    Operation &op = *it;
+    if (op.getNumOperands() != 2 || op.getOperand(0) != cur) return std::nullopt;
+    auto c = op.getOperand(1).getDefiningOp<arith::ConstantOp>();
+    auto attr = c ? dyn_cast<FloatAttr>(c.getValue()) : FloatAttr();
+    if (!attr) return std::nullopt;
+    float v = float(attr.getValueAsDouble());
+    if (isa<arith::MinimumFOp>(op)) hi = std::min(hi, v);
+    else if (isa<arith::MaximumFOp>(op)) lo = std::max(lo, v);
+    else return std::nullopt;
+    cur = op.getResult(0);
+    clamped = true;
+  }
+  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
+  if (!yield || yield.getOperand(0) != cur || lo > hi) return std::nullopt;
+  DepthwiseEpilogue e{bias, g.getDpsInits()[0], std::nullopt, {}};
+  if (clamped) e.clamp = std::make_pair(lo, hi);
+  e.dead = {g, collapse, fill, alloc};
+  return e;
+}
+
 /// True if `op` only fills `buf` with +0.0 (linalg.fill, or a linalg.map of no input).
 static bool isZeroFill(Operation *op, Value buf) {
   auto isZero = [](Value v) {
@@ -240,15 +333,6 @@ static bool isZeroFill(Operation *op, Value buf) {
     return yield && yield.getNumOperands() == 1 && isZero(yield.getOperand(0));
   }
   return false;
-}
-
-/// The buffer a memref value views (through subviews, reshapes and casts).
-static Value rootBuffer(Value v) {
-  while (Operation *def = v.getDefiningOp()) {
-    if (auto vi = dyn_cast<ViewLikeOpInterface>(def)) v = vi.getViewSource();
-    else break;
-  }
-  return v;
 }
 
 /// A convolution input that is only a zero-padded copy of another buffer: `pad` =
@@ -559,6 +643,11 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
         SmallVector<int64_t> pad(4, 0);
         Value src = in;
         auto implicit = implicitPad(in, op);
+        auto epilogue = depthwiseEpilogue(dw);
+        // The kernel must not write the buffer it reads (bufferization may have put the
+        // epilogue's result in the padded copy's source): then the copy stays.
+        if (epilogue && rootBuffer(epilogue->result) == rootBuffer(in)) epilogue.reset();
+        if (implicit && epilogue && rootBuffer(epilogue->result) == rootBuffer(implicit->src)) implicit.reset();
         if (implicit) { // read the unpadded source; the kernel skips taps in the padding
           src = implicit->src;
           strides = implicit->strides;
@@ -568,9 +657,21 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
         b.setInsertionPoint(op);
         Value g = geometry(b, loc, {is[0], is[3], is[3], fs[0], fs[1], os[1], os[2], st[0], st[1], dl[0], dl[1],
                                     strides[0], strides[1], strides[2], pad[0], pad[1], pad[2], pad[3]});
-        call(b, loc, "kiln_dwconv2d_nhwc_f32",
-             {pointer(b, loc, src, offset), pointer(b, loc, filter), pointer(b, loc, out), g});
+        if (epilogue) { // y = clamp(bias + conv), written by the kernel into y's buffer
+          for (Value v : {epilogue->result, epilogue->bias})
+            if (Operation *def = v.getDefiningOp(); def && def->getBlock() == op->getBlock() && op->isBeforeInBlock(def))
+              def->moveBefore(op);
+          auto clamp = epilogue->clamp;
+          call(b, loc, "kiln_dwconv2d_nhwc_f32_fused",
+               {pointer(b, loc, src, offset), pointer(b, loc, filter), pointer(b, loc, epilogue->result), g,
+                pointer(b, loc, epilogue->bias), i32(b, loc, clamp ? 1 : 0), f32(b, loc, clamp ? clamp->first : 0.f),
+                f32(b, loc, clamp ? clamp->second : 0.f)});
+        } else {
+          call(b, loc, "kiln_dwconv2d_nhwc_f32",
+               {pointer(b, loc, src, offset), pointer(b, loc, filter), pointer(b, loc, out), g});
+        }
         done.push_back(op);
+        if (epilogue) deadPadding.append(epilogue->dead);
         if (implicit) deadPadding.append(implicit->dead);
       }
     });

@@ -46,6 +46,11 @@ void kiln_conv2d_nhwc_f32_packed_fused(const float *in, const float *packed, flo
 
 /* out[N,OH,OW,C] += depthwise conv(in, filter[KH,KW,C]) (channel multiplier 1; m == c). */
 void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g);
+/* The same with its neighbours fused: out = bias[C] + depthwise conv (instead of
+ * accumulating; `bias` may be NULL to accumulate), then clamped to [lo, hi] when
+ * `clamp` is non-zero. */
+void kiln_dwconv2d_nhwc_f32_fused(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g,
+                                  const float *bias, int32_t clamp, float lo, float hi);
 
 /* c[B,M,N] += a[B,M,K] x b[B,K,N], all dense row-major, b not packed (an activation,
  * e.g. attention scores x values). */

@@ -163,9 +163,21 @@ struct dwconv_job {
   const float *in, *filter;
   float *out;
   const kiln_conv_geometry_t *g;
+  const float *bias; /* NULL: accumulate into out; else out = bias + conv */
+  int clamp;
+  float lo, hi;
 };
 
-/* Output rows (batch x output row) [begin, end) of the depthwise convolution. */
+typedef float v16 __attribute__((vector_size(16 * sizeof(float))));
+
+static inline v16 load16(const float *p) {
+  v16 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* Output rows (batch x output row) [begin, end) of the depthwise convolution: per output
+ * pixel, 16 channels at a time with the sum over the taps kept in a register. */
 static void dwconv_rows(void *ctx, int64_t begin, int64_t end) {
   const struct dwconv_job *job = ctx;
   const kiln_conv_geometry_t *g = job->g;
@@ -173,26 +185,74 @@ static void dwconv_rows(void *ctx, int64_t begin, int64_t end) {
   /* With implicit padding, taps that fall outside the image are skipped (they read 0). */
   const int padded = g->in_h > 0;
   const int64_t ph = padded ? g->pad_h : 0, pw = padded ? g->pad_w : 0;
+  const float lo = job->lo, hi = job->hi;
+  const float *taps[64];
+  const float *filters[64];
   for (int64_t row = begin; row < end; ++row) {
     int64_t b = row / oh, y = row % oh;
+    const float *image = job->in + b * g->in_sn;
     for (int64_t x = 0; x < ow; ++x) {
       float *restrict o = job->out + ((b * oh + y) * ow + x) * c;
       int64_t y0 = y * g->stride_h - ph, x0 = x * g->stride_w - pw;
-      const float *image = job->in + b * g->in_sn;
-      for (int64_t fy = 0; fy < kh; ++fy)
+      /* The taps inside the image (at most 64 are kept; larger kernels take the
+       * one-tap-at-a-time path below). */
+      int nt = 0;
+      for (int64_t fy = 0; fy < kh && nt >= 0; ++fy)
         for (int64_t fx = 0; fx < kw; ++fx) {
           int64_t sy = y0 + fy * g->dilation_h, sx = x0 + fx * g->dilation_w;
           if (padded && (sy < 0 || sy >= g->in_h || sx < 0 || sx >= g->in_w)) continue;
-          const float *restrict i = image + sy * g->in_sh + sx * g->in_sw;
-          const float *restrict f = job->filter + (fy * kw + fx) * c;
-          for (int64_t ch = 0; ch < c; ++ch) o[ch] += i[ch] * f[ch];
+          if (nt == 64) {
+            nt = -1;
+            break;
+          }
+          taps[nt] = image + sy * g->in_sh + sx * g->in_sw;
+          filters[nt++] = job->filter + (fy * kw + fx) * c;
         }
+      if (nt < 0) { /* more than 64 taps: accumulate in memory, tap by tap */
+        if (job->bias) memcpy(o, job->bias, sizeof(float) * (size_t)c);
+        for (int64_t fy = 0; fy < kh; ++fy)
+          for (int64_t fx = 0; fx < kw; ++fx) {
+            int64_t sy = y0 + fy * g->dilation_h, sx = x0 + fx * g->dilation_w;
+            if (padded && (sy < 0 || sy >= g->in_h || sx < 0 || sx >= g->in_w)) continue;
+            const float *restrict i = image + sy * g->in_sh + sx * g->in_sw;
+            const float *restrict f = job->filter + (fy * kw + fx) * c;
+            for (int64_t ch = 0; ch < c; ++ch) o[ch] += i[ch] * f[ch];
+          }
+        if (job->clamp)
+          for (int64_t ch = 0; ch < c; ++ch) o[ch] = o[ch] < lo ? lo : o[ch] > hi ? hi : o[ch];
+        continue;
+      }
+      int64_t ch = 0;
+      for (; ch + 16 <= c; ch += 16) {
+        v16 acc = load16(job->bias ? job->bias + ch : o + ch);
+        for (int t = 0; t < nt; ++t) acc += load16(taps[t] + ch) * load16(filters[t] + ch);
+        if (job->clamp) {
+          float t[16];
+          memcpy(t, &acc, sizeof t);
+          for (int k = 0; k < 16; ++k) t[k] = t[k] < lo ? lo : t[k] > hi ? hi : t[k];
+          memcpy(o + ch, t, sizeof t);
+        } else {
+          memcpy(o + ch, &acc, sizeof acc);
+        }
+      }
+      for (; ch < c; ++ch) {
+        float acc = job->bias ? job->bias[ch] : o[ch];
+        for (int t = 0; t < nt; ++t) acc += taps[t][ch] * filters[t][ch];
+        if (job->clamp) acc = acc < lo ? lo : acc > hi ? hi : acc;
+        o[ch] = acc;
+      }
     }
   }
 }
 
 void kiln_dwconv2d_nhwc_f32(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g) {
-  struct dwconv_job job = {in, filter, out, g};
+  struct dwconv_job job = {in, filter, out, g, NULL, 0, 0.f, 0.f};
+  kiln_parallel_for(g->n * g->oh, dwconv_rows, &job);
+}
+
+void kiln_dwconv2d_nhwc_f32_fused(const float *in, const float *filter, float *out, const kiln_conv_geometry_t *g,
+                                  const float *bias, int32_t clamp, float lo, float hi) {
+  struct dwconv_job job = {in, filter, out, g, bias, clamp != 0, lo, hi};
   kiln_parallel_for(g->n * g->oh, dwconv_rows, &job);
 }
 

@@ -156,3 +156,87 @@ module {
     return
   }
 }
+
+// -----
+
+// A depthwise convolution's epilogue as TOSA lowers it (zero-filled 5-D output,
+// collapsed, then y = clamp(bias + x) into another buffer, here allocated later): one
+// call of the fused kernel writing y, with the bias and the ReLU6 bounds; the fill, the
+// 5-D buffer, the collapse and the generic are gone, y's allocation moved up.
+// CHECK-LABEL: func.func @forward
+// CHECK-NOT: linalg.fill
+// CHECK: %[[Y:.*]] = memref.alloc() {{.*}} : memref<1x4x4x8xf32>
+// CHECK: memref.extract_aligned_pointer_as_index %[[Y]]
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1 : i32
+// CHECK-DAG: %[[LO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG: %[[HI:.*]] = arith.constant 6.000000e+00 : f32
+// CHECK: call @kiln_dwconv2d_nhwc_f32_fused({{.*}}, %[[ONE]], %[[LO]], %[[HI]])
+// CHECK-NOT: linalg.generic
+// CHECK-NOT: memref.collapse_shape
+// CHECK: return %[[Y]]
+#bias = affine_map<(d0, d1, d2, d3) -> (d3)>
+#id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+module {
+  memref.global "private" constant @dw : memref<3x3x8x1xf32> = dense<0.5>
+  memref.global "private" constant @b : memref<8xf32> = dense<0.25>
+  func.func @forward(%in: memref<1x6x6x8xf32>) -> memref<1x4x4x8xf32> {
+    %zero = arith.constant 0.0 : f32
+    %six = arith.constant 6.0 : f32
+    %out = memref.alloc() {alignment = 64 : i64} : memref<1x4x4x8x1xf32>
+    linalg.fill ins(%zero : f32) outs(%out : memref<1x4x4x8x1xf32>)
+    %f = memref.get_global @dw : memref<3x3x8x1xf32>
+    linalg.depthwise_conv_2d_nhwc_hwcm {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+        ins(%in, %f : memref<1x6x6x8xf32>, memref<3x3x8x1xf32>) outs(%out : memref<1x4x4x8x1xf32>)
+    %c = memref.collapse_shape %out [[0], [1], [2], [3, 4]] : memref<1x4x4x8x1xf32> into memref<1x4x4x8xf32>
+    %bias = memref.get_global @b : memref<8xf32>
+    %y = memref.alloc() {alignment = 64 : i64} : memref<1x4x4x8xf32>
+    linalg.generic {indexing_maps = [#bias, #id, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+        ins(%bias, %c : memref<8xf32>, memref<1x4x4x8xf32>) outs(%y : memref<1x4x4x8xf32>) {
+    ^bb0(%x: f32, %v: f32, %o: f32):
+      %0 = arith.addf %x, %v : f32
+      %1 = arith.minimumf %0, %six : f32
+      %2 = arith.maximumf %1, %zero : f32
+      linalg.yield %2 : f32
+    }
+    return %y : memref<1x4x4x8xf32>
+  }
+}
+
+// -----
+
+// The epilogue's result is the buffer the padded copy was made from (bufferization
+// reuses it): the kernel must not read the image it writes, so the padded copy stays.
+// CHECK-LABEL: func.func @forward
+// CHECK: linalg.map
+// CHECK: memref.copy
+// CHECK: call @kiln_dwconv2d_nhwc_f32_fused
+#bias = affine_map<(d0, d1, d2, d3) -> (d3)>
+#id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+module {
+  memref.global "private" constant @dw : memref<3x3x8x1xf32> = dense<0.5>
+  memref.global "private" constant @b : memref<8xf32> = dense<0.25>
+  func.func @forward(%src: memref<1x4x4x8xf32>) {
+    %zero = arith.constant 0.0 : f32
+    %pad = memref.alloc() {alignment = 64 : i64} : memref<1x6x6x8xf32>
+    linalg.map outs(%pad : memref<1x6x6x8xf32>)
+      (%init: f32) {
+        linalg.yield %zero : f32
+      }
+    %sv = memref.subview %pad[0, 1, 1, 0] [1, 4, 4, 8] [1, 1, 1, 1] : memref<1x6x6x8xf32> to memref<1x4x4x8xf32, strided<[288, 48, 8, 1], offset: 56>>
+    memref.copy %src, %sv : memref<1x4x4x8xf32> to memref<1x4x4x8xf32, strided<[288, 48, 8, 1], offset: 56>>
+    %out = memref.alloc() {alignment = 64 : i64} : memref<1x4x4x8x1xf32>
+    linalg.fill ins(%zero : f32) outs(%out : memref<1x4x4x8x1xf32>)
+    %f = memref.get_global @dw : memref<3x3x8x1xf32>
+    linalg.depthwise_conv_2d_nhwc_hwcm {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+        ins(%pad, %f : memref<1x6x6x8xf32>, memref<3x3x8x1xf32>) outs(%out : memref<1x4x4x8x1xf32>)
+    %c = memref.collapse_shape %out [[0], [1], [2], [3, 4]] : memref<1x4x4x8x1xf32> into memref<1x4x4x8xf32>
+    %bias = memref.get_global @b : memref<8xf32>
+    linalg.generic {indexing_maps = [#bias, #id, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+        ins(%bias, %c : memref<8xf32>, memref<1x4x4x8xf32>) outs(%src : memref<1x4x4x8xf32>) {
+    ^bb0(%x: f32, %v: f32, %o: f32):
+      %0 = arith.addf %x, %v : f32
+      linalg.yield %0 : f32
+    }
+    return
+  }
+}

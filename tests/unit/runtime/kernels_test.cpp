@@ -119,6 +119,26 @@ TEST(DepthwiseKernelTest, ImplicitPaddingMatchesAPaddedCopy) {
   }
 }
 
+// The fused entry point: out = clamp(bias + depthwise conv) without reading the old
+// output; channel counts around the 16-wide blocks, and a 9x9 kernel with more than
+// 64 taps (the tap-by-tap path).
+TEST(DepthwiseKernelTest, FusedBiasAndClampMatchReference) {
+  struct Case { int64_t h, c, k; };
+  for (Case p : {Case{8, 15, 3}, Case{8, 16, 3}, Case{9, 37, 3}, Case{12, 20, 9}}) {
+    int64_t oh = p.h - p.k + 1;
+    auto in = random(size_t(p.h * p.h * p.c), 25), filter = random(size_t(p.k * p.k * p.c), 26);
+    auto bias = random(size_t(p.c), 27);
+    kiln_conv_geometry_t g = {1, p.c, p.c, p.k, p.k, oh, oh, 1, 1, 1, 1, p.h * p.h * p.c, p.h * p.c, p.c, 0, 0, 0, 0};
+    std::vector<float> want(size_t(oh * oh * p.c));
+    for (size_t i = 0; i < want.size(); ++i) want[i] = bias[i % size_t(p.c)];
+    kiln_ref_dwconv2d_nhwc_f32(in.data(), filter.data(), want.data(), &g);
+    for (float &v : want) v = std::min(std::max(v, -0.5f), 0.5f);
+    std::vector<float> got(want.size(), 1e30f); // garbage: the fused kernel must not read it
+    kiln_dwconv2d_nhwc_f32_fused(in.data(), filter.data(), got.data(), &g, bias.data(), 1, -0.5f, 0.5f);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4f) << "c=" << p.c << " element " << i;
+  }
+}
+
 TEST(BatchMatmulKernelTest, MatchesReferenceOnEdgeShapes) {
   struct Case { int64_t batch, m, n, k; };
   for (Case p : {Case{1, 1, 1, 1}, Case{2, 5, 32, 7}, Case{3, 17, 70, 33}, Case{4, 128, 128, 64}, Case{1, 9, 31, 300}}) {
