@@ -86,6 +86,17 @@ int runProgram(const std::vector<std::string> &args, bool quiet, std::string *er
 }
 
 /// Links <work>/model.o with the runtime and the generic driver into <work>/runner.
+/// The runtime's C sources compiled once per process and compiler flags (a command
+/// that links several runners, e.g. calibration and a bit-width search, reuses them);
+/// the objects live in a temporary directory removed at exit.
+struct RuntimeObjects {
+  std::string dir;
+  std::map<std::string, std::vector<std::string>> byFlags;
+  ~RuntimeObjects() {
+    if (!dir.empty()) removeTree(dir);
+  }
+};
+
 int linkRunner(const std::string &work, bool cross, const std::string &cpu) {
   const char *envCc = std::getenv(cross ? "KILN_AARCH64_CC" : "KILN_CC");
   std::string cc = envCc ? envCc : cross ? "aarch64-linux-gnu-gcc" : KILN_HOST_CC;
@@ -93,25 +104,51 @@ int linkRunner(const std::string &work, bool cross, const std::string &cpu) {
   // The runtime's kernels are built for the machine that runs them: the host, or for
   // aarch64 the --cpu given (e.g. cortex-a76: SDOT int8 kernels) or a generic armv8-a.
   std::string arch = !cross ? "-march=native" : cpu.empty() ? "-march=armv8-a" : "-mcpu=" + cpu;
+  static RuntimeObjects cache;
+  std::string key = cc + " " + arch;
+  std::string err;
+  auto it = cache.byFlags.find(key);
+  if (it == cache.byFlags.end()) {
+    if (cache.dir.empty()) {
+      llvm::SmallString<128> tmp;
+      if (llvm::sys::fs::createUniqueDirectory("kiln-runtime", tmp)) {
+        llvm::errs() << "error: cannot create a temporary directory\n";
+        return 1;
+      }
+      cache.dir = tmp.str().str();
+    }
+    std::error_code ec;
+    std::vector<std::string> sources, objects;
+    for (llvm::sys::fs::recursive_directory_iterator di(src + "/runtime/src", ec), end; di != end && !ec;
+         di.increment(ec))
+      if (llvm::StringRef(di->path()).ends_with(".c")) sources.push_back(di->path());
+    std::sort(sources.begin(), sources.end());
+    std::string objDir = cache.dir + "/" + std::to_string(cache.byFlags.size());
+    llvm::sys::fs::create_directories(objDir);
+    for (const std::string &source : sources) {
+      std::string obj = objDir + "/" + std::to_string(objects.size()) + ".o";
+      std::vector<std::string> compile{cc, "-O3", "-std=c11", arch, "-I" + src + "/runtime/include", "-c", source,
+                                       "-o", obj};
+      if (execute(compile, &err) != 0) {
+        llvm::errs() << "error: compiling the runtime with '" << cc << "' failed" << (err.empty() ? "" : ": " + err)
+                     << "\n";
+        return 1;
+      }
+      objects.push_back(obj);
+    }
+    it = cache.byFlags.emplace(key, std::move(objects)).first;
+  }
   std::vector<std::string> link{cc, "-O3", "-std=c11", arch, "-I" + work,
                                 "-I" + src + "/runtime/include", src + "/tools/kiln-runner/main.c"};
-  std::error_code ec;
-  std::vector<std::string> sources;
-  for (llvm::sys::fs::recursive_directory_iterator it(src + "/runtime/src", ec), end; it != end && !ec;
-       it.increment(ec))
-    if (llvm::StringRef(it->path()).ends_with(".c")) sources.push_back(it->path());
-  std::sort(sources.begin(), sources.end());
-  link.insert(link.end(), sources.begin(), sources.end());
+  link.insert(link.end(), it->second.begin(), it->second.end());
   link.insert(link.end(), {work + "/model.o", "-lm", "-pthread", "-o", work + "/runner"});
   if (cross) link.push_back("-static");
-  std::string err;
   if (execute(link, &err) != 0) {
     llvm::errs() << "error: linking the runner with '" << cc << "' failed" << (err.empty() ? "" : ": " + err) << "\n";
     return 1;
   }
   return 0;
 }
-
 
 } // namespace kiln::tool
 
