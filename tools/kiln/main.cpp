@@ -337,7 +337,13 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
       if (!value(o.quantize) || (o.quantize != "int8" && o.quantize != "int4" && o.quantize != "mixed"))
         return usageError("--quantize takes int8, int4 (4-bit weights, 8-bit activations) or mixed", help);
     } else if (a == "--budget") {
-      if (!value(o.budget)) return usageError("--budget needs bits=B or size=BYTES", help);
+      double bits = 0;
+      int64_t bytes = 0;
+      llvm::StringRef b;
+      if (!value(o.budget) || !((b = o.budget).consume_front("bits=") ? !b.getAsDouble(bits) && bits > 0
+                                : b.consume_front("size=")            ? !b.getAsInteger(10, bytes) && bytes > 0
+                                                                      : false))
+        return usageError("--budget needs bits=B (average bits per weight) or size=BYTES, positive", help);
     } else if (a == "--calib") {
       if (!value(o.calibPath)) return usageError("--calib needs a file (.npy or IDX)", help);
     } else if (a == "--calib-limit") {
