@@ -197,6 +197,16 @@ Options:
                             one-shot-bufferize or kiln-plan-arena; "all" for every
                             pass); repeatable
   --print-pipeline          print the target's pass pipeline and exit
+
+Quantisation (see docs/QUANTIZATION.md):
+  --quantize int8|int4|mixed  int8: u8 activations x s8 weights; int4: 4-bit weights;
+                            mixed: int8/int4 per layer, searched under --budget
+  --calib FILE              calibration samples (float32 .npy [N, ...] or IDX images)
+  --calib-limit N           use the first N samples (default 500)
+  --calib-method M          minmax (default) | percentile[=P] (default P = 99.99)
+  --budget bits=B|size=BYTES  with mixed: average bits per weight, or weight bytes
+  --plan FILE               apply a plan written by an earlier --quantize (editable);
+                            the plan used is written as <name>.plan.json
 )";
 
 const char *kImportHelp = R"(kiln import MODEL.onnx [--shape NAME=d0,d1,...]... [--freeze NAME=FILE.npy]...
@@ -221,6 +231,7 @@ Options:
   --threads N               run the model's kernels on N threads (default 1)
   --keep DIR                keep the compiled artifact and runner in DIR
   --dump-import, --dump-ir-after PASS   as for `kiln compile`
+  --quantize, --calib, --calib-limit, --calib-method, --budget, --plan   as for `kiln compile`
 )";
 
 int usageError(const std::string &msg, const char *help) {
@@ -803,6 +814,7 @@ Options:
   --threads N               threads for the compiled model
   --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
   --keep DIR                keep the compiled model and runner in DIR
+  --quantize, --calib, --calib-limit, --calib-method, --budget, --plan   as for `kiln compile`
 )";
 
 /// Argmax of each row of a [rows, classes] float .npy output.
