@@ -39,6 +39,7 @@ struct CompileOptions {
   /// Quantisation (kiln-quantize): mark layers for calibration, apply a JSON plan,
   /// write the per-layer JSON report. Paths may not contain '"'.
   bool quantObserve = false, quantCompare = false;
+  int quantDefaultBits = 32; ///< precision of layers the plan does not name (16: bf16)
   std::string quantPlan, quantReport;
   /// Print the IR after these passes ("all" for every pass) to stderr.
   std::vector<std::string> dumpIrAfter;

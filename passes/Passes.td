@@ -164,6 +164,8 @@ def KilnQuantize : Pass<"kiln-quantize", "mlir::ModuleOp"> {
            "Mark every quantisable layer for calibration">,
     Option<"planPath", "plan", "std::string", /*default=*/"\"\"",
            "JSON quantisation plan to apply">,
+    Option<"defaultBits", "default-bits", "int", /*default=*/"32",
+           "Precision of quantisable layers the plan does not name (32, or 16: bf16)">,
     Option<"compare", "compare", "bool", /*default=*/"false",
            "Diagnostic build: quantised layers also run in fp32 and record their output error">,
     Option<"reportPath", "report", "std::string", /*default=*/"\"\"",

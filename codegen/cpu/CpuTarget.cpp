@@ -130,7 +130,8 @@ public:
     std::string e = "entry=" + o.entryName;
     std::string quantize;
     if (o.quantObserve || !o.quantPlan.empty() || !o.quantReport.empty()) {
-      quantize = "kiln-quantize{" + e + (o.quantObserve ? " observe=true" : "") + (o.quantCompare ? " compare=true" : "");
+      quantize = "kiln-quantize{" + e + (o.quantObserve ? " observe=true" : "") + (o.quantCompare ? " compare=true" : "") +
+                 (o.quantDefaultBits != 32 ? " default-bits=" + std::to_string(o.quantDefaultBits) : "");
       if (!o.quantPlan.empty()) quantize += " plan=\"" + o.quantPlan + "\"";
       if (!o.quantReport.empty()) quantize += " report=\"" + o.quantReport + "\"";
       quantize += "},";

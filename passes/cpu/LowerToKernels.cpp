@@ -467,6 +467,29 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
   }
 
+  /// The bf16 form of a packed layer (kiln.quant with bits = 16): weights rounded and
+  /// packed in pairs, the bias passed as is (or accumulated onto a fill), a scratch
+  /// buffer for the rounded input from the arena.
+  void lowerBf16(OpBuilder &b, Location loc, const PackedLayer &layer, Value inPtr, Value outPtr, Value g,
+                 const std::vector<int64_t> &geom, Value bias, std::optional<std::pair<float, float>> clamp) {
+    int64_t c2 = (layer.c + 1) / 2 * 2;
+    std::vector<uint16_t> packed(
+        size_t((layer.m + KILN_PANEL_BF16 - 1) / KILN_PANEL_BF16 * KILN_PANEL_BF16 * layer.taps * c2));
+    kiln_pack_panels_bf16(layer.rows.data(), packed.data(), layer.m, layer.taps, layer.c);
+    std::vector<uint8_t> bytes(packed.size() * 2);
+    std::memcpy(bytes.data(), packed.data(), bytes.size());
+    kiln_conv_geometry_t gg{};
+    std::memcpy(&gg, geom.data(), std::min(sizeof gg, geom.size() * sizeof(int64_t)));
+    auto scratchType = MemRefType::get({kiln_conv2d_bf16_scratch_bytes(&gg)}, b.getIntegerType(8));
+    Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
+    auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
+    Value biasPtr = bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+    int32_t flags = (bias ? 0 : KILN_S8_ACCUMULATE) | (clamp ? KILN_S8_CLAMP : 0);
+    call(b, loc, "kiln_conv2d_nhwc_bf16_packed",
+         {inPtr, pointer(b, loc, scratch), pointer(b, loc, readGlobal(b, loc, bytes)), biasPtr, outPtr, g,
+          i32(b, loc, flags), f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
+  }
+
   /// The int8 form of a packed layer (kiln.quant on `op`): quantises and packs the
   /// weights, folds bias and zero point into the requantisation constants, and calls
   /// kiln_conv2d_nhwc_u8s8_packed with a scratch buffer from the arena.
@@ -588,7 +611,10 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
                  {inPtr, pointer(b, loc, packed), pointer(b, loc, shadow), g, biasPtr, i32(b, loc, clamp ? 1 : 0),
                   f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
           }
-          lowerInt8(b, loc, quant, *layer, inPtr, outPtr, g, geom, biasData, clamp);
+          if (cast<IntegerAttr>(quant.get("bits")).getInt() == 16)
+            lowerBf16(b, loc, *layer, inPtr, outPtr, g, geom, biasData ? bias : Value(), clamp);
+          else
+            lowerInt8(b, loc, quant, *layer, inPtr, outPtr, g, geom, biasData, clamp);
           if (auto id = op->getAttrOfType<IntegerAttr>(kCompareAttr))
             call(b, loc, "kiln_observe_error",
                  {i32(b, loc, id.getInt()), pointer(b, loc, shadow), outPtr,

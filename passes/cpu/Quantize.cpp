@@ -7,7 +7,8 @@
 //    "layers": [{"name": "/0/Conv", "bits": 8, "input_range": [-0.42, 2.9]}, ...]}
 //
 // `bits` is 8 (u8 activations, s8 per-channel weights), 4 (u8 activations, int4
-// per-channel weights, two per byte) or 32 (stays in float);
+// per-channel weights, two per byte), 16 (bf16 activations and weights, f32
+// accumulation; needs no range) or 32 (stays in float);
 // `input_range` is the calibrated range of the layer's input. Every other key is
 // informational and ignored. A plan naming a layer the model does not have, or with a
 // malformed entry, is an error that names the layer.
@@ -15,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
 #include "passes/cpu/KernelMatch.h"
+#include "runtime/include/kiln/kernels.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
@@ -23,6 +25,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 namespace kiln {
@@ -73,8 +76,9 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
       if (!name) return module.emitError() << "quantisation plan: layer " << k << " has no \"name\"";
       PlanEntry e;
       auto bits = l->getInteger("bits");
-      if (!bits || (*bits != 4 && *bits != 8 && *bits != 32))
-        return module.emitError() << "quantisation plan: layer '" << *name << "': \"bits\" must be 4, 8 or 32";
+      if (!bits || (*bits != 4 && *bits != 8 && *bits != 16 && *bits != 32))
+        return module.emitError() << "quantisation plan: layer '" << *name
+                                  << "': \"bits\" must be 4, 8, 16 (bf16) or 32";
       e.bits = *bits;
       if (auto *range = l->getArray("input_range")) {
         auto lo = range->size() == 2 ? (*range)[0].getAsNumber() : std::nullopt;
@@ -87,7 +91,7 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
         e.hasRange = true;
       }
       if (auto *out = l->get("output_range")) e.outRange = *out;
-      if (e.bits != 32 && !e.hasRange)
+      if ((e.bits == 4 || e.bits == 8) && !e.hasRange)
         return module.emitError() << "quantisation plan: layer '" << *name << "' is planned at " << e.bits
                                   << " bits but has no \"input_range\"";
       if (!plan.emplace(name->str(), e).second)
@@ -145,13 +149,31 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
                              {"params", layer->m * k}};
       if (observe) op->setAttr(kObserveAttr, b.getI32IntegerAttr(int32_t(index)));
       int64_t bits = 32;
-      if (auto it = plan.find(name); it != plan.end()) {
+      auto it = plan.find(name);
+      if (it == plan.end() && defaultBits == 16) { // --quantize bf16: every layer, no calibration
+        it = plan.emplace(name, PlanEntry{16, 0, 0, false, false, std::nullopt}).first;
+      }
+      if (it != plan.end()) {
         PlanEntry &e = it->second;
         e.used = true;
         bits = e.bits;
         if (e.hasRange) row["input_range"] = llvm::json::Array{e.lo, e.hi};
         if (e.outRange) row["output_range"] = *e.outRange;
-        if (bits != 32) {
+        if (bits == 16) {
+          // bf16 activations and weights, f32 accumulation: no calibration needed.
+          op->setAttr(kQuantAttr, b.getDictionaryAttr({b.getNamedAttr("bits", b.getI32IntegerAttr(16))}));
+          double signal = 0, noise = 0;
+          for (float w : layer->rows) {
+            uint16_t h = kiln_f32_to_bf16(w);
+            uint32_t u = uint32_t(h) << 16;
+            float r;
+            std::memcpy(&r, &u, 4);
+            signal += double(w) * w;
+            noise += (double(w) - r) * (double(w) - r);
+          }
+          row["weight_sqnr_db"] = noise > 0 ? 10 * std::log10(signal / noise) : 999.0;
+          if (compare) op->setAttr(kCompareAttr, b.getI32IntegerAttr(int32_t(index)));
+        } else if (bits != 32) {
           // Activations at 8 bits; weights at `bits` (8, or 4: W4A8).
           auto [scale, zp] = activationParams(e.lo, e.hi);
           op->setAttr(kQuantAttr, b.getDictionaryAttr({b.getNamedAttr("bits", b.getI32IntegerAttr(int32_t(bits))),

@@ -5,7 +5,7 @@
 
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
 fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
-fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, fmnist_int8_aarch64,
+fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, fmnist_int8_aarch64, fmnist_bf16,
 bert_tiny, bert_encoder,
 silero_vad (or `all`).
 
@@ -423,6 +423,19 @@ def kiln_eval_int8(env, model, images_path, labels_path, extra, d):
     return int(mk.group(2)), int(mo.group(2)), int(mk.group(3)), proc.stdout
 
 
+def case_fmnist_bf16(env, case):
+    """bf16 activations and weights (no calibration) on the CNN: top-1 within max_drop
+    of ONNX Runtime's fp32."""
+    tol = load_tolerances(case)
+    images_path, labels_path = fmnist_test_set(env)
+    right, ort_right, n, _ = kiln_eval_int8(env, FMNIST_MODEL, images_path, labels_path, ["--quantize", "bf16"],
+                                            os.path.join(env.case_dir(case), "kiln"))
+    drop = (ort_right - right) / n
+    log(f"bf16 top-1 {right / n:.4f}, onnxruntime fp32 {ort_right / n:.4f}: drop {drop * 100:.2f} points")
+    if drop > float(tol["max_drop"]):
+        raise Failure(f"bf16 accuracy drop {drop:.4f} exceeds {tol['max_drop']}")
+
+
 def case_fmnist_int8(env, case, model, replan):
     """int8 post-training quantisation, calibrated on 500 training images, scored on the
     whole test set: the drop against ONNX Runtime's fp32 top-1 must stay within
@@ -731,6 +744,7 @@ CASES = {
     "fmnist_int8": lambda env: case_fmnist_int8(env, "fmnist_int8", FMNIST_MODEL, True),
     "fmnist_vit_int8": lambda env: case_fmnist_int8(env, "fmnist_vit_int8", FMNIST_VIT_MODEL, False),
     "fmnist_mixed": lambda env: case_fmnist_mixed(env, "fmnist_mixed"),
+    "fmnist_bf16": lambda env: case_fmnist_bf16(env, "fmnist_bf16"),
     "fmnist_int8_aarch64": lambda env: case_int8_aarch64(env, "fmnist_int8_aarch64"),
     "fmnist_gru": lambda env: case_fmnist(env, "fmnist_gru", model=FMNIST_GRU_MODEL),
     "fmnist_gru_accuracy": lambda env: case_fmnist_eval(env, "fmnist_gru_accuracy", FMNIST_GRU_MODEL),

@@ -247,7 +247,7 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
       if (it == seen.end()) {
         row["bits"] = 32; // never reached on the calibration data
       } else {
-        row["bits"] = o.quantize == "int4" ? 4 : 8;
+        row["bits"] = o.quantize == "int4" ? 4 : o.quantize == "bf16" ? 16 : 8;
         row["input_range"] = llvm::json::Array{it->second.first, it->second.second};
       }
       planLayers.push_back(std::move(row));
@@ -313,6 +313,20 @@ void printQuantReport(const llvm::json::Value &report, const std::string &target
                      (long long)quantised, layers->size(), params ? 100.0 * qparams / params : 0.0, avgBits,
                      100.0 * avgBits / 32.0);
   if (quantised == 0) return;
+  bool bf16 = false, integer = false;
+  for (const llvm::json::Value &v : *layers) {
+    int64_t bits = v.getAsObject()->getInteger("bits").value_or(32);
+    bf16 |= bits == 16;
+    integer |= bits == 8 || bits == 4;
+  }
+  if (bf16) {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    os << (target == "aarch64" ? "bf16 kernels: portable C on aarch64\n"
+           : features.lookup("avx512bf16") ? "bf16 kernels: AVX-512 BF16 on this machine\n"
+                                           : "bf16 kernels: this machine has no AVX-512 BF16: they run portable C, "
+                                             "which is slower than fp32\n");
+  }
+  if (!integer) return;
   if (target == "aarch64") {
     os << "int8 kernels: portable C on aarch64 (no SDOT kernel yet): int8 may be slower than fp32 there\n";
   } else {
@@ -520,14 +534,16 @@ int searchBits(CommonOptions &o, const std::string &planPath, Calibration &cal) 
 int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact &artifact) {
   std::string plan = o.planIn;
   Calibration cal;
-  if (plan.empty()) {
+  CommonOptions q = o;
+  if (plan.empty() && o.quantize == "bf16" && o.calibPath.empty()) {
+    q.compile.quantDefaultBits = 16; // every layer, nothing to calibrate
+  } else if (plan.empty()) {
     plan = dir + "/calibration-plan.json";
     cal.work = std::make_unique<WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/calibration", "kiln-calib");
     if (int rc = calibrate(o, plan, cal)) return rc;
     if (o.quantize == "mixed")
       if (int rc = searchBits(o, plan, cal)) return rc;
   }
-  CommonOptions q = o;
   q.compile.quantPlan = plan;
   q.compile.quantReport = dir + "/" + o.compile.name + ".plan.json";
   if (failed(kiln::compileOnnxFile(q.model, q.import, q.compile, dir, artifact, llvm::errs(), q.dumpImport)))
@@ -553,7 +569,7 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
       }
   }
   // How the plan was made (calibration, search) travels with it.
-  if (auto in = readJson(plan); in && in->getAsObject())
+  if (auto in = plan.empty() ? std::nullopt : readJson(plan); in && in->getAsObject())
     for (const char *key : {"calibration", "search"})
       if (const llvm::json::Value *v = in->getAsObject()->get(key)) (*report->getAsObject())[key] = *v;
   {
@@ -561,7 +577,7 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
     llvm::raw_fd_ostream os(q.compile.quantReport, ec);
     os << llvm::formatv("{0:2}", *report) << "\n";
   }
-  if (o.planIn.empty()) llvm::sys::fs::remove(plan);
+  if (o.planIn.empty() && !plan.empty()) llvm::sys::fs::remove(plan);
   printQuantReport(*report, o.compile.target, llvm::outs());
   artifact.files.push_back(o.compile.name + ".plan.json");
   return 0;

@@ -199,8 +199,9 @@ Options:
   --print-pipeline          print the target's pass pipeline and exit
 
 Quantisation (see docs/QUANTIZATION.md):
-  --quantize int8|int4|mixed  int8: u8 activations x s8 weights; int4: 4-bit weights;
-                            mixed: int8/int4 per layer, searched under --budget
+  --quantize int8|int4|mixed|bf16  int8: u8 activations x s8 weights; int4: 4-bit
+                            weights; mixed: int8/int4 per layer, searched under --budget;
+                            bf16: bfloat16 activations and weights (no calibration)
   --calib FILE              calibration samples (float32 .npy [N, ...] or IDX images)
   --calib-limit N           use the first N samples (default 500)
   --calib-method M          minmax (default) | percentile[=P] (default P = 99.99)
@@ -345,8 +346,9 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
       if (!value(v) || llvm::StringRef(v).getAsInteger(10, o.threads) || o.threads < 1 || o.threads > 256)
         return usageError("--threads needs a count from 1 to 256", help);
     } else if (a == "--quantize") {
-      if (!value(o.quantize) || (o.quantize != "int8" && o.quantize != "int4" && o.quantize != "mixed"))
-        return usageError("--quantize takes int8, int4 (4-bit weights, 8-bit activations) or mixed", help);
+      if (!value(o.quantize) ||
+          (o.quantize != "int8" && o.quantize != "int4" && o.quantize != "mixed" && o.quantize != "bf16"))
+        return usageError("--quantize takes int8, int4 (4-bit weights, 8-bit activations), mixed or bf16", help);
     } else if (a == "--budget") {
       double bits = 0;
       int64_t bytes = 0;
@@ -390,7 +392,7 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
     }
   }
   if (o.model.empty() && !o.printPipeline) return usageError("no model given", help);
-  if (!o.quantize.empty() && o.calibPath.empty() && o.planIn.empty())
+  if (!o.quantize.empty() && o.quantize != "bf16" && o.calibPath.empty() && o.planIn.empty())
     return usageError("--quantize needs calibration data (--calib FILE) or a plan (--plan FILE)", help);
   if (!o.calibPath.empty() && o.quantize.empty()) return usageError("--calib is used with --quantize", help);
   if ((o.quantize == "mixed") != !o.budget.empty())

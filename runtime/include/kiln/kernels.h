@@ -109,6 +109,22 @@ void kiln_pack_panels_s8(const int8_t *filter, int8_t *packed, int64_t m, int64_
  * the high nibble of byte b - 64 (half the bytes of the s8 layout). */
 void kiln_pack_panels_s4(const int8_t *filter, uint8_t *packed, int64_t m, int64_t taps, int64_t c);
 
+/* ---- bf16: activations and weights rounded to bfloat16, f32 accumulation. ----
+ * Weights packed at compile time as panels[ceil(M / KILN_PANEL_BF16)][KH*KW*C2 / 2]
+ * [KILN_PANEL_BF16][2] (C2 = C rounded up to 2; zero-filled past M and C), the layout of
+ * one vdpbf16ps step. The kernel rounds the input view into `scratch`
+ * (kiln_conv2d_bf16_scratch_bytes bytes), then out = acc + bias[m] (bias may be NULL;
+ * + out with KILN_S8_ACCUMULATE), clamped with KILN_S8_CLAMP. The reference sums in
+ * double, so kernel and reference agree to f32 rounding, not bit for bit. */
+#define KILN_PANEL_BF16 32
+uint16_t kiln_f32_to_bf16(float x); /* round to nearest even */
+int64_t kiln_conv2d_bf16_scratch_bytes(const kiln_conv_geometry_t *g);
+void kiln_pack_panels_bf16(const float *filter, uint16_t *packed, int64_t m, int64_t taps, int64_t c);
+void kiln_conv2d_nhwc_bf16_packed(const float *in, uint16_t *scratch, const uint16_t *packed, const float *bias,
+                                  float *out, const kiln_conv_geometry_t *g, int32_t flags, float lo, float hi);
+void kiln_ref_conv2d_nhwc_bf16_packed(const float *in, uint16_t *scratch, const uint16_t *packed, const float *bias,
+                                      float *out, const kiln_conv_geometry_t *g, int32_t flags, float lo, float hi);
+
 /* Calibration: records the range of the values the convolution or matmul `id` reads
  * (the view g describes), and a 2048-bin histogram of each sign's magnitudes over a
  * power-of-two range. kiln_observe_write appends per observed id a line "id count min

@@ -4,7 +4,7 @@
 // MISSING: error: quantisation plan: the model has no quantisable layer named 'nope'
 // RUN: echo '{"layers": [{"name": "conv1", "bits": 5, "input_range": [0, 1]}]}' > %t.bits.json
 // RUN: not kiln-opt %s -kiln-quantize="plan=%t.bits.json" 2>&1 | FileCheck %s --check-prefix=BITS
-// BITS: error: quantisation plan: layer 'conv1': "bits" must be 4, 8 or 32
+// BITS: error: quantisation plan: layer 'conv1': "bits" must be 4, 8, 16 (bf16) or 32
 // RUN: echo '{"layers": [{"name": "conv1", "bits": 8}]}' > %t.range.json
 // RUN: not kiln-opt %s -kiln-quantize="plan=%t.range.json" 2>&1 | FileCheck %s --check-prefix=RANGE
 // RANGE: error: quantisation plan: layer 'conv1' is planned at 8 bits but has no "input_range"

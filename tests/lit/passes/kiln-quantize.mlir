@@ -4,9 +4,21 @@
 // RUN: kiln-opt %s -kiln-quantize="observe=true" | FileCheck %s --check-prefix=OBSERVE
 // RUN: kiln-opt %s -kiln-quantize="plan=%t.plan.json" -kiln-lower-to-kernels | FileCheck %s --check-prefix=LOWER
 // RUN: kiln-opt %s -kiln-quantize="observe=true" -kiln-lower-to-kernels | FileCheck %s --check-prefix=OBSLOWER
+// RUN: kiln-opt %s -kiln-quantize="default-bits=16" -kiln-lower-to-kernels | FileCheck %s --check-prefix=BF16
 // RUN: echo '{"layers": [{"name": "conv1", "bits": 4, "input_range": [-1.0, 3.0]}]}' > %t.int4.json
 // RUN: kiln-opt %s -kiln-quantize="plan=%t.int4.json" | FileCheck %s --check-prefix=INT4
 // RUN: kiln-opt %s -kiln-quantize="plan=%t.int4.json" -kiln-lower-to-kernels | FileCheck %s --check-prefix=INT4LOWER
+
+// bf16 for every layer (no plan, no ranges): the bf16 kernel with pair-packed weights
+// (32 lanes x 1 tap x 4 channels = 128 halves = 256 bytes for the convolution), the bias
+// passed in place of its fill (flags: clamp only), then the matmul (accumulate).
+// BF16-DAG: memref.global "private" constant @kiln_packed_{{[0-9]+}} : memref<256xi8>
+// BF16-LABEL: func.func @forward
+// BF16-NOT: linalg.generic
+// BF16: %[[C2:.*]] = arith.constant 2 : i32
+// BF16: call @kiln_conv2d_nhwc_bf16_packed({{.*}}, %[[C2]], {{.*}})
+// BF16: %[[C1:.*]] = arith.constant 1 : i32
+// BF16: call @kiln_conv2d_nhwc_bf16_packed({{.*}}, %[[C1]], {{.*}})
 
 // int4 weights (W4A8): the same activation parameters, bits = 4; the weights packed two
 // per byte (64 bytes where int8 takes 128), flags clamp | int4.

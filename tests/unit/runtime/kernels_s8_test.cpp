@@ -7,7 +7,10 @@ extern "C" {
 #include "kiln/kernels.h"
 #include "threadpool.h"
 #ifdef KILN_TEST_NATIVE_S8
-/* The same kernel source built for this machine (-march=native: VNNI where present). */
+/* The same kernel sources built for this machine (-march=native: VNNI, BF16 where present). */
+void kiln_native_conv2d_nhwc_bf16_packed(const float *in, uint16_t *scratch, const uint16_t *packed,
+                                         const float *bias, float *out, const kiln_conv_geometry_t *g, int32_t flags,
+                                         float lo, float hi);
 void kiln_native_conv2d_nhwc_u8s8_packed(const float *in, uint8_t *scratch, const int8_t *packed,
                                          const float *requant, float *out, const kiln_conv_geometry_t *g,
                                          float inv_scale, int32_t zero_point, int32_t flags, float lo, float hi);
@@ -208,6 +211,47 @@ TEST(S8PaddingTest, ImplicitPaddingMatchesAPaddedCopy) {
                                  &implicit, 1.f / r.scale, r.zp, p.flags, 0.f, 1.f);
     ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << "pad " << pad;
   }
+}
+
+// bf16: the kernel (portable, and native with AVX-512 BF16 where present) against the
+// reference (double sums of the same bf16 values), on edge shapes and flags.
+TEST(Bf16KernelTest, MatchesReferenceOnEdgeShapes) {
+  struct Case { int64_t n, h, w, c, m, k, s, pad; int32_t flags; };
+  for (Case p : {Case{1, 6, 6, 1, 16, 3, 1, 0, 0}, Case{1, 6, 6, 5, 7, 3, 1, 1, KILN_S8_CLAMP},
+                 Case{2, 7, 5, 16, 45, 1, 1, 0, KILN_S8_ACCUMULATE}, Case{1, 11, 11, 3, 24, 7, 2, 3, 0},
+                 Case{1, 4, 4, 300, 40, 1, 1, 0, KILN_S8_ACCUMULATE | KILN_S8_CLAMP}}) {
+    int64_t hp = p.h + 2 * p.pad, wp = p.w + 2 * p.pad;
+    int64_t oh = (hp - p.k) / p.s + 1, ow = (wp - p.k) / p.s + 1, kk = p.k * p.k * p.c, c2 = (p.c + 1) / 2 * 2;
+    auto in = uniform(size_t(p.n * p.h * p.w * p.c), 31, -1.f, 1.f);
+    auto filter = uniform(size_t(p.m * kk), 32, -1.f, 1.f), bias = uniform(size_t(p.m), 33, -0.5f, 0.5f);
+    std::vector<uint16_t> packed(size_t((p.m + KILN_PANEL_BF16 - 1) / KILN_PANEL_BF16 * KILN_PANEL_BF16 * p.k * p.k * c2));
+    kiln_pack_panels_bf16(filter.data(), packed.data(), p.m, p.k * p.k, p.c);
+    kiln_conv_geometry_t g = {p.n, p.c, p.m, p.k, p.k, oh, ow, p.s, p.s, 1, 1, p.h * p.w * p.c, p.w * p.c, p.c,
+                              p.pad, p.pad, p.pad ? p.h : 0, p.pad ? p.w : 0};
+    std::vector<uint16_t> scratch(size_t(kiln_conv2d_bf16_scratch_bytes(&g) / 2 + 1));
+    auto init = uniform(size_t(p.n * oh * ow * p.m), 34, -1.f, 1.f);
+    std::vector<float> got = init, want = init;
+    kiln_ref_conv2d_nhwc_bf16_packed(in.data(), scratch.data(), packed.data(), bias.data(), want.data(), &g, p.flags,
+                                     -0.3f, 0.3f);
+    kiln_conv2d_nhwc_bf16_packed(in.data(), scratch.data(), packed.data(), bias.data(), got.data(), &g, p.flags,
+                                 -0.3f, 0.3f);
+    float tol = 1e-6f * float(kk) + 1e-6f;
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], tol) << "c=" << p.c << " element " << i;
+#ifdef KILN_TEST_NATIVE_S8
+    std::vector<float> native = init;
+    kiln_native_conv2d_nhwc_bf16_packed(in.data(), scratch.data(), packed.data(), bias.data(), native.data(), &g,
+                                        p.flags, -0.3f, 0.3f);
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(native[i], want[i], tol) << "native, c=" << p.c << " element " << i;
+#endif
+  }
+}
+
+TEST(Bf16Test, RoundsToNearestEven) {
+  EXPECT_EQ(kiln_f32_to_bf16(1.0f), 0x3F80);
+  EXPECT_EQ(kiln_f32_to_bf16(1.00390625f), 0x3F80); // 1 + 2^-8: a tie, to even
+  EXPECT_EQ(kiln_f32_to_bf16(1.01171875f), 0x3F82); // 1 + 3 * 2^-8: a tie, to even (up)
+  EXPECT_EQ(kiln_f32_to_bf16(-2.0f), 0xC000);
 }
 
 TEST(S8QuantizeTest, RoundsToNearestEvenAndSaturates) {
