@@ -194,19 +194,15 @@ static Value biasFill(Operation *prev, Value out) {
   return bias;
 }
 
-/// [lo, hi] when `next` clamps `out` in place with constant bounds (ReLU, ReLU6, Clip).
-static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value out) {
-  auto g = dyn_cast_or_null<linalg::GenericOp>(next);
-  if (!g || g.getNumDpsInputs() != 1 || g.getNumDpsInits() != 1 || g.getDpsInputs()[0] != out ||
-      g.getDpsInits()[0] != out)
-    return std::nullopt;
-  for (AffineMap m : g.getIndexingMapsArray())
-    if (!m.isIdentity()) return std::nullopt;
-  Block &body = g.getRegion().front();
-  Value cur = body.getArgument(0);
+/// A chain of min/max with constants applied to `cur`, from `ops` to the terminator of
+/// `body` that must yield its end: the clamp [lo, hi] (ReLU, ReLU6, Clip). `count` says
+/// how many ops the chain had (it may be 0: no clamp, [-inf, inf]). Null if the ops are
+/// anything else, or min > max (Clip's degenerate case depends on the order of the two).
+template <typename Range>
+static std::optional<std::pair<float, float>> clampChain(Block &body, Range ops, Value cur, int &count) {
   float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
-  int ops = 0;
-  for (Operation &op : body.without_terminator()) {
+  count = 0;
+  for (Operation &op : ops) {
     if (op.getNumOperands() != 2 || op.getOperand(0) != cur) return std::nullopt;
     auto c = op.getOperand(1).getDefiningOp<arith::ConstantOp>();
     auto attr = c ? dyn_cast<FloatAttr>(c.getValue()) : FloatAttr();
@@ -216,13 +212,25 @@ static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value 
     else if (isa<arith::MaximumFOp>(op)) lo = std::max(lo, v);
     else return std::nullopt;
     cur = op.getResult(0);
-    ++ops;
+    ++count;
   }
   auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
-  if (!ops || !yield || yield.getOperand(0) != cur) return std::nullopt;
-  // min > max (Clip's degenerate case) depends on the order of the two ops: leave it.
-  if (lo > hi) return std::nullopt;
+  if (!yield || yield.getOperand(0) != cur || lo > hi) return std::nullopt;
   return std::make_pair(lo, hi);
+}
+
+/// [lo, hi] when `next` clamps `out` in place with constant bounds (ReLU, ReLU6, Clip).
+static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value out) {
+  auto g = dyn_cast_or_null<linalg::GenericOp>(next);
+  if (!g || g.getNumDpsInputs() != 1 || g.getNumDpsInits() != 1 || g.getDpsInputs()[0] != out ||
+      g.getDpsInits()[0] != out)
+    return std::nullopt;
+  for (AffineMap m : g.getIndexingMapsArray())
+    if (!m.isIdentity()) return std::nullopt;
+  Block &body = g.getRegion().front();
+  int count;
+  auto clamp = clampChain(body, body.without_terminator(), body.getArgument(0), count);
+  return count ? clamp : std::nullopt;
 }
 
 /// The buffer a memref value views (through subviews, reshapes and casts).
@@ -294,26 +302,11 @@ static std::optional<DepthwiseEpilogue> depthwiseEpilogue(linalg::DepthwiseConv2
   if (!add || !((add.getLhs() == body.getArgument(0) && add.getRhs() == body.getArgument(1)) ||
                 (add.getLhs() == body.getArgument(1) && add.getRhs() == body.getArgument(0))))
     return std::nullopt;
-  Value cur = add.getResult();
-  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
-  bool clamped = false;
-  for (++it; it != ops.end(); ++it) {
-    Operation &op = *it;
-    if (op.getNumOperands() != 2 || op.getOperand(0) != cur) return std::nullopt;
-    auto c = op.getOperand(1).getDefiningOp<arith::ConstantOp>();
-    auto attr = c ? dyn_cast<FloatAttr>(c.getValue()) : FloatAttr();
-    if (!attr) return std::nullopt;
-    float v = float(attr.getValueAsDouble());
-    if (isa<arith::MinimumFOp>(op)) hi = std::min(hi, v);
-    else if (isa<arith::MaximumFOp>(op)) lo = std::max(lo, v);
-    else return std::nullopt;
-    cur = op.getResult(0);
-    clamped = true;
-  }
-  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
-  if (!yield || yield.getOperand(0) != cur || lo > hi) return std::nullopt;
+  int count;
+  auto clamp = clampChain(body, llvm::make_range(std::next(it), ops.end()), add.getResult(), count);
+  if (!clamp) return std::nullopt;
   DepthwiseEpilogue e{bias, g.getDpsInits()[0], std::nullopt, {}};
-  if (clamped) e.clamp = std::make_pair(lo, hi);
+  if (count) e.clamp = clamp;
   e.dead = {g, collapse, fill, alloc};
   return e;
 }

@@ -366,18 +366,14 @@ EVAL_ORT = re.compile(r"^onnxruntime top-1: ([0-9.]+) \((\d+) of (\d+)\); "
                       r"predictions agree on ([0-9.]+)$", re.M)
 
 
-def case_fmnist_eval(env, case, model):
-    """The whole test set through `kiln eval MODEL --vs onnxruntime`: the model is
-    compiled once for FMNIST_EVAL_BATCH images and both engines see the same batches."""
-    tol = load_tolerances(case)
-    images_path, labels_path = fmnist_test_set(env)
+def run_kiln_eval(env, model, images_path, labels_path, extra, keep):
+    """`kiln eval MODEL --vs onnxruntime` on the test set in batches of FMNIST_EVAL_BATCH
+    (plus `extra` options); returns its stdout."""
     if not os.path.isfile(env.kiln) or not os.access(env.kiln, os.X_OK):
         raise Failure(f"kiln not found or not executable: {env.kiln}")
-    d = env.case_dir(case)
     cmd = [env.kiln, "eval", model, "--data", images_path, "--labels", labels_path,
-           "--batch", str(FMNIST_EVAL_BATCH), "--vs", "onnxruntime", "--keep", os.path.join(d, "kiln")]
+           "--batch", str(FMNIST_EVAL_BATCH), "--vs", "onnxruntime", "--keep", keep] + list(extra)
     log("$ " + " ".join(cmd))
-    t0 = time.time()
     try:
         proc = subprocess.run(cmd, timeout=env.timeout, stdout=subprocess.PIPE, text=True)
     except subprocess.TimeoutExpired:
@@ -385,7 +381,18 @@ def case_fmnist_eval(env, case, model):
     log(proc.stdout.rstrip())
     if proc.returncode != 0:
         raise Failure(f"kiln eval failed with exit status {proc.returncode}")
-    mk, mo = EVAL_KILN.search(proc.stdout), EVAL_ORT.search(proc.stdout)
+    return proc.stdout
+
+
+def case_fmnist_eval(env, case, model):
+    """The whole test set through `kiln eval MODEL --vs onnxruntime`: the model is
+    compiled once for FMNIST_EVAL_BATCH images and both engines see the same batches."""
+    tol = load_tolerances(case)
+    images_path, labels_path = fmnist_test_set(env)
+    d = env.case_dir(case)
+    t0 = time.time()
+    out = run_kiln_eval(env, model, images_path, labels_path, [], os.path.join(d, "kiln"))
+    mk, mo = EVAL_KILN.search(out), EVAL_ORT.search(out)
     if not mk or not mo:
         raise Failure("cannot find kiln's and onnxruntime's top-1 lines in kiln eval's output")
     kiln_right, n = int(mk.group(2)), int(mk.group(3))
@@ -404,23 +411,15 @@ QUANT_SUMMARY = re.compile(r"^quantised (\d+) of (\d+) layers", re.M)
 
 
 def kiln_eval_int8(env, model, images_path, labels_path, extra, d):
-    """kiln eval --vs onnxruntime with int8 quantisation; returns (kiln right, ort right, n, stdout)."""
-    cmd = [env.kiln, "eval", model, "--data", images_path, "--labels", labels_path,
-           "--batch", str(FMNIST_EVAL_BATCH), "--vs", "onnxruntime", "--keep", d] + extra
-    log("$ " + " ".join(cmd))
-    try:
-        proc = subprocess.run(cmd, timeout=env.timeout, stdout=subprocess.PIPE, text=True)
-    except subprocess.TimeoutExpired:
-        raise Failure(f"kiln eval: timed out after {env.timeout} s")
-    log(proc.stdout.rstrip())
-    if proc.returncode != 0:
-        raise Failure(f"kiln eval failed with exit status {proc.returncode}")
-    mk, mo, mq = EVAL_KILN.search(proc.stdout), EVAL_ORT.search(proc.stdout), QUANT_SUMMARY.search(proc.stdout)
+    """kiln eval --vs onnxruntime with quantisation options `extra`; returns (kiln right,
+    ort right, n, stdout)."""
+    out = run_kiln_eval(env, model, images_path, labels_path, extra, d)
+    mk, mo, mq = EVAL_KILN.search(out), EVAL_ORT.search(out), QUANT_SUMMARY.search(out)
     if not mk or not mo or not mq:
         raise Failure("cannot find the top-1 lines and the quantisation summary in kiln eval's output")
     if mq.group(1) != mq.group(2) or int(mq.group(1)) == 0:
         raise Failure(f"only {mq.group(1)} of {mq.group(2)} layers were quantised")
-    return int(mk.group(2)), int(mo.group(2)), int(mk.group(3)), proc.stdout
+    return int(mk.group(2)), int(mo.group(2)), int(mk.group(3)), out
 
 
 def case_fmnist_bf16(env, case):

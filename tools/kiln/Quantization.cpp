@@ -46,6 +46,22 @@ struct Calibration {
   std::vector<std::vector<std::vector<float>>> reference; ///< [chunk][output][values]
 };
 
+/// The options of a build the command runs itself (calibration, search trials,
+/// diagnostics): named "model" for the generic runner, for this machine (ranges and
+/// errors do not depend on the target), with `plan` and nothing dumped or reported.
+CommonOptions trialOptions(const CommonOptions &o, const std::string &plan) {
+  CommonOptions c = o;
+  c.compile.name = "model";
+  c.compile.target = "x86-64";
+  c.compile.cpu.clear();
+  c.compile.quantObserve = c.compile.quantCompare = false;
+  c.compile.quantDefaultBits = 32;
+  c.compile.quantPlan = plan;
+  c.compile.quantReport.clear();
+  c.compile.dumpIrAfter.clear();
+  return c;
+}
+
 /// One sign's magnitudes as the observers bin them (observe.c): equal bins over [0, range).
 struct Histogram {
   double range = 0;
@@ -127,14 +143,9 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
   }
   WorkDir &wd = *cal.work;
   if (!wd.ok()) return 1;
-  CommonOptions c = o;
-  c.compile.name = "model";
-  c.compile.target = "x86-64"; // ranges do not depend on the target: calibrate on this machine
-  c.compile.cpu.clear();
+  CommonOptions c = trialOptions(o, "");
   c.compile.quantObserve = true;
-  c.compile.quantPlan.clear();
   c.compile.quantReport = wd.path + "/layers.json";
-  c.compile.dumpIrAfter.clear();
   kiln::codegen::Artifact artifact;
   if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, wd.path, artifact, llvm::errs(), false)))
     return 1;
@@ -348,14 +359,7 @@ std::optional<double> outputSqnr(CommonOptions &o, Calibration &cal, const llvm:
   if (std::error_code ec = llvm::sys::fs::create_directories(dir)) return std::nullopt;
   std::string planPath = dir + "/plan.json";
   if (!writeJson(planPath, plan)) return std::nullopt;
-  CommonOptions c = o;
-  c.compile.name = "model";
-  c.compile.target = "x86-64";
-  c.compile.cpu.clear();
-  c.compile.quantObserve = false;
-  c.compile.quantPlan = planPath;
-  c.compile.quantReport.clear();
-  c.compile.dumpIrAfter.clear();
+  CommonOptions c = trialOptions(o, planPath);
   codegen::Artifact artifact;
   if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, dir, artifact, llvm::errs(), false)) ||
       linkRunner(dir, false))
@@ -388,15 +392,8 @@ std::optional<std::map<int64_t, double>> layerOutputErrors(CommonOptions &o, Cal
                                                            const std::string &planPath) {
   std::string dir = cal.work->path + "/diagnostic";
   if (llvm::sys::fs::create_directories(dir)) return std::nullopt;
-  CommonOptions c = o;
-  c.compile.name = "model";
-  c.compile.target = "x86-64";
-  c.compile.cpu.clear();
-  c.compile.quantObserve = false;
+  CommonOptions c = trialOptions(o, planPath);
   c.compile.quantCompare = true;
-  c.compile.quantPlan = planPath;
-  c.compile.quantReport.clear();
-  c.compile.dumpIrAfter.clear();
   codegen::Artifact artifact;
   if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, dir, artifact, llvm::errs(), false)) ||
       linkRunner(dir, false))

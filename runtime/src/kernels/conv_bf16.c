@@ -185,13 +185,20 @@ static void convert(const float *in, uint16_t *scratch, const kiln_conv_geometry
   kiln_parallel_for(g->n * c.ih, cvt_rows, &c);
 }
 
-void kiln_conv2d_nhwc_bf16_packed(const float *in, uint16_t *scratch, const uint16_t *packed, const float *bias,
-                                  float *out, const kiln_conv_geometry_t *g, int32_t flags, float lo, float hi) {
-  if (g->n * g->oh * g->ow == 0 || g->m == 0) return;
+/* The input rounded into `scratch`, and the job that reads it. */
+static struct bf16_job prepare(const float *in, uint16_t *scratch, const uint16_t *packed, const float *bias,
+                               float *out, const kiln_conv_geometry_t *g, int32_t flags, float lo, float hi) {
   convert(in, scratch, g);
   struct bf16_job j = {scratch, packed, out, g, bias, 0, 0, 0, 0,
                        (flags & KILN_S8_ACCUMULATE) != 0, (flags & KILN_S8_CLAMP) != 0, lo, hi};
   setup(&j, g);
+  return j;
+}
+
+void kiln_conv2d_nhwc_bf16_packed(const float *in, uint16_t *scratch, const uint16_t *packed, const float *bias,
+                                  float *out, const kiln_conv_geometry_t *g, int32_t flags, float lo, float hi) {
+  if (g->n * g->oh * g->ow == 0 || g->m == 0) return;
+  struct bf16_job j = prepare(in, scratch, packed, bias, out, g, flags, lo, hi);
   int64_t rows = g->n * g->oh * g->ow;
   kiln_parallel_for((rows + MRB - 1) / MRB, bf16_rows, &j);
 }
@@ -199,10 +206,7 @@ void kiln_conv2d_nhwc_bf16_packed(const float *in, uint16_t *scratch, const uint
 void kiln_ref_conv2d_nhwc_bf16_packed(const float *in, uint16_t *scratch, const uint16_t *packed, const float *bias,
                                       float *out, const kiln_conv_geometry_t *g, int32_t flags, float lo, float hi) {
   if (g->n * g->oh * g->ow == 0 || g->m == 0) return;
-  convert(in, scratch, g);
-  struct bf16_job j = {scratch, packed, out, g, bias, 0, 0, 0, 0,
-                       (flags & KILN_S8_ACCUMULATE) != 0, (flags & KILN_S8_CLAMP) != 0, lo, hi};
-  setup(&j, g);
+  struct bf16_job j = prepare(in, scratch, packed, bias, out, g, flags, lo, hi);
   const int64_t groups = g->kh * g->kw * j.c2 / 2;
   for (int64_t b = 0; b < g->n; ++b)
     for (int64_t y = 0; y < g->oh; ++y)
