@@ -6,6 +6,7 @@
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
 fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
 fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, fmnist_int8_aarch64, fmnist_bf16,
+fmnist_qdq,
 bert_tiny, bert_encoder,
 silero_vad (or `all`).
 
@@ -435,6 +436,33 @@ def case_fmnist_bf16(env, case):
         raise Failure(f"bf16 accuracy drop {drop:.4f} exceeds {tol['max_drop']}")
 
 
+def case_fmnist_qdq(env, case):
+    """A pre-quantised (QDQ) model: Kiln's plan for the CNN written as QDQ ONNX by
+    models/export_qdq.py, then that model through kiln eval --vs onnxruntime. Kiln runs
+    the Q/DQ pairs as float arithmetic, ONNX Runtime as integer operators: their rounding
+    differs slightly, so predictions must agree on min_agreement of the images and the
+    top-1 accuracies within max_diff."""
+    tol = load_tolerances(case)
+    images_path, labels_path = fmnist_test_set(env)
+    d = env.case_dir(case)
+    plan_dir = os.path.join(d, "plan")
+    run_cmd([env.kiln, "compile", FMNIST_MODEL, "-o", plan_dir, "--shape", f"input={FMNIST_EVAL_BATCH},1,28,28",
+             "--quantize", "int8", "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500"],
+            "kiln compile --quantize", env.timeout)
+    qdq = os.path.join(d, "fmnist_cnn_qdq.onnx")
+    run_cmd([env.python, os.path.join(MODELS_DIR, "export_qdq.py"), FMNIST_MODEL,
+             os.path.join(plan_dir, "fmnist_cnn.plan.json"), "-o", qdq], "export_qdq.py", env.timeout)
+    out = run_kiln_eval(env, qdq, images_path, labels_path, [], os.path.join(d, "kiln"))
+    mk, mo = EVAL_KILN.search(out), EVAL_ORT.search(out)
+    if not mk or not mo:
+        raise Failure("cannot find kiln's and onnxruntime's top-1 lines in kiln eval's output")
+    kiln_acc, ort_acc, agree = float(mk.group(1)), float(mo.group(1)), float(mo.group(4))
+    log(f"QDQ model: kiln top-1 {kiln_acc:.4f}, onnxruntime {ort_acc:.4f}, predictions agree on {agree:.4f}")
+    if agree < float(tol["min_agreement"]) or abs(kiln_acc - ort_acc) > float(tol["max_diff"]):
+        raise Failure(f"QDQ model: agreement {agree:.4f} (min {tol['min_agreement']}), accuracy difference "
+                      f"{abs(kiln_acc - ort_acc):.4f} (max {tol['max_diff']})")
+
+
 def case_fmnist_int8(env, case, model, replan):
     """int8 post-training quantisation, calibrated on 500 training images, scored on the
     whole test set: the drop against ONNX Runtime's fp32 top-1 must stay within
@@ -744,6 +772,7 @@ CASES = {
     "fmnist_vit_int8": lambda env: case_fmnist_int8(env, "fmnist_vit_int8", FMNIST_VIT_MODEL, False),
     "fmnist_mixed": lambda env: case_fmnist_mixed(env, "fmnist_mixed"),
     "fmnist_bf16": lambda env: case_fmnist_bf16(env, "fmnist_bf16"),
+    "fmnist_qdq": lambda env: case_fmnist_qdq(env, "fmnist_qdq"),
     "fmnist_int8_aarch64": lambda env: case_int8_aarch64(env, "fmnist_int8_aarch64"),
     "fmnist_gru": lambda env: case_fmnist(env, "fmnist_gru", model=FMNIST_GRU_MODEL),
     "fmnist_gru_accuracy": lambda env: case_fmnist_eval(env, "fmnist_gru_accuracy", FMNIST_GRU_MODEL),
