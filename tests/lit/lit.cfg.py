@@ -13,3 +13,11 @@ config.environment["PATH"] = os.pathsep.join(
     [config.kiln_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])])
 config.substitutions.append(("%kiln_src", config.kiln_src_root))
 config.substitutions.append(("%python", "/usr/bin/python3"))
+# `%limit_memory CMD` runs CMD with at most 4 GB of address space, to prove that a
+# hostile model is refused without allocating what it claims. A sanitizer build
+# reserves terabytes of shadow memory up front, so there it runs CMD unlimited.
+if getattr(config, "kiln_sanitize", "OFF").upper() in ("ON", "1", "TRUE", "YES"):
+    config.available_features.add("sanitize")
+    config.substitutions.append(("%limit_memory", ""))
+else:
+    config.substitutions.append(("%limit_memory", "ulimit -v 4000000 &&"))
