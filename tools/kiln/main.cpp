@@ -103,6 +103,12 @@ int linkRunner(const std::string &work, bool cross) {
   link.insert(link.end(), sources.begin(), sources.end());
   link.insert(link.end(), {work + "/model.o", "-lm", "-pthread", "-o", work + "/runner"});
   if (cross) link.push_back("-static");
+#ifdef KILN_RUNNER_SANITIZE
+  // A sanitizer build of kiln (-DKILN_SANITIZE=ON) checks the runtime it links too.
+  if (!cross)
+    link.insert(link.end(), {"-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                             "-fno-sanitize-recover=undefined"});
+#endif
   std::string err;
   if (execute(link, &err) != 0) {
     llvm::errs() << "error: linking the runner with '" << cc << "' failed" << (err.empty() ? "" : ": " + err) << "\n";
