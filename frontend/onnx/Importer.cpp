@@ -370,10 +370,57 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     return nullptr;
   }
 
+  // How the nodes are wired: every node input and graph output must come from a graph
+  // input, an initializer or an earlier node. The checker rejects a graph out of
+  // topological order too (a cycle is one), but it stops at the first such node and
+  // cannot name an unnamed one; it accepts a graph output that nothing produces, on
+  // which ONNX's version converter crashes.
+  llvm::StringMap<int> producer;
+  for (int k = graph->node_size() - 1; k >= 0; --k)
+    for (const auto &o : graph->node(k).output()) producer[o] = k;
+  llvm::StringSet<> known;
+  for (const auto &init : graph->initializer()) known.insert(init.name());
+  for (const auto &input : graph->input()) known.insert(input.name());
+  for (int k = 0; k < graph->node_size(); ++k) {
+    const auto &node = graph->node(k);
+    for (const auto &in : node.input()) {
+      if (in.empty() || known.contains(in)) continue;
+      auto it = producer.find(in);
+      if (it == producer.end())
+        error(nodeDisplayName(node, k), node.op_type(),
+              "input '" + in + "' is not a graph input, an initializer or any node's output");
+      else if (it->second == k)
+        error(nodeDisplayName(node, k), node.op_type(),
+              "input '" + in + "' is the node's own output: the graph has a cycle");
+      else
+        error(nodeDisplayName(node, k), node.op_type(),
+              "input '" + in + "' comes from node '" + nodeDisplayName(graph->node(it->second), it->second) +
+                  "' further down: the graph has a cycle or is not topologically sorted");
+    }
+    for (const auto &o : node.output()) known.insert(o);
+  }
+  for (const auto &output : graph->output())
+    if (!known.contains(output.name()))
+      error(output.name(), "output", "graph output is not produced by any node");
+  if (!diags.empty()) return nullptr;
+
   // An op Kiln imports only at newer opsets (Reshape-1's shape attribute, Pad-1,
   // Cast-1's string type): upgrade the whole model with ONNX's version converter.
   std::string converterFailure;
-  if (opset < kMaxConvertOpset && needsUpgrade(*graph, opset)) {
+  bool upgrade = opset < kMaxConvertOpset && needsUpgrade(*graph, opset);
+  if (upgrade) {
+    // The converter trusts its input: it dereferences the schema of every node, and
+    // crashes on an op that does not exist at the model's opset. Only a model that
+    // the checker accepts is converted.
+    try {
+      onnx::checker::check_model(model);
+    } catch (const std::exception &e) {
+      converterFailure = "the model is not valid at opset " + std::to_string(opset) +
+                         ", so ONNX's version converter was not run: " + oneLine(e.what());
+      upgrade = false;
+    }
+  }
+  if (upgrade) {
     try {
       model = onnx::version_conversion::ConvertVersion(model, int(kMaxConvertOpset));
       // Opset 17 belongs to IR version 8 (initializers need not be graph inputs, as
@@ -453,31 +500,6 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
 
   if (!diags.empty()) return nullptr;
 
-  // The checker rejects a graph out of topological order too (a cycle is one), but it
-  // stops at the first such node and cannot name an unnamed one.
-  llvm::StringMap<int> producer;
-  for (int k = graph->node_size() - 1; k >= 0; --k)
-    for (const auto &o : graph->node(k).output()) producer[o] = k;
-  llvm::StringSet<> known = initNames;
-  for (const auto &input : graph->input()) known.insert(input.name());
-  for (int k = 0; k < graph->node_size(); ++k) {
-    const auto &node = graph->node(k);
-    for (const auto &in : node.input()) {
-      if (in.empty() || known.contains(in)) continue;
-      auto it = producer.find(in);
-      if (it == producer.end())
-        error(nodeDisplayName(node, k), node.op_type(),
-              "input '" + in + "' is not a graph input, an initializer or any node's output");
-      else if (it->second == k)
-        error(nodeDisplayName(node, k), node.op_type(),
-              "input '" + in + "' is the node's own output: the graph has a cycle");
-      else
-        error(nodeDisplayName(node, k), node.op_type(),
-              "input '" + in + "' comes from node '" + nodeDisplayName(graph->node(it->second), it->second) +
-                  "' further down: the graph has a cycle or is not topologically sorted");
-    }
-    for (const auto &o : node.output()) known.insert(o);
-  }
   if (!diags.empty()) return nullptr;
 
   try {
