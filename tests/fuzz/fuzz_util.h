@@ -6,14 +6,23 @@
 #include <cstdlib>
 #include <string>
 #include <unistd.h>
+#include <vector>
 
 namespace kiln_fuzz {
 
-/// A per-process scratch file (on tmpfs when there is one) for readers that take a path.
-/// The file name ends in `suffix`, which some readers look at.
+/// A per-process scratch file (on tmpfs when there is one) for readers that take a path,
+/// removed when the process exits. The file name ends in `suffix`, which some readers
+/// look at.
 inline std::string scratchPath(const char *suffix) {
+  static std::vector<std::string> *made = [] {
+    std::atexit([] {
+      for (const std::string &p : *made) std::remove(p.c_str());
+    });
+    return new std::vector<std::string>;
+  }();
   const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-  return std::string(dir) + "/kiln-fuzz-" + std::to_string(getpid()) + suffix;
+  made->push_back(std::string(dir) + "/kiln-fuzz-" + std::to_string(getpid()) + suffix);
+  return made->back();
 }
 
 /// Writes `size` bytes to `path`; aborts if it cannot (the harness, not the input, failed).
