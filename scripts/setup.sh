@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   cmake ninja-build g++ pkg-config
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 lld-22
+  libclang-rt-22-dev  # ASan, UBSan and libFuzzer runtimes (scripts/test-asan.sh, scripts/fuzz.sh)
   libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata zlib1g-dev
   libgtest-dev
   qemu-user g++-aarch64-linux-gnu libc6-dev-arm64-cross

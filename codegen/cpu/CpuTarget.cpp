@@ -378,7 +378,8 @@ LogicalResult CpuTarget::emit(ModuleOp module, const ModelSignature &sig, const 
   h.checksum = checksum;
   std::vector<char> kw(h.data_offset + weights.size(), 0);
   std::memcpy(kw.data(), &h, sizeof h);
-  std::memcpy(kw.data() + h.data_offset, weights.data(), weights.size());
+  if (!weights.empty()) // a model without weights has no data to copy (and a null data())
+    std::memcpy(kw.data() + h.data_offset, weights.data(), weights.size());
 
   std::string header = headerText(sig, o, source, weights.size(), arenaSize);
   std::string base = dir + "/" + o.name;

@@ -2,6 +2,7 @@
 #include "frontend/onnx/HostTensor.h"
 
 #include <cmath>
+#include <limits>
 #include <onnx/onnx_pb.h>
 
 namespace kiln::onnx_frontend {
@@ -63,8 +64,11 @@ std::string onnxTypeName(int t) {
 }
 
 int64_t numElements(const std::vector<int64_t> &shape) {
+  // Saturates instead of overflowing: a hostile model can declare any dimensions, and
+  // callers compare the count against their limits.
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<int64_t>::max();
   return n;
 }
 

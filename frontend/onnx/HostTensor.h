@@ -30,7 +30,11 @@ DType dtypeFromOnnx(int onnxType);
 /// ONNX's name of a TensorProto::DataType ("int4", "float8e4m3fn", ...) for messages.
 std::string onnxTypeName(int onnxType);
 
+/// The product of `shape`, or INT64_MAX when that overflows.
 int64_t numElements(const std::vector<int64_t> &shape);
+/// The most elements Kiln accepts in one tensor: a graph input, an initializer, a
+/// constant, or any value a node produces. Larger shapes are reported, not compiled.
+inline constexpr int64_t kMaxTensorElements = (int64_t(1) << 31) - 1;
 
 /// A constant tensor on the host. Floats live in `f`, integers and bools in `i`.
 struct HostTensor {

@@ -106,6 +106,8 @@ public:
   mlir::Value constF32(llvm::ArrayRef<int64_t> shape, llvm::ArrayRef<float> data);
   /// A [1,...,1] tensor of `rank` holding v, of element type `elem`.
   mlir::Value splat(double v, int64_t rank, mlir::Type elem);
+  /// A tensor of `shape` holding v everywhere, without materialising it on the host.
+  mlir::Value splat(double v, llvm::ArrayRef<int64_t> shape, mlir::Type elem);
   mlir::Value zeroPoint(mlir::Type elem); ///< tensor<1xelem> zero, for TOSA zp operands
   mlir::Value shapeValue(llvm::ArrayRef<int64_t> values); ///< tosa.const_shape
 
@@ -164,6 +166,9 @@ std::string shapeText(const std::vector<int64_t> &dims);
 
 /// Decodes an ONNX TensorProto; returns the reason on failure.
 std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &out);
+/// Why a tensor of static shape `dims` is too large to compile (more than
+/// kMaxTensorElements elements), if it is.
+std::optional<std::string> tooLarge(const std::vector<int64_t> &dims);
 
 /// The bias of a convolution with `channels` outputs: input `input` checked to be
 /// [channels], or zeros when the node has none.

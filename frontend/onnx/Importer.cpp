@@ -83,6 +83,20 @@ static float halfToFloat(uint16_t h) {
   return f;
 }
 
+static std::string dimsToString(const std::vector<int64_t> &dims) {
+  std::string s = "[";
+  for (size_t k = 0; k < dims.size(); ++k) s += (k ? "," : "") + (dims[k] < 0 ? std::string("?") : std::to_string(dims[k]));
+  return s + "]";
+}
+
+std::optional<std::string> tooLarge(const std::vector<int64_t> &dims) {
+  int64_t n = numElements(dims);
+  if (n <= kMaxTensorElements) return std::nullopt;
+  return "shape " + dimsToString(dims) + " has " +
+         (n == std::numeric_limits<int64_t>::max() ? std::string("more than 2^63") : std::to_string(n)) +
+         " elements; Kiln's limit is " + std::to_string(kMaxTensorElements) + " per tensor";
+}
+
 /// Decodes a TensorProto; returns a reason string on failure.
 std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &out) {
   out.dtype = dtypeFromOnnx(t.data_type());
@@ -92,13 +106,10 @@ std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &
   if (t.data_location() == onnx::TensorProto::EXTERNAL)
     return "tensor '" + t.name() + "' uses external data, which Kiln does not read yet";
   out.shape.assign(t.dims().begin(), t.dims().end());
-  int64_t n = 1;
-  for (int64_t d : out.shape) {
+  for (int64_t d : out.shape)
     if (d < 0) return "tensor '" + t.name() + "' has a negative dimension";
-    if (d > 0 && n > (int64_t(1) << 40) / d)
-      return "tensor '" + t.name() + "' is absurdly large";
-    n *= d;
-  }
+  if (auto why = tooLarge(out.shape)) return "tensor '" + t.name() + "': " + *why;
+  int64_t n = numElements(out.shape);
   const std::string &raw = t.raw_data();
   size_t esz = out.dtype == DType::F64 || out.dtype == DType::I64 ? 8
                : out.dtype == DType::F32 || out.dtype == DType::I32 || out.dtype == DType::U32 ? 4
@@ -112,55 +123,62 @@ std::optional<std::string> decodeTensor(const onnx::TensorProto &t, HostTensor &
     std::memcpy(&v, raw.data() + k * sizeof(v), sizeof(v));
     return v;
   };
-  auto need = [&](int count) -> std::optional<std::string> {
-    if (count != n)
-      return "tensor '" + t.name() + "' holds " + std::to_string(count) + " values, expected " +
-             std::to_string(n);
-    return std::nullopt;
-  };
+  // The typed field the values come from when there is no raw_data. Its length is checked
+  // before anything is allocated: a tensor may declare far more values than it holds.
+  int held = 0;
+  switch (out.dtype) {
+  case DType::F32: held = t.float_data_size(); break;
+  case DType::F64: held = t.double_data_size(); break;
+  case DType::I64: held = t.int64_data_size(); break;
+  case DType::U32: held = t.uint64_data_size(); break;
+  default: held = t.int32_data_size(); break;
+  }
+  if (!useRaw && held != n)
+    return "tensor '" + t.name() + "' holds " + std::to_string(held) + " values, expected " +
+           std::to_string(n);
   if (out.floating()) out.f.resize(n);
   else out.i.resize(n);
   switch (out.dtype) {
   case DType::F32:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.f[k] = rawAt(k, float());
-    else { if (auto e = need(t.float_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.f[k] = t.float_data(k); }
+    else for (int64_t k = 0; k < n; ++k) out.f[k] = t.float_data(k);
     break;
   case DType::F64:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.f[k] = float(rawAt(k, double()));
-    else { if (auto e = need(t.double_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.f[k] = float(t.double_data(k)); }
+    else for (int64_t k = 0; k < n; ++k) out.f[k] = float(t.double_data(k));
     break;
   case DType::F16:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.f[k] = halfToFloat(rawAt(k, uint16_t()));
-    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.f[k] = halfToFloat(uint16_t(t.int32_data(k))); }
+    else for (int64_t k = 0; k < n; ++k) out.f[k] = halfToFloat(uint16_t(t.int32_data(k)));
     break;
   case DType::I64:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int64_t());
-    else { if (auto e = need(t.int64_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = t.int64_data(k); }
+    else for (int64_t k = 0; k < n; ++k) out.i[k] = t.int64_data(k);
     break;
   case DType::I32:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int32_t());
-    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = t.int32_data(k); }
+    else for (int64_t k = 0; k < n; ++k) out.i[k] = t.int32_data(k);
     break;
   case DType::I16:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int16_t());
-    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = t.int32_data(k); }
+    else for (int64_t k = 0; k < n; ++k) out.i[k] = t.int32_data(k);
     break;
   case DType::U16:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, uint16_t());
-    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = uint16_t(t.int32_data(k)); }
+    else for (int64_t k = 0; k < n; ++k) out.i[k] = uint16_t(t.int32_data(k));
     break;
   case DType::U32:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, uint32_t());
-    else { if (auto e = need(t.uint64_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = uint32_t(t.uint64_data(k)); }
+    else for (int64_t k = 0; k < n; ++k) out.i[k] = uint32_t(t.uint64_data(k));
     break;
   case DType::I8:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, int8_t());
-    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = int8_t(t.int32_data(k)); }
+    else for (int64_t k = 0; k < n; ++k) out.i[k] = int8_t(t.int32_data(k));
     break;
   case DType::U8:
   case DType::Bool:
     if (useRaw) for (int64_t k = 0; k < n; ++k) out.i[k] = rawAt(k, uint8_t());
-    else { if (auto e = need(t.int32_data_size())) return e; for (int64_t k = 0; k < n; ++k) out.i[k] = uint8_t(t.int32_data(k)); }
+    else for (int64_t k = 0; k < n; ++k) out.i[k] = uint8_t(t.int32_data(k));
     if (out.dtype == DType::Bool) for (auto &v : out.i) v = v != 0;
     break;
   case DType::Unknown:
@@ -296,12 +314,6 @@ static std::string oneLine(std::string s) {
   return s;
 }
 
-static std::string dimsToString(const std::vector<int64_t> &dims) {
-  std::string s = "[";
-  for (size_t k = 0; k < dims.size(); ++k) s += (k ? "," : "") + (dims[k] < 0 ? std::string("?") : std::to_string(dims[k]));
-  return s + "]";
-}
-
 /// QuantizeLinear/DequantizeLinear of opsets 19 and 21 carry attributes that the
 /// ONNX 1.12 checker does not know. Rejects what Kiln does not implement (blocked
 /// quantization, types other than int8/uint8) with the reason, and otherwise
@@ -358,10 +370,57 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     return nullptr;
   }
 
+  // How the nodes are wired: every node input and graph output must come from a graph
+  // input, an initializer or an earlier node. The checker rejects a graph out of
+  // topological order too (a cycle is one), but it stops at the first such node and
+  // cannot name an unnamed one; it accepts a graph output that nothing produces, on
+  // which ONNX's version converter crashes.
+  llvm::StringMap<int> producer;
+  for (int k = graph->node_size() - 1; k >= 0; --k)
+    for (const auto &o : graph->node(k).output()) producer[o] = k;
+  llvm::StringSet<> known;
+  for (const auto &init : graph->initializer()) known.insert(init.name());
+  for (const auto &input : graph->input()) known.insert(input.name());
+  for (int k = 0; k < graph->node_size(); ++k) {
+    const auto &node = graph->node(k);
+    for (const auto &in : node.input()) {
+      if (in.empty() || known.contains(in)) continue;
+      auto it = producer.find(in);
+      if (it == producer.end())
+        error(nodeDisplayName(node, k), node.op_type(),
+              "input '" + in + "' is not a graph input, an initializer or any node's output");
+      else if (it->second == k)
+        error(nodeDisplayName(node, k), node.op_type(),
+              "input '" + in + "' is the node's own output: the graph has a cycle");
+      else
+        error(nodeDisplayName(node, k), node.op_type(),
+              "input '" + in + "' comes from node '" + nodeDisplayName(graph->node(it->second), it->second) +
+                  "' further down: the graph has a cycle or is not topologically sorted");
+    }
+    for (const auto &o : node.output()) known.insert(o);
+  }
+  for (const auto &output : graph->output())
+    if (!known.contains(output.name()))
+      error(output.name(), "output", "graph output is not produced by any node");
+  if (!diags.empty()) return nullptr;
+
   // An op Kiln imports only at newer opsets (Reshape-1's shape attribute, Pad-1,
   // Cast-1's string type): upgrade the whole model with ONNX's version converter.
   std::string converterFailure;
-  if (opset < kMaxConvertOpset && needsUpgrade(*graph, opset)) {
+  bool upgrade = opset < kMaxConvertOpset && needsUpgrade(*graph, opset);
+  if (upgrade) {
+    // The converter trusts its input: it dereferences the schema of every node, and
+    // crashes on an op that does not exist at the model's opset. Only a model that
+    // the checker accepts is converted.
+    try {
+      onnx::checker::check_model(model);
+    } catch (const std::exception &e) {
+      converterFailure = "the model is not valid at opset " + std::to_string(opset) +
+                         ", so ONNX's version converter was not run: " + oneLine(e.what());
+      upgrade = false;
+    }
+  }
+  if (upgrade) {
     try {
       model = onnx::version_conversion::ConvertVersion(model, int(kMaxConvertOpset));
       // Opset 17 belongs to IR version 8 (initializers need not be graph inputs, as
@@ -441,6 +500,8 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
 
   if (!diags.empty()) return nullptr;
 
+  if (!diags.empty()) return nullptr;
+
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception &e) {
@@ -515,6 +576,10 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
       error(input.name(), "input",
             "dynamic dimension " + symbols + " in shape " + dimsToString(dims) +
                 " has no value: pass --shape " + input.name() + "=d0,d1,...");
+      continue;
+    }
+    if (auto why = tooLarge(dims)) {
+      error(input.name(), "input", *why);
       continue;
     }
     argTypes.push_back(RankedTensorType::get(dims, computeType(builder, dt)));
@@ -614,6 +679,22 @@ void GraphImporter::importNodes(const onnx::GraphProto &graph) {
     } else if (succeeded(ok) && !produced) {
       error(name, node.op_type(), "import produced no value for an output");
       ok = failure();
+    } else if (succeeded(ok)) {
+      // Shapes come from the model's attributes and constants: refuse absurd ones here,
+      // before later nodes or the compiler size buffers by them.
+      for (const auto &o : node.output()) {
+        if (o.empty()) continue;
+        std::optional<std::string> why;
+        if (const ValueEntry *e = lookup(o); e && e->constant) why = tooLarge(e->constant->shape);
+        else if (auto t = e && e->value ? dyn_cast<RankedTensorType>(e->value.getType()) : nullptr;
+                 t && t.hasStaticShape())
+          why = tooLarge(std::vector<int64_t>(t.getShape().begin(), t.getShape().end()));
+        if (why) {
+          error(name, node.op_type(), "output '" + o + "': " + *why);
+          ok = failure();
+          break;
+        }
+      }
     } else if (failed(ok) && diags.size() == before) {
       error(name, node.op_type(), "import failed" + (verifierMessage.empty() ? "" : ": " + verifierMessage));
     }
@@ -891,7 +972,11 @@ Value NodeImporter::constF32(llvm::ArrayRef<int64_t> shape, llvm::ArrayRef<float
 }
 
 Value NodeImporter::splat(double v, int64_t rank, Type elem) {
-  auto type = tensorType(std::vector<int64_t>(rank, 1), elem);
+  return splat(v, std::vector<int64_t>(rank, 1), elem);
+}
+
+Value NodeImporter::splat(double v, llvm::ArrayRef<int64_t> shape, Type elem) {
+  auto type = tensorType(shape, elem);
   Attribute a;
   if (isa<FloatType>(elem)) a = DenseElementsAttr::get(type, b.getFloatAttr(elem, v));
   else if (elem.isInteger(1)) a = DenseElementsAttr::get(type, v != 0);

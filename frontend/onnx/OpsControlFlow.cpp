@@ -337,7 +337,11 @@ static LogicalResult scanUnrolled(NodeImporter &n, std::vector<ValueEntry> &stat
   size_t numStates = states.size(), numOuts = body.output_size() - numStates;
   int64_t length = -1;
   for (size_t j = 0; j < ins.size(); ++j) {
-    int64_t l = entryShape(n, ins[j])[ax.inAxes[j]];
+    auto shape = entryShape(n, ins[j]);
+    if (ax.inAxes[j] < 0 || size_t(ax.inAxes[j]) >= shape.size()) // a scalar has no axis to scan
+      return n.fail("scan input " + llvm::Twine(j) + " of rank " + llvm::Twine(shape.size()) + " has no axis " +
+                    llvm::Twine(ax.inAxes[j]) + " to scan");
+    int64_t l = shape[ax.inAxes[j]];
     if (length >= 0 && l != length)
       return n.fail("scan inputs have different lengths (" + llvm::Twine(length) + " and " + llvm::Twine(l) + ")");
     length = l;

@@ -91,15 +91,18 @@ LogicalResult importConstantOfShape(NodeImporter &n) {
   if (auto *a = n.attr("value")) {
     if (auto err = decodeTensor(a->t(), value)) return n.fail(*err);
   }
+  if (value.numel() != 1) return n.fail("'value' must hold exactly one element");
   auto dims = shape->toInts();
   for (int64_t d : dims)
     if (d < 0) return n.fail("negative dimension in shape " + shapeText(dims));
-  HostTensor out = HostTensor::make(value.dtype, dims);
-  for (int64_t k = 0; k < out.numel(); ++k) out.set(k, value.get(0));
-  if (out.numel() > (1 << 16)) {
-    n.out(0, n.constant(out));
+  if (auto why = tooLarge(dims)) return n.fail(*why);
+  if (numElements(dims) > (1 << 16)) {
+    // A large fill is emitted as a splat, never materialised on the host.
+    n.out(0, n.splat(value.get(0), dims, n.elementType(value.dtype)));
     return success();
   }
+  HostTensor out = HostTensor::make(value.dtype, dims);
+  for (int64_t k = 0; k < out.numel(); ++k) out.set(k, value.get(0));
   n.outConst(0, std::move(out));
   return success();
 }

@@ -20,3 +20,12 @@ _fmnist_train = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 config.substitutions.append(("%fmnist_train", _fmnist_train))
 if os.path.exists(_fmnist_train):
     config.available_features.add("fashion-mnist")
+
+# `%limit_memory CMD` runs CMD with at most 4 GB of address space, to prove that a
+# hostile model is refused without allocating what it claims. A sanitizer build
+# reserves terabytes of shadow memory up front, so there it runs CMD unlimited.
+if getattr(config, "kiln_sanitize", "OFF").upper() in ("ON", "1", "TRUE", "YES"):
+    config.available_features.add("sanitize")
+    config.substitutions.append(("%limit_memory", ""))
+else:
+    config.substitutions.append(("%limit_memory", "ulimit -v 4000000 &&"))

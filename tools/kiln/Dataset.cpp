@@ -5,6 +5,7 @@ extern "C" {
 #include "kiln/npy.h"
 }
 
+#include <cmath>
 #include <cstring>
 #include <zlib.h>
 
@@ -98,11 +99,19 @@ static bool readNpy(const std::string &path, Array &out, bool labels, std::strin
     case KILN_DTYPE_I8: v = int8_t(p[k]); break;
     default: ok = false; v = 0; break;
     }
-    if (labels) out.i.push_back(int64_t(v));
-    else out.f.push_back(float(v));
+    if (!ok) {
+      err = "'" + path + "' has an element type kiln eval does not read";
+    } else if (labels && !(v == std::trunc(v) && v >= -0x1p63 && v < 0x1p63)) {
+      // A float label file: only whole numbers in int64's range are class indices.
+      err = "label " + std::to_string(k) + " in '" + path + "' is " + std::to_string(v) + ", not a class index";
+      ok = false;
+    } else if (labels) {
+      out.i.push_back(int64_t(v));
+    } else {
+      out.f.push_back(float(v));
+    }
   }
   kiln_npy_free(&npy);
-  if (!ok) err = "'" + path + "' has an element type kiln eval does not read";
   if (ok && labels && out.dims.size() != 1) {
     err = "labels in '" + path + "' must be one-dimensional";
     ok = false;

@@ -104,8 +104,13 @@ int linkRunner(const std::string &work, bool cross, const std::string &cpu) {
   // The runtime's kernels are built for the machine that runs them: the host, or for
   // aarch64 the --cpu given (e.g. cortex-a76: SDOT int8 kernels) or a generic armv8-a.
   std::string arch = !cross ? "-march=native" : cpu.empty() ? "-march=armv8-a" : "-mcpu=" + cpu;
+  // A sanitizer build of kiln (-DKILN_SANITIZE=ON) checks the runtime it links too.
+  std::vector<std::string> sanitize;
+#ifdef KILN_RUNNER_SANITIZE
+  if (!cross) sanitize = {"-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"};
+#endif
   static RuntimeObjects cache;
-  std::string key = cc + " " + arch;
+  std::string key = cc + " " + arch + (sanitize.empty() ? "" : " sanitize");
   std::string err;
   auto it = cache.byFlags.find(key);
   if (it == cache.byFlags.end()) {
@@ -129,6 +134,7 @@ int linkRunner(const std::string &work, bool cross, const std::string &cpu) {
       std::string obj = objDir + "/" + std::to_string(objects.size()) + ".o";
       std::vector<std::string> compile{cc, "-O3", "-std=c11", arch, "-I" + src + "/runtime/include", "-c", source,
                                        "-o", obj};
+      compile.insert(compile.end(), sanitize.begin(), sanitize.end());
       if (execute(compile, &err) != 0) {
         llvm::errs() << "error: compiling the runtime with '" << cc << "' failed" << (err.empty() ? "" : ": " + err)
                      << "\n";
@@ -143,6 +149,7 @@ int linkRunner(const std::string &work, bool cross, const std::string &cpu) {
   link.insert(link.end(), it->second.begin(), it->second.end());
   link.insert(link.end(), {work + "/model.o", "-lm", "-pthread", "-o", work + "/runner"});
   if (cross) link.push_back("-static");
+  link.insert(link.end(), sanitize.begin(), sanitize.end());
   if (execute(link, &err) != 0) {
     llvm::errs() << "error: linking the runner with '" << cc << "' failed" << (err.empty() ? "" : ": " + err) << "\n";
     return 1;

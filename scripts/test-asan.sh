@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds Kiln with AddressSanitizer + UndefinedBehaviorSanitizer (-DKILN_SANITIZE=ON) and
+# runs test suites under it (docs/HARDENING.md). Not part of the full scripts/test.sh
+# run: the whole sanitizer build takes tens of minutes on two cores.
+#
+#   bash scripts/test-asan.sh                 # build-asan/: unit (runtime gtests, runner), lit, conformance
+#   bash scripts/test-asan.sh unit lit        # a subset; also: fuzz (the committed corpora, KILN_FUZZ=ON)
+#   bash scripts/test-asan.sh runtime         # build-asan-runtime/: the runtime and its tests only,
+#                                             # without the compiler (about a minute)
+#   KILN_JOBS=1 bash scripts/test-asan.sh     # build and test with one job
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${KILN_JOBS:-$(nproc)}
+SUITES=("$@")
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(unit lit conformance)
+CONFIG=(-DKILN_SANITIZE=ON -DKILN_BUILD_BENCH=OFF)
+if [ "${SUITES[*]}" = runtime ]; then
+  BUILD_DIR=${KILN_ASAN_BUILD_DIR:-build-asan-runtime}
+  CONFIG+=(-DKILN_BUILD_COMPILER=OFF)
+  SUITES=(unit)
+else
+  BUILD_DIR=${KILN_ASAN_BUILD_DIR:-build-asan}
+fi
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 "${CONFIG[@]}" >/dev/null
+fi
+ninja -C "$BUILD_DIR" -j"$JOBS" | grep -vE '^\[[0-9]+/[0-9]+\] ' || true
+source scripts/sanitizer-env.sh
+cd "$BUILD_DIR"
+rc=0
+for suite in "${SUITES[@]}"; do
+  case $suite in
+    unit) args=(-LE 'lit|e2e|conformance|fuzz') ;;   # runtime gtests + kiln_runner.*
+    lit) args=(-L lit) ;;
+    conformance) args=(-L conformance) ;;
+    fuzz) args=(-L fuzz) ;;
+    *) echo "unknown suite '$suite' (unit, lit, conformance, fuzz, or runtime alone)" >&2; exit 2 ;;
+  esac
+  echo "== $suite (ASan + UBSan)"
+  ctest --output-on-failure -j"$JOBS" "${args[@]}" || rc=1
+done
+exit $rc
