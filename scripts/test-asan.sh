@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Kiln with AddressSanitizer + UndefinedBehaviorSanitizer (-DKILN_SANITIZE=ON) and
-# runs test suites under it (docs/HARDENING.md). Not part of the full scripts/test.sh
-# run: the whole sanitizer build takes tens of minutes on two cores.
+# runs test suites under it (docs/HARDENING.md). scripts/test.sh (CI) runs the `runtime`
+# mode; the whole sanitizer build takes tens of minutes on two cores, so it is not in CI.
 #
 #   bash scripts/test-asan.sh                 # build-asan/: unit (runtime gtests, runner), lit, conformance
 #   bash scripts/test-asan.sh unit lit        # a subset; also: fuzz (the committed corpora, KILN_FUZZ=ON)
