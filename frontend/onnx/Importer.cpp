@@ -1173,6 +1173,15 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &ctx, onnx::ModelProto &mod
   GraphImporter importer(ctx, options, diags);
   auto module = importer.run(model, modelName);
   if (!diags.empty()) return nullptr;
+  // A pre-quantised (QDQ) model runs correctly, but its Q/DQ pairs are float arithmetic:
+  // say so, since that is the usual reason such a model is not faster.
+  int qdq = 0;
+  for (const auto &node : model.graph().node())
+    qdq += node.op_type() == "QuantizeLinear" || node.op_type() == "DequantizeLinear";
+  if (qdq && module)
+    emitRemark(module->getLoc()) << qdq << " QuantizeLinear/DequantizeLinear nodes run as float arithmetic (Kiln "
+                                 << "does not map QDQ models to its int8 kernels yet; --quantize int8 on the float "
+                                 << "model does)";
   return module;
 }
 

@@ -436,21 +436,6 @@ std::string makeTempDir(const std::string &near) {
 /// Imports and compiles; writes the artifact into `dir` (which must exist); with
 /// quantisation options, through kiln::tool::compileQuantized.
 int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
-  // A pre-quantised (QDQ) model runs correctly, but its Q/DQ pairs are float arithmetic:
-  // say so, since that is the usual reason such a model is not faster.
-  if (llvm::StringRef(o.model).ends_with(".onnx")) {
-    onnx::ModelProto proto;
-    auto buf = llvm::MemoryBuffer::getFile(o.model);
-    if (buf && proto.ParseFromArray((*buf)->getBufferStart(), int((*buf)->getBufferSize()))) {
-      int qdq = 0;
-      for (const auto &node : proto.graph().node())
-        qdq += node.op_type() == "QuantizeLinear" || node.op_type() == "DequantizeLinear";
-      if (qdq)
-        llvm::errs() << "note: " << qdq << " QuantizeLinear/DequantizeLinear nodes run as float arithmetic (Kiln "
-                     << "does not map QDQ models to its int8 kernels yet; --quantize int8 on the float model "
-                     << "does)\n";
-    }
-  }
   if (o.quantize.empty() && o.planIn.empty())
     return failed(kiln::compileOnnxFile(o.model, o.import, o.compile, dir, artifact, llvm::errs(), o.dumpImport));
   return kiln::tool::compileQuantized(o, dir, artifact);

@@ -8,6 +8,7 @@
  * arithmetic in plain C: a bf16 product is exact in f32, so each step is one fused
  * multiply-add, the pair's low element first. */
 #include "kiln/kernels.h"
+#include "view.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,9 +20,6 @@
 
 #define BP KILN_PANEL_BF16 /* output channels per packed panel */
 
-static int64_t in_extent(int64_t out, int64_t stride, int64_t k, int64_t dil) {
-  return out > 0 ? (out - 1) * stride + (k - 1) * dil + 1 : 0;
-}
 
 uint16_t kiln_f32_to_bf16(float x) {
   uint32_t u;
@@ -40,8 +38,8 @@ static inline float bf16_to_f32(uint16_t h) {
 
 int64_t kiln_conv2d_bf16_scratch_bytes(const kiln_conv_geometry_t *g) {
   int64_t c2 = (g->c + 1) / 2 * 2;
-  return g->n * in_extent(g->oh, g->stride_h, g->kh, g->dilation_h) *
-             in_extent(g->ow, g->stride_w, g->kw, g->dilation_w) * c2 * 2 + 64;
+  return g->n * kiln_view_extent(g->oh, g->stride_h, g->kh, g->dilation_h) *
+             kiln_view_extent(g->ow, g->stride_w, g->kw, g->dilation_w) * c2 * 2 + 64;
 }
 
 void kiln_pack_panels_bf16(const float *filter, uint16_t *packed, int64_t m, int64_t taps, int64_t c) {
@@ -67,22 +65,15 @@ struct cvt_job {
 static void cvt_rows(void *ctx, int64_t begin, int64_t end) {
   const struct cvt_job *j = ctx;
   const kiln_conv_geometry_t *g = j->g;
-  const int padded = g->in_h > 0;
   for (int64_t row = begin; row < end; ++row) {
-    int64_t b = row / j->ih, y = row % j->ih, sy = padded ? y - g->pad_h : y;
+    int64_t b = row / j->ih, y = row % j->ih;
     uint16_t *dst = j->dst + row * j->iw * j->c2;
-    if (padded && (sy < 0 || sy >= g->in_h)) {
-      memset(dst, 0, sizeof(uint16_t) * (size_t)(j->iw * j->c2));
-      continue;
-    }
-    const float *src_row = j->in + b * g->in_sn + sy * g->in_sh;
     for (int64_t x = 0; x < j->iw; ++x, dst += j->c2) {
-      int64_t sx = padded ? x - g->pad_w : x;
-      if (padded && (sx < 0 || sx >= g->in_w)) {
+      const float *src = kiln_view_pixel(j->in, g, b, y, x);
+      if (!src) { /* implicit padding */
         memset(dst, 0, sizeof(uint16_t) * (size_t)j->c2);
         continue;
       }
-      const float *src = src_row + sx * g->in_sw;
       for (int64_t ch = 0; ch < g->c; ++ch) dst[ch] = kiln_f32_to_bf16(src[ch]);
       for (int64_t ch = g->c; ch < j->c2; ++ch) dst[ch] = 0;
     }
@@ -173,15 +164,15 @@ static void bf16_rows(void *ctx, int64_t begin, int64_t end) {
 
 static void setup(struct bf16_job *j, const kiln_conv_geometry_t *g) {
   j->c2 = (g->c + 1) / 2 * 2;
-  int64_t iw = in_extent(g->ow, g->stride_w, g->kw, g->dilation_w), ih = in_extent(g->oh, g->stride_h, g->kh, g->dilation_h);
+  int64_t iw = kiln_view_extent(g->ow, g->stride_w, g->kw, g->dilation_w), ih = kiln_view_extent(g->oh, g->stride_h, g->kh, g->dilation_h);
   j->sw = j->c2;
   j->sh = iw * j->c2;
   j->sn = ih * iw * j->c2;
 }
 
 static void convert(const float *in, uint16_t *scratch, const kiln_conv_geometry_t *g) {
-  struct cvt_job c = {in, scratch, g, in_extent(g->oh, g->stride_h, g->kh, g->dilation_h),
-                      in_extent(g->ow, g->stride_w, g->kw, g->dilation_w), (g->c + 1) / 2 * 2};
+  struct cvt_job c = {in, scratch, g, kiln_view_extent(g->oh, g->stride_h, g->kh, g->dilation_h),
+                      kiln_view_extent(g->ow, g->stride_w, g->kw, g->dilation_w), (g->c + 1) / 2 * 2};
   kiln_parallel_for(g->n * c.ih, cvt_rows, &c);
 }
 

@@ -8,6 +8,7 @@
  * the dot-product extension it is SDOT; elsewhere plain C that the compiler vectorises. Both paths and the reference give identical bits:
  * the integer sums are exact and the epilogue is one fused multiply-add per value. */
 #include "kiln/kernels.h"
+#include "view.h"
 
 #include <math.h>
 #include <string.h>
@@ -22,13 +23,10 @@
 
 #define QP KILN_PANEL_S8 /* output channels per packed panel */
 
-static int64_t in_rows(int64_t out, int64_t stride, int64_t k, int64_t dil) {
-  return out > 0 ? (out - 1) * stride + (k - 1) * dil + 1 : 0;
-}
 
 int64_t kiln_conv2d_u8s8_scratch_bytes(const kiln_conv_geometry_t *g) {
   int64_t c4 = (g->c + 3) / 4 * 4;
-  return g->n * in_rows(g->oh, g->stride_h, g->kh, g->dilation_h) * in_rows(g->ow, g->stride_w, g->kw, g->dilation_w) *
+  return g->n * kiln_view_extent(g->oh, g->stride_h, g->kh, g->dilation_h) * kiln_view_extent(g->ow, g->stride_w, g->kw, g->dilation_w) *
              c4 + 64;
 }
 
@@ -51,22 +49,15 @@ struct quant_job {
 static void quant_rows(void *ctx, int64_t begin, int64_t end) {
   const struct quant_job *j = ctx;
   const kiln_conv_geometry_t *g = j->g;
-  const int padded = g->in_h > 0;
   for (int64_t row = begin; row < end; ++row) {
-    int64_t b = row / j->ih, y = row % j->ih, sy = padded ? y - g->pad_h : y;
+    int64_t b = row / j->ih, y = row % j->ih;
     uint8_t *dst = j->dst + row * j->iw * j->c4;
-    if (padded && (sy < 0 || sy >= g->in_h)) { /* a row of padding: zero is the zero point */
-      memset(dst, j->zp, (size_t)(j->iw * j->c4));
-      continue;
-    }
-    const float *src_row = j->in + b * g->in_sn + sy * g->in_sh;
     for (int64_t x = 0; x < j->iw; ++x, dst += j->c4) {
-      int64_t sx = padded ? x - g->pad_w : x;
-      if (padded && (sx < 0 || sx >= g->in_w)) {
+      const float *src = kiln_view_pixel(j->in, g, b, y, x);
+      if (!src) { /* implicit padding: zero is the zero point */
         memset(dst, j->zp, (size_t)j->c4);
         continue;
       }
-      const float *src = src_row + sx * g->in_sw;
       int64_t ch = 0;
 #ifdef KILN_VNNI
       /* 16 at a time, the same arithmetic: rint (to nearest even), + zero point, clamp. */
@@ -87,8 +78,8 @@ static void quant_rows(void *ctx, int64_t begin, int64_t end) {
 
 void kiln_quantize_view_u8(const float *in, uint8_t *dst, const kiln_conv_geometry_t *g, float inv_scale,
                            int32_t zp) {
-  struct quant_job j = {in, dst, g, in_rows(g->oh, g->stride_h, g->kh, g->dilation_h),
-                        in_rows(g->ow, g->stride_w, g->kw, g->dilation_w), (g->c + 3) / 4 * 4, inv_scale, zp};
+  struct quant_job j = {in, dst, g, kiln_view_extent(g->oh, g->stride_h, g->kh, g->dilation_h),
+                        kiln_view_extent(g->ow, g->stride_w, g->kw, g->dilation_w), (g->c + 3) / 4 * 4, inv_scale, zp};
   kiln_parallel_for(g->n * j.ih, quant_rows, &j);
 }
 
@@ -278,7 +269,7 @@ static void s4_rows(void *ctx, int64_t begin, int64_t end) { rows_impl(ctx, begi
 
 static void s8_setup(struct s8_job *j, const kiln_conv_geometry_t *g) {
   j->c4 = (g->c + 3) / 4 * 4;
-  int64_t iw = in_rows(g->ow, g->stride_w, g->kw, g->dilation_w), ih = in_rows(g->oh, g->stride_h, g->kh, g->dilation_h);
+  int64_t iw = kiln_view_extent(g->ow, g->stride_w, g->kw, g->dilation_w), ih = kiln_view_extent(g->oh, g->stride_h, g->kh, g->dilation_h);
   j->sw = j->c4;
   j->sh = iw * j->c4;
   j->sn = ih * iw * j->c4;

@@ -4,6 +4,7 @@
  * kiln_observe_write: the range, and a histogram of each sign's magnitudes (for
  * percentile clipping). */
 #include "kiln/kernels.h"
+#include "view.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -88,8 +89,8 @@ void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g
     table = grown;
     table_size = size;
   }
-  int64_t ih = g->oh > 0 ? (g->oh - 1) * g->stride_h + (g->kh - 1) * g->dilation_h + 1 : 0;
-  int64_t iw = g->ow > 0 ? (g->ow - 1) * g->stride_w + (g->kw - 1) * g->dilation_w + 1 : 0;
+  int64_t ih = kiln_view_extent(g->oh, g->stride_h, g->kh, g->dilation_h);
+  int64_t iw = kiln_view_extent(g->ow, g->stride_w, g->kw, g->dilation_w);
   if (g->in_h > 0) { /* implicit padding: the image itself (its padding is zeros) */
     ih = g->in_h;
     iw = g->in_w;
