@@ -1,5 +1,6 @@
 //===- Driver.cpp - ONNX file to artifact, end to end -----------------------===//
 #include "codegen/Driver.h"
+#include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -16,6 +17,7 @@ void registerCompilerDialects(mlir::DialectRegistry &registry) {
   mlir::registerAllExtensions(registry);
   mlir::registerAllToLLVMIRTranslations(registry);
   onnx_frontend::registerImporterDialects(registry);
+  registry.insert<KilnDialect>();
 }
 
 void registerCompilerPasses() {

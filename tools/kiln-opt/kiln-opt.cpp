@@ -1,4 +1,5 @@
 //===- kiln-opt.cpp - mlir-opt with Kiln's passes, for lit tests ------------===//
+#include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/InitAllDialects.h"
@@ -12,5 +13,6 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  registry.insert<kiln::KilnDialect>();
   return mlir::asMainReturnCode(mlir::MlirOptMain(argc, argv, "Kiln optimizer driver\n", registry));
 }

@@ -1,0 +1,113 @@
+//===- KilnDialect.cpp - The kiln dialect: compressed weights, verifiers ----===//
+#include "dialects/kiln/IR/KilnDialect.h"
+
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/SymbolTable.h"
+
+#include <cmath>
+#include <string>
+
+using namespace mlir;
+
+#include "dialects/kiln/IR/KilnOpsDialect.cpp.inc"
+
+#define GET_OP_CLASSES
+#include "dialects/kiln/IR/KilnOps.cpp.inc"
+
+namespace kiln {
+
+void KilnDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/kiln/IR/KilnOps.cpp.inc"
+      >();
+}
+
+/// `kiln.quant` ({bits, scale, zero_point}, kiln-quantize) is checked where it stands;
+/// Kiln's other discardable attributes (roles, indices for observers) are free-form.
+LogicalResult KilnDialect::verifyOperationAttribute(Operation *op, NamedAttribute attr) {
+  if (attr.getName().strref() != "kiln.quant") return success();
+  auto dict = dyn_cast<DictionaryAttr>(attr.getValue());
+  if (!dict) return op->emitOpError("'kiln.quant' must be a dictionary");
+  auto bits = dict.getAs<IntegerAttr>("bits");
+  if (!bits || (bits.getInt() != 4 && bits.getInt() != 8 && bits.getInt() != 16))
+    return op->emitOpError("'kiln.quant' needs bits = 4, 8 or 16");
+  if (bits.getInt() == 16) return success();
+  auto scale = dict.getAs<FloatAttr>("scale");
+  auto zp = dict.getAs<IntegerAttr>("zero_point");
+  if (!scale || !(scale.getValueAsDouble() > 0) || !std::isfinite(scale.getValueAsDouble()))
+    return op->emitOpError("'kiln.quant' needs a finite scale > 0");
+  if (!zp || zp.getInt() < 0 || zp.getInt() > 255)
+    return op->emitOpError("'kiln.quant' needs a zero_point in [0, 255]");
+  return success();
+}
+
+std::string checkNMIndices(const int8_t *indices, int64_t rows, int64_t k, int64_t n, int64_t m) {
+  int64_t groups = (k + m - 1) / m;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < groups; ++g) {
+      int64_t width = std::min(m, k - g * m), prev = -1;
+      for (int64_t j = 0; j < n; ++j) {
+        int64_t i = indices[(r * groups + g) * n + j];
+        if (i <= prev || i >= width)
+          return "row " + std::to_string(r) + ", group " + std::to_string(g) + ": index " + std::to_string(i) +
+                 (i >= width ? " is outside the group (width " + std::to_string(width) + ")"
+                             : " does not increase");
+        prev = i;
+      }
+    }
+  return "";
+}
+
+int64_t NMWeightsOp::getRows() {
+  auto shape = getResult().getType().getShape();
+  return getRowsLast() ? shape.back() : shape.front();
+}
+
+int64_t NMWeightsOp::getReduction() {
+  int64_t rows = getRows();
+  return rows ? getResult().getType().getNumElements() / rows : 0;
+}
+
+/// The bytes of a constant global that `v` reads, if it does.
+static std::optional<ArrayRef<char>> constantBytes(Operation *from, Value v) {
+  auto get = v.getDefiningOp<memref::GetGlobalOp>();
+  if (!get) return std::nullopt;
+  auto global = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(from, get.getNameAttr());
+  if (!global || !global.getConstant() || !global.getInitialValue()) return std::nullopt;
+  if (auto r = dyn_cast<DenseResourceElementsAttr>(*global.getInitialValue()))
+    if (AsmResourceBlob *blob = r.getRawHandle().getBlob()) return blob->getData();
+  if (auto d = dyn_cast<DenseElementsAttr>(*global.getInitialValue()))
+    if (!d.isSplat()) return d.getRawData();
+  return std::nullopt;
+}
+
+LogicalResult NMWeightsOp::verify() {
+  int64_t n = getN(), m = getM();
+  if (n >= m) return emitOpError("keeps n = ") << n << " of every m = " << m << ": n must be less than m";
+  auto result = getResult().getType();
+  if (result.getRank() < 2) return emitOpError("result must have rank 2 or more, got ") << result.getRank();
+  if (!result.getElementType().isF32()) return emitOpError("result must be f32");
+  int64_t rows = getRows(), k = getReduction();
+  int64_t groups = (k + m - 1) / m;
+  auto vt = getValues().getType(), it = getIndices().getType();
+  if (!vt.hasStaticShape() || !it.hasStaticShape())
+    return emitOpError("values and indices must have static shapes");
+  if (vt.getShape() != it.getShape())
+    return emitOpError("values ") << vt << " and indices " << it << " must have the same shape";
+  if (vt.getDimSize(0) != rows || vt.getDimSize(1) != groups * n)
+    return emitOpError("values must be ") << rows << "x" << groups * n << " (" << rows << " rows, ceil(" << k << " / "
+                                          << m << ") groups of " << n << "), got " << vt;
+  if (auto bytes = constantBytes(*this, getIndices()); bytes && int64_t(bytes->size()) == rows * groups * n) {
+    std::string why = checkNMIndices(reinterpret_cast<const int8_t *>(bytes->data()), rows, k, n, m);
+    if (!why.empty()) return emitOpError("indices: ") << why;
+  }
+  return success();
+}
+
+} // namespace kiln
