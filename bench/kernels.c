@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now(void) {
@@ -131,7 +132,46 @@ static double conv_gflops(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m,
   return 2.0 * (double)(n * oh * ow * m * kk) / best / 1e9;
 }
 
-int main(void) {
+/* Seconds per call (best of 7) of the N:M sparse kernel: `keep` of every `group` weights. */
+static double conv_seconds_nm(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t k, int64_t s, int keep,
+                              int group) {
+  int64_t oh = (h - k) / s + 1, ow = (w - k) / s + 1, kk = k * k * c, per = (kk + group - 1) / group * keep;
+  float *in = malloc(sizeof(float) * (size_t)(n * h * w * c));
+  float *values = malloc(sizeof(float) * (size_t)(m * per));
+  uint8_t *indices = malloc((size_t)(m * per));
+  float *out = aligned_alloc(64, sizeof(float) * (size_t)(n * oh * ow * m + 16));
+  for (int64_t i = 0; i < n * h * w * c; ++i) in[i] = (float)(i % 13) * 0.01f;
+  for (int64_t i = 0; i < m * per; ++i) {
+    values[i] = (float)(i % 7) * 0.01f;
+    /* positions j * (group / keep) + (row-dependent shift): distinct rows, increasing */
+    int64_t j = i % keep, row = i / per;
+    indices[i] = (uint8_t)(j * (group / keep) + (row + i / keep) % (group / keep));
+  }
+  kiln_conv_geometry_t g = {n, c, m, k, k, oh, ow, s, s, 1, 1, h * w * c, w * c, c, 0, 0, 0, 0};
+  float *scratch = aligned_alloc(64, (size_t)kiln_conv2d_nm_scratch_bytes(&g, group));
+  int64_t panels = (m + KILN_PANEL_NM - 1) / KILN_PANEL_NM;
+  float *packed = aligned_alloc(64, sizeof(float) * (size_t)(panels * per * KILN_PANEL_NM));
+  uint8_t *positions = malloc((size_t)(panels * per * KILN_PANEL_NM));
+  kiln_pack_nm_f32(values, indices, m, kk, keep, group, packed, positions);
+  double best = 1e30;
+  for (int rep = 0; rep < 7; ++rep) {
+    double t0 = now();
+    kiln_conv2d_nhwc_f32_nm(in, packed, positions, out, &g, keep, group, scratch, NULL, 0, 0.f, 0.f);
+    double t = now() - t0;
+    if (t < best) best = t;
+  }
+  free(in);
+  free(values);
+  free(indices);
+  free(out);
+  free(scratch);
+  free(packed);
+  free(positions);
+  return best;
+}
+
+int main(int argc, char **argv) {
+  int only_nm = argc > 1 && strcmp(argv[1], "nm") == 0; /* kiln-bench-kernels nm: fp32 and N:M only */
   double peak = fma_peak_gflops();
   printf("measured fp32 FMA peak (1 thread): %.1f GFLOP/s\n", peak);
   printf("%-34s %10s %8s\n", "kernel shape", "GFLOP/s", "of peak");
@@ -152,6 +192,19 @@ int main(void) {
     fp32[i] = g;
     printf("%-34s %10.1f %7.0f%%\n", cases[i].name, g, 100.0 * g / peak);
   }
+  printf("\nN:M sparse fp32 kernel: time of the dense fp32 kernel / time of the sparse one on the same shape\n");
+  printf("%-34s %9s %9s %9s\n", "shape", "2:4", "1:4", "2:8");
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    int64_t oh = (cases[i].h - cases[i].k) / cases[i].s + 1, ow = (cases[i].w - cases[i].k) / cases[i].s + 1;
+    double dense = 2.0 * (double)(cases[i].n * oh * ow * cases[i].m * cases[i].k * cases[i].k * cases[i].c) / fp32[i] / 1e9;
+    printf("%-34s", cases[i].name);
+    int pats[3][2] = {{2, 4}, {1, 4}, {2, 8}};
+    for (int q = 0; q < 3; ++q)
+      printf(" %8.2fx", dense / conv_seconds_nm(cases[i].n, cases[i].h, cases[i].w, cases[i].c, cases[i].m, cases[i].k,
+                                                cases[i].s, pats[q][0], pats[q][1]));
+    printf("\n");
+  }
+  if (only_nm) return 0;
   double ipeak = vnni_peak_gops();
   if (ipeak > 0)
     printf("\nmeasured int8 peak (1 thread, vpdpbusd): %.1f GOP/s\n", ipeak);

@@ -59,6 +59,35 @@ void kiln_batch_matmul_f32(const float *a, const float *b, float *c, int64_t bat
 void kiln_ref_batch_matmul_f32(const float *a, const float *b, float *c, int64_t batch, int64_t m, int64_t n,
                                int64_t k);
 
+/* ---- N:M sparse weights (fp32): row o of the K = KH*KW*C reduction keeps n of every m
+ * consecutive weights (m <= 16). values[o][G*n] holds the kept weights and
+ * indices[o][G*n] their positions inside their group (increasing), G = ceil(K / m);
+ * positions at or past K (a padded last group) carry zeros. ----
+ *
+ * The kernel reads them packed at compile time by kiln_pack_nm_f32: per panel of
+ * KILN_PANEL_NM output channels, per group and slot, the panel's weights (floats) and
+ * positions (bytes); `packed` holds ceil(M / KILN_PANEL_NM) * G * n * KILN_PANEL_NM floats
+ * and `positions` as many bytes.
+ *
+ * out[N,OH,OW,M] = bias + conv (bias may be NULL: 0), or out + conv with
+ * KILN_S8_ACCUMULATE; clamped to [lo, hi] with KILN_S8_CLAMP. Takes implicit padding.
+ * `scratch` holds kiln_conv2d_nm_scratch_bytes(g, m) bytes, 64-byte aligned. */
+#define KILN_PANEL_NM 16
+void kiln_pack_nm_f32(const float *values, const uint8_t *indices, int64_t rows, int64_t k, int32_t n, int32_t m,
+                      float *packed, uint8_t *positions);
+void kiln_conv2d_nhwc_f32_nm(const float *in, const float *packed, const uint8_t *positions, float *out,
+                             const kiln_conv_geometry_t *g, int32_t n, int32_t m, float *scratch,
+                             const float *bias, int32_t flags, float lo, float hi);
+int64_t kiln_conv2d_nm_scratch_bytes(const kiln_conv_geometry_t *g, int32_t m);
+/* The reference reads the unpacked values and indices. */
+void kiln_ref_conv2d_nhwc_f32_nm(const float *in, const float *values, const uint8_t *indices, float *out,
+                                 const kiln_conv_geometry_t *g, int32_t n, int32_t m, const float *bias,
+                                 int32_t flags, float lo, float hi);
+/* The dense weights N:M values and indices stand for: dense[rows][k], or dense[k][rows]
+ * with rows_last (a matmul's right operand). */
+void kiln_nm_decode_f32(const float *values, const uint8_t *indices, float *dense, int64_t rows, int64_t k, int32_t n,
+                        int32_t m, int32_t rows_last);
+
 /* Splits [0, count) over the running model's threads (kiln_model_set_threads) and
  * calls fn(ctx, begin, end) for each share; returns when all are done. */
 typedef void (*kiln_range_fn)(void *ctx, int64_t begin, int64_t end);
