@@ -41,6 +41,11 @@ struct CompileOptions {
   bool quantObserve = false, quantCompare = false;
   int quantDefaultBits = 32; ///< precision of layers the plan does not name (16: bf16)
   std::string quantPlan, quantReport;
+  /// N:M sparsity (kiln-sparsify-nm): the pattern ("2:4"; empty: none), per-layer
+  /// overrides ("NAME=N:M|dense,..."), calibration Gram file, report path, and a
+  /// calibration build that observes the Gram matrices instead.
+  std::string sparsify, sparsifyLayers, sparsifyGram, sparsifyReport;
+  bool sparsifyObserve = false;
   /// Print the IR after these passes ("all" for every pass) to stderr.
   std::vector<std::string> dumpIrAfter;
 };

@@ -2,6 +2,7 @@
 #ifndef KILN_PASSES_PASSES_H
 #define KILN_PASSES_PASSES_H
 
+#include "dialects/kiln/IR/KilnDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -36,6 +37,9 @@ inline constexpr const char *kObserveAttr = "kiln.observe";
 /// On a quantised convolution or matmul: also run it in fp32 and record the int8
 /// output's error under this index (diagnostic builds).
 inline constexpr const char *kCompareAttr = "kiln.compare";
+/// On a convolution or matmul: accumulate its input Gram matrix under this index
+/// (calibration for kiln-sparsify-nm).
+inline constexpr const char *kObserveGramAttr = "kiln.observe_gram";
 
 } // namespace kiln
 

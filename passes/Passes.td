@@ -173,6 +173,43 @@ def KilnQuantize : Pass<"kiln-quantize", "mlir::ModuleOp"> {
   ];
 }
 
+def KilnSparsifyNM : Pass<"kiln-sparsify-nm", "mlir::ModuleOp"> {
+  let summary = "Keep N of every M weights per output channel, with calibration-based reconstruction";
+  let description = [{
+    Runs on bufferized IR, before kiln-quantize. Every layer kiln-lower-to-kernels runs
+    with a packed kernel (`linalg.conv_2d_nhwc_fhwc`, `linalg.batch_matmul` by a
+    constant) with a reduction of at least `min-reduction` gets `pattern` (N:M,
+    M <= 16), or the pattern `layers` names for it ("NAME=2:4,NAME2=dense"; names as
+    kiln-quantize gives them). Its weights become a `kiln.nm_weights` of two new
+    constants (kept values, positions in their groups).
+
+    With `gram` (the runner's `--observe-gram` file from a build with `observe`),
+    pruning compensates each removed weight on the rest of its row through the
+    Cholesky factor of the inverse input Gram matrix (one-shot OBS, as SparseGPT),
+    minimising the change of the layer's output on the calibration data; otherwise the
+    N largest magnitudes of each group are kept. `report` names a JSON file with, per
+    layer, the pattern, method, relative weight error, relative output error on the
+    calibration data, and bytes dense vs sparse.
+
+    Example: `%w = memref.get_global @filter : memref<32x3x3x16xf32>` used by a
+    convolution becomes `%w = kiln.nm_weights %values, %indices {n = 2, m = 4}`.
+  }];
+  let options = [
+    Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"", "Name of the entry function">,
+    Option<"pattern", "pattern", "std::string", /*default=*/"\"2:4\"", "N:M for every eligible layer, or dense">,
+    Option<"layers", "layers", "std::string", /*default=*/"\"\"", "Per-layer patterns: NAME=N:M|dense, comma separated">,
+    Option<"minReduction", "min-reduction", "int64_t", /*default=*/"32",
+           "Layers with a shorter reduction stay dense unless named in layers">,
+    Option<"gramPath", "gram", "std::string", /*default=*/"\"\"", "Calibration Gram matrices (runner --observe-gram)">,
+    Option<"observe", "observe", "bool", /*default=*/"false",
+           "Calibration build: mark each layer to be sparsified for Gram observation instead">,
+    Option<"dampening", "dampening", "double", /*default=*/"0.01",
+           "Added to the Gram diagonal, as a fraction of its mean">,
+    Option<"reportPath", "report", "std::string", /*default=*/"\"\"", "Write the per-layer report (JSON) here">,
+  ];
+  let dependentDialects = ["::kiln::KilnDialect", "mlir::memref::MemRefDialect"];
+}
+
 def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
   let summary = "Call the runtime's register-tiled kernels for convolutions and matmuls";
   let description = [{

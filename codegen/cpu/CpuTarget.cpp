@@ -136,6 +136,14 @@ public:
       if (!o.quantReport.empty()) quantize += " report=\"" + o.quantReport + "\"";
       quantize += "},";
     }
+    std::string sparsify;
+    if (!o.sparsify.empty()) {
+      sparsify = "kiln-sparsify-nm{" + e + " pattern=\"" + o.sparsify + "\"" + (o.sparsifyObserve ? " observe=true" : "");
+      if (!o.sparsifyLayers.empty()) sparsify += " layers=\"" + o.sparsifyLayers + "\"";
+      if (!o.sparsifyGram.empty()) sparsify += " gram=\"" + o.sparsifyGram + "\"";
+      if (!o.sparsifyReport.empty()) sparsify += " report=\"" + o.sparsifyReport + "\"";
+      sparsify += "},";
+    }
     return "func.func(tosa-optional-decompositions),canonicalize,func.func(tosa-reduce-transposes),"
            "canonicalize,"
            "func.func(tosa-to-linalg-named,tosa-to-linalg),tosa-to-arith,func.func(tosa-to-tensor),"
@@ -143,7 +151,7 @@ public:
            "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},"
            "kiln-unique-results{" + e + "},"
            "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},canonicalize,"
-           + quantize + "kiln-lower-to-kernels{" + e + "},"
+           + sparsify + quantize + "kiln-lower-to-kernels{" + e + "},"
            "kiln-outline-weights{" + e + "},kiln-plan-arena{" + e + "},"
            "buffer-deallocation-pipeline,"
            "kiln-linalg-to-loops{parallel-work=32768},func.func(convert-linalg-to-loops,kiln-approximate-math),lower-affine,convert-scf-to-cf,canonicalize,"

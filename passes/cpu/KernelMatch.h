@@ -11,6 +11,7 @@
 #include "mlir/IR/Operation.h"
 #include "mlir/IR/SymbolTable.h"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,12 +25,24 @@ std::optional<std::pair<llvm::SmallVector<int64_t>, int64_t>> unitStrided(mlir::
 /// The float data of a constant global read by `v` (through reshapes), if it is one.
 std::optional<std::vector<float>> constantData(mlir::Value v, mlir::SymbolTable &symbols);
 
+/// N:M sparse weights (a kiln.nm_weights filter with constant values and indices).
+struct NMWeights {
+  int64_t n, m;
+  std::vector<float> values;    ///< [rows][G * n]
+  std::vector<uint8_t> indices; ///< [rows][G * n], position inside the group
+  mlir::Operation *op;          ///< the kiln.nm_weights op
+};
+
 /// A convolution, or a matmul by a constant matrix, that a packed kernel runs.
 struct PackedLayer {
   const char *kind;        ///< "conv" or "matmul"
   int64_t m, taps, c;      ///< output channels, kernel taps (KH*KW), input channels
-  std::vector<float> rows; ///< weights [m][taps * c], (kh, kw, c) order
+  std::vector<float> rows; ///< weights [m][taps * c], (kh, kw, c) order (decoded when sparse)
+  std::optional<NMWeights> nm;
 };
+/// The constant global (through reshapes) a layer's weight operand reads, or null: the
+/// operand kiln-sparsify-nm replaces.
+mlir::Value weightOperand(mlir::Operation *op);
 std::optional<PackedLayer> matchPackedLayer(mlir::Operation *op, mlir::SymbolTable &symbols);
 
 /// Symmetric per-row quantisation of rows[m][k] to `bits` (8 or 4): q in [-qmax, qmax]
@@ -38,6 +51,13 @@ void quantizeRows(const std::vector<float> &rows, int64_t m, int64_t k, int bits
                   std::vector<float> &scale);
 /// Signal-to-noise ratio (dB) of that quantisation (999 when exact).
 double quantizationSqnrDb(const std::vector<float> &rows, int64_t m, int64_t k, int bits);
+
+/// Layer names as kiln-quantize and kiln-sparsify-nm give them: the ONNX node name, with
+/// "#k" appended for the k-th further layer of the same node.
+struct LayerNamer {
+  std::map<std::string, int> seen;
+  std::string operator()(mlir::Operation *op);
+};
 
 /// The ONNX node name a location carries (the first name found in it), or "".
 std::string locationName(mlir::Location loc);

@@ -1,6 +1,7 @@
 //===- LowerToKernels.cpp - Convolutions and matmuls to runtime kernels -----===//
 #include "passes/Passes.h"
 #include "passes/cpu/KernelMatch.h"
+#include "dialects/kiln/IR/KilnDialect.h"
 #include "runtime/include/kiln/kernels.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -80,15 +81,56 @@ static std::vector<int64_t> ints(DenseIntElementsAttr a) {
   return v;
 }
 
+/// The N:M weights `v` is, when it is a kiln.nm_weights of constants: decoded rows too.
+static std::optional<NMWeights> nmWeights(Value v, SymbolTable &symbols, std::vector<float> &rows) {
+  auto nm = v.getDefiningOp<NMWeightsOp>();
+  if (!nm) return std::nullopt;
+  auto values = constantData(nm.getValues(), symbols);
+  auto get = nm.getIndices().getDefiningOp<memref::GetGlobalOp>();
+  auto global = get ? symbols.lookup<memref::GlobalOp>(get.getName()) : memref::GlobalOp();
+  if (!values || !global || !global.getConstant() || !global.getInitialValue()) return std::nullopt;
+  std::vector<uint8_t> indices;
+  if (auto r = dyn_cast<DenseResourceElementsAttr>(*global.getInitialValue())) {
+    AsmResourceBlob *blob = r.getRawHandle().getBlob();
+    if (!blob) return std::nullopt;
+    indices.assign(blob->getData().begin(), blob->getData().end());
+  } else if (auto d = dyn_cast<DenseIntElementsAttr>(*global.getInitialValue())) {
+    for (const APInt &x : d.getValues<APInt>()) indices.push_back(uint8_t(x.getZExtValue()));
+  } else {
+    return std::nullopt;
+  }
+  if (indices.size() != values->size()) return std::nullopt;
+  int64_t r = nm.getRows(), k = nm.getReduction();
+  rows.assign(size_t(r * k), 0.f);
+  kiln_nm_decode_f32(values->data(), indices.data(), rows.data(), r, k, int32_t(nm.getN()), int32_t(nm.getM()), 0);
+  return NMWeights{int64_t(nm.getN()), int64_t(nm.getM()), std::move(*values), std::move(indices), nm};
+}
+
+Value weightOperand(Operation *op) {
+  if (auto conv = dyn_cast<linalg::Conv2DNhwcFhwcOp>(op)) return conv.getDpsInputs()[1];
+  if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) return mm.getDpsInputs()[1];
+  return {};
+}
+
+std::string LayerNamer::operator()(Operation *op) {
+  std::string name = locationName(op->getLoc());
+  if (name.empty()) name = "layer";
+  if (int n = seen[name]++) name += "#" + std::to_string(n);
+  return name;
+}
+
 std::optional<PackedLayer> matchPackedLayer(Operation *op, SymbolTable &symbols) {
   if (auto conv = dyn_cast<linalg::Conv2DNhwcFhwcOp>(op)) {
     Value in = conv.getDpsInputs()[0], filter = conv.getDpsInputs()[1], out = conv.getDpsInits()[0];
     if (!unitStrided(in) || !isDenseF32(filter) || !isDenseF32(out)) return std::nullopt;
     auto fs = cast<MemRefType>(filter.getType()).getShape();
     if (fs[1] * fs[2] * fs[3] == 0) return std::nullopt; // an empty reduction: nothing to call
+    std::vector<float> rows;
+    if (auto nm = nmWeights(filter, symbols, rows))
+      return PackedLayer{"conv", fs[0], fs[1] * fs[2], fs[3], std::move(rows), std::move(nm)};
     auto data = constantData(filter, symbols);
     if (!data) return std::nullopt;
-    return PackedLayer{"conv", fs[0], fs[1] * fs[2], fs[3], std::move(*data)};
+    return PackedLayer{"conv", fs[0], fs[1] * fs[2], fs[3], std::move(*data), std::nullopt};
   }
   if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) {
     Value a = mm.getDpsInputs()[0], w = mm.getDpsInputs()[1], out = mm.getDpsInits()[0];
@@ -99,13 +141,16 @@ std::optional<PackedLayer> matchPackedLayer(Operation *op, SymbolTable &symbols)
       return std::nullopt;
     auto ws = cast<MemRefType>(w.getType()).getShape();
     if (ws[0] != 1) return std::nullopt;
+    std::vector<float> decoded;
+    if (auto nm = nmWeights(w, symbols, decoded)) // rows last: decoded [N][K] already
+      return PackedLayer{"matmul", ws[2], 1, ws[1], std::move(decoded), std::move(nm)};
     auto data = constantData(w, symbols);
     if (!data) return std::nullopt;
     int64_t K = ws[1], N = ws[2];
     std::vector<float> rows(size_t(N * K)); // W^T: row n holds column n of W
     for (int64_t k = 0; k < K; ++k)
       for (int64_t n = 0; n < N; ++n) rows[n * K + k] = (*data)[k * N + n];
-    return PackedLayer{"matmul", N, 1, K, std::move(rows)};
+    return PackedLayer{"matmul", N, 1, K, std::move(rows), std::nullopt};
   }
   return std::nullopt;
 }
@@ -526,6 +571,30 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           i32(b, loc, flags), f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
   }
 
+  /// The N:M form of a packed layer (kiln.nm_weights, no quantisation): the kept weights
+  /// packed per panel with their positions, the N:M kernel with bias and clamp fused.
+  void lowerNM(OpBuilder &b, Location loc, const PackedLayer &layer, Value inPtr, Value outPtr, Value g,
+               const std::vector<int64_t> &geom, Value bias, std::optional<std::pair<float, float>> clamp) {
+    const NMWeights &nm = *layer.nm;
+    int64_t k = layer.taps * layer.c, per = (k + nm.m - 1) / nm.m * nm.n;
+    int64_t panels = (layer.m + KILN_PANEL_NM - 1) / KILN_PANEL_NM;
+    std::vector<float> packed(size_t(panels * per * KILN_PANEL_NM));
+    std::vector<uint8_t> positions(packed.size());
+    kiln_pack_nm_f32(nm.values.data(), nm.indices.data(), layer.m, k, int32_t(nm.n), int32_t(nm.m), packed.data(),
+                     positions.data());
+    kiln_conv_geometry_t gg{};
+    std::memcpy(&gg, geom.data(), std::min(sizeof gg, geom.size() * sizeof(int64_t)));
+    auto scratchType = MemRefType::get({kiln_conv2d_nm_scratch_bytes(&gg, int32_t(nm.m))}, b.getIntegerType(8));
+    Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
+    auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
+    Value biasPtr = bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+    int32_t flags = (bias ? 0 : KILN_S8_ACCUMULATE) | (clamp ? KILN_S8_CLAMP : 0);
+    call(b, loc, "kiln_conv2d_nhwc_f32_nm",
+         {inPtr, pointer(b, loc, readGlobal(b, loc, packed)), pointer(b, loc, readGlobal(b, loc, positions)), outPtr, g,
+          i32(b, loc, nm.n), i32(b, loc, nm.m), pointer(b, loc, scratch), biasPtr, i32(b, loc, flags),
+          f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
+  }
+
   static std::vector<float> pack(const std::vector<float> &rows, int64_t m, int64_t k) {
     std::vector<float> out(size_t((m + KILN_PANEL - 1) / KILN_PANEL * KILN_PANEL * k));
     kiln_pack_panels_f32(rows.data(), out.data(), m, k);
@@ -560,7 +629,10 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           SmallVector<int64_t> pad(4, 0);
           // The int8 kernel quantises its input into a scratch buffer anyway: it writes
           // the padding there, so a zero-padded copy of the input is not needed.
-          if (op->hasAttr(kQuantAttr) && !op->hasAttr(kCompareAttr) && (implicit = implicitPad(in, op))) {
+          // So does the N:M kernel, which gathers its input rows.
+          bool copiesInput = (op->hasAttr(kQuantAttr) && !op->hasAttr(kCompareAttr)) ||
+                             (layer->nm && !op->hasAttr(kQuantAttr));
+          if (copiesInput && (implicit = implicitPad(in, op))) {
             in = implicit->src;
             strides = implicit->strides;
             offset = implicit->offset;
@@ -586,6 +658,8 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
         Value g = geometry(b, loc, geom);
         if (auto id = op->getAttrOfType<IntegerAttr>(kObserveAttr))
           call(b, loc, "kiln_observe_f32", {i32(b, loc, id.getInt()), inPtr, g});
+        if (auto id = op->getAttrOfType<IntegerAttr>(kObserveGramAttr))
+          call(b, loc, "kiln_observe_gram", {i32(b, loc, id.getInt()), inPtr, g});
         if (auto quant = op->getAttrOfType<DictionaryAttr>(kQuantAttr)) {
           // A bias that is not a constant stays a fill the kernel accumulates onto.
           std::optional<std::vector<float>> biasData = bias ? constantData(bias, symbols) : std::nullopt;
@@ -615,6 +689,11 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
                                                cast<MemRefType>(out.getType()).getNumElements())});
           if (implicit) deadPadding.append(implicit->dead);
           if (biasData) done.push_back(prev);
+          if (clamp) done.push_back(next);
+        } else if (layer->nm) {
+          lowerNM(b, loc, *layer, inPtr, outPtr, g, geom, bias, clamp);
+          if (implicit) deadPadding.append(implicit->dead);
+          if (bias) done.push_back(prev);
           if (clamp) done.push_back(next);
         } else if (bias || clamp) {
           Value packed = readGlobal(b, loc, pack(layer->rows, layer->m, layer->taps * layer->c));
@@ -696,6 +775,24 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     });
     for (Operation *op : done) op->erase();
     for (Operation *op : deadPadding) op->erase();
+    // N:M weights that a kernel did not take (another consumer, a quantised layer) are
+    // decoded into a dense buffer where they stand.
+    SmallVector<NMWeightsOp> nms;
+    func.walk([&](NMWeightsOp nm) { nms.push_back(nm); });
+    for (NMWeightsOp nm : nms) {
+      if (!nm->use_empty()) {
+        Location loc = nm.getLoc();
+        b.setInsertionPoint(nm);
+        Value dense = memref::AllocOp::create(b, loc, nm.getType(), b.getI64IntegerAttr(64));
+        auto i64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v).getResult(); };
+        call(b, loc, "kiln_nm_decode_f32",
+             {pointer(b, loc, nm.getValues()), pointer(b, loc, nm.getIndices()), pointer(b, loc, dense),
+              i64(nm.getRows()), i64(nm.getReduction()), i32(b, loc, nm.getN()), i32(b, loc, nm.getM()),
+              i32(b, loc, nm.getRowsLast() ? 1 : 0)});
+        nm.getResult().replaceAllUsesWith(dense);
+      }
+      nm->erase();
+    }
     // Filters now read in packed form leave their original constants unused: drop
     // them, or the weights file would carry every filter twice.
     bool erased = true;

@@ -113,7 +113,7 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
     SymbolTable symbols(module);
     Builder b(module.getContext());
     llvm::json::Array report;
-    std::map<std::string, int> seen;
+    kernels::LayerNamer namer;
     int64_t index = 0;
     bool ok = true;
     llvm::json::Array floatOps; // compute that stays in float whatever the plan says
@@ -137,9 +137,7 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
         }
         return;
       }
-      std::string name = kernels::locationName(op->getLoc());
-      if (name.empty()) name = "layer";
-      if (int n = seen[name]++) name += "#" + std::to_string(n);
+      std::string name = namer(op);
       int64_t k = layer->taps * layer->c;
       llvm::json::Object row{{"index", index},
                              {"name", name},
@@ -147,6 +145,7 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
                              {"out_channels", layer->m},
                              {"reduction", k},
                              {"params", layer->m * k}};
+      if (layer->nm) row["sparsity"] = std::to_string(layer->nm->n) + ":" + std::to_string(layer->nm->m);
       if (observe) op->setAttr(kObserveAttr, b.getI32IntegerAttr(int32_t(index)));
       int64_t bits = 32;
       auto it = plan.find(name);

@@ -411,6 +411,9 @@ FMNIST_TRAIN_IMAGES = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte
 QUANT_SUMMARY = re.compile(r"^quantised (\d+) of (\d+) layers", re.M)
 
 
+NM_SUMMARY = re.compile(r"N:M: (\d+) layer\(s\) sparse")
+
+
 def kiln_eval_int8(env, model, images_path, labels_path, extra, d):
     """kiln eval --vs onnxruntime with quantisation options `extra`; returns (kiln right,
     ort right, n, stdout)."""
@@ -488,6 +491,39 @@ def case_fmnist_int8(env, case, model, replan):
                                         os.path.join(d, "replanned"))
         if again != kiln_right:
             raise Failure(f"the written plan, fed back with --plan, scored {again} instead of {kiln_right}")
+
+
+def case_fmnist_nm(env, case, model, extra, against_magnitude=False):
+    """N:M sparsity: 2:4 on every layer with a reduction of 32 or more (plus `extra`
+    options), pruned with reconstruction from 500 calibration images, scored on the
+    whole test set: the drop against ONNX Runtime's fp32 top-1 must stay within
+    max_drop. With `against_magnitude`, the same pattern pruned by magnitude alone (no
+    calibration) must score lower: the reconstruction has to earn its keep."""
+    tol = load_tolerances(case)
+    images_path, labels_path = fmnist_test_set(env)
+    if not os.path.isfile(FMNIST_TRAIN_IMAGES):
+        raise Failure(f"calibration images not found: {FMNIST_TRAIN_IMAGES} (Debian dataset-fashion-mnist)")
+    d = env.case_dir(case)
+
+    def score(options, sub):
+        out = run_kiln_eval(env, model, images_path, labels_path, options, os.path.join(d, sub))
+        mk, mo, ms = EVAL_KILN.search(out), EVAL_ORT.search(out), NM_SUMMARY.search(out)
+        if not mk or not mo or not ms or int(ms.group(1)) == 0:
+            raise Failure("cannot find the top-1 lines and a non-empty N:M summary in kiln eval's output")
+        return int(mk.group(2)), int(mo.group(2)), int(mk.group(3))
+
+    right, ort_right, n = score(["--sparsify", "2:4", "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500"] + extra,
+                                "reconstructed")
+    drop = (ort_right - right) / n
+    log(f"2:4 {' '.join(extra)} top-1 {right / n:.4f}, onnxruntime fp32 {ort_right / n:.4f}: "
+        f"drop {drop * 100:.2f} points")
+    if drop > float(tol["max_drop"]):
+        raise Failure(f"2:4 accuracy drop {drop:.4f} exceeds {tol['max_drop']}")
+    if against_magnitude:
+        mag, _, _ = score(["--sparsify", "2:4"] + extra, "magnitude")
+        log(f"2:4 by magnitude: top-1 {mag / n:.4f}")
+        if mag >= right:
+            raise Failure(f"magnitude pruning scored {mag}, reconstruction {right}: no better")
 
 
 def case_int8_aarch64(env, case):
@@ -774,6 +810,10 @@ CASES = {
     "fmnist_bf16": lambda env: case_fmnist_bf16(env, "fmnist_bf16"),
     "fmnist_qdq": lambda env: case_fmnist_qdq(env, "fmnist_qdq"),
     "fmnist_int8_aarch64": lambda env: case_int8_aarch64(env, "fmnist_int8_aarch64"),
+    "fmnist_nm": lambda env: case_fmnist_nm(env, "fmnist_nm", FMNIST_MODEL, [], against_magnitude=True),
+    "fmnist_nm_int8": lambda env: case_fmnist_nm(env, "fmnist_nm_int8", FMNIST_MODEL, ["--quantize", "int8"]),
+    "fmnist_vit_nm": lambda env: case_fmnist_nm(env, "fmnist_vit_nm", FMNIST_VIT_MODEL,
+                                                ["--sparsify-layers", "/patch/Conv=dense,/head/Gemm=dense"]),
     "fmnist_gru": lambda env: case_fmnist(env, "fmnist_gru", model=FMNIST_GRU_MODEL),
     "fmnist_gru_accuracy": lambda env: case_fmnist_eval(env, "fmnist_gru_accuracy", FMNIST_GRU_MODEL),
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),

@@ -73,7 +73,7 @@ static void print_tensor_line(FILE *out, const char *kind, const kiln_tensor_des
 /* Runs before the descriptor is validated, hence the NULL guards. */
 static void print_usage(FILE *out, const char *argv0, const kiln_model_desc_t *desc) {
   fprintf(out,
-          "usage: %s --weights MODEL.kw [--input NAME=FILE.npy]... --output DIR [--repeat N] [--threads N] [--timing] [--observe FILE]\n"
+          "usage: %s --weights MODEL.kw [--input NAME=FILE.npy]... --output DIR [--repeat N] [--threads N] [--timing] [--observe FILE] [--observe-gram FILE]\n"
           "Runs model '%s' (%s) once (or N times), writes DIR/<output>.npy for each output\n"
           "and prints each output's shape, dtype, first values and argmax.\n",
           argv0, or_empty(desc->name), or_empty(desc->target));
@@ -248,6 +248,7 @@ typedef struct runner_t {
   long threads;
   int timing;               /* --timing: print load/first-run/median times to stderr */
   const char *observe_path; /* --observe FILE: append calibration ranges (calibration builds) */
+  const char *gram_path;    /* --observe-gram FILE: write input Gram matrices (N:M calibration) */
   const char **input_args;  /* the NAME=FILE values of --input, in order */
   int num_input_args;
   const char **input_paths; /* per model input; NULL until given */
@@ -295,7 +296,8 @@ static int parse_args(runner_t *r, int argc, char **argv, int *exit_now) {
     }
     int known = strcmp(arg, "--weights") == 0 || strcmp(arg, "--input") == 0 ||
                 strcmp(arg, "--output") == 0 || strcmp(arg, "--repeat") == 0 ||
-                strcmp(arg, "--threads") == 0 || strcmp(arg, "--observe") == 0;
+                strcmp(arg, "--threads") == 0 || strcmp(arg, "--observe") == 0 ||
+                strcmp(arg, "--observe-gram") == 0;
     if (!known) return fail("unknown argument '%s' (see --help)", arg);
     if (i + 1 >= argc) return fail("%s needs a value", arg);
     const char *value = argv[++i];
@@ -303,6 +305,8 @@ static int parse_args(runner_t *r, int argc, char **argv, int *exit_now) {
       r->weights_path = value;
     } else if (strcmp(arg, "--observe") == 0) {
       r->observe_path = value;
+    } else if (strcmp(arg, "--observe-gram") == 0) {
+      r->gram_path = value;
     } else if (strcmp(arg, "--output") == 0) {
       r->output_dir = value;
     } else if (strcmp(arg, "--input") == 0) {
@@ -499,6 +503,8 @@ static int run(runner_t *r, int argc, char **argv) {
             elapsed * 1e3 / (double)r->repeat);
   if (r->observe_path && kiln_observe_write(r->observe_path) != 0)
     return fail("cannot write the calibration ranges to '%s'", r->observe_path);
+  if (r->gram_path && kiln_observe_write_grams(r->gram_path) != 0)
+    return fail("cannot write the calibration Gram matrices to '%s'", r->gram_path);
   return write_outputs(r);
 }
 

@@ -27,6 +27,7 @@ extern "C" {
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -131,24 +132,21 @@ std::optional<llvm::json::Value> readJson(const std::string &path) {
   return std::move(*v);
 }
 
-/// Calibration: compiles the model with an observer before every quantisable layer,
-/// runs it on the calibration samples (in chunks of the model's batch size) and
-/// writes a plan that puts every such layer at int8 with the ranges seen.
-int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
+} // namespace
+
+/// Runs the calibration build in `wd` (model.o, compiled already; `artifact` its result)
+/// on the calibration samples, in chunks of the model's batch size, with `extra` runner
+/// arguments; `after(start, input, outputDir)` sees each chunk. Returns an exit code.
+int runCalibrationChunks(CommonOptions &o, const std::string &wd, const codegen::Artifact &artifact,
+                         const std::vector<std::string> &extra,
+                         const std::function<void(int64_t, const std::string &, const std::string &)> &after,
+                         int64_t *samples) {
   kiln::tools::Array data;
   std::string err;
   if (!kiln::tools::readSamples(o.calibPath, data, err)) {
     llvm::errs() << "error: calibration data: " << err << "\n";
     return 1;
   }
-  WorkDir &wd = *cal.work;
-  if (!wd.ok()) return 1;
-  CommonOptions c = trialOptions(o, "");
-  c.compile.quantObserve = true;
-  c.compile.quantReport = wd.path + "/layers.json";
-  kiln::codegen::Artifact artifact;
-  if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, wd.path, artifact, llvm::errs(), false)))
-    return 1;
   const auto &ins = artifact.signature.inputs;
   if (ins.size() != 1 || ins[0].dtype != KILN_DTYPE_F32 || ins[0].dims.empty()) {
     llvm::errs() << "error: calibration takes models with one float input; this one has " << ins.size()
@@ -164,10 +162,8 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
                  << "': the model takes " << perSample << " values per sample\n";
     return 1;
   }
-  if (linkRunner(wd.path, false)) return 1;
-  std::string ranges = wd.path + "/ranges.txt";
-  llvm::sys::fs::remove(ranges);
-  cal.inputName = ins[0].name;
+  if (linkRunner(wd, false)) return 1;
+  if (samples) *samples = n;
   for (int64_t start = 0, c = 0; start < n; start += chunk, ++c) {
     int64_t rows = std::min(chunk, n - start);
     std::vector<float> block(size_t(chunk * perSample), 0.f);
@@ -176,26 +172,54 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
     // zeros widen the ranges.
     for (int64_t r = rows; r < chunk; ++r)
       std::copy(block.begin(), block.begin() + perSample, block.begin() + r * perSample);
-    std::string in = wd.path + "/chunk" + std::to_string(c) + ".npy";
-    std::string out = wd.path + "/out" + std::to_string(c);
+    std::string in = wd + "/chunk" + std::to_string(c) + ".npy";
+    std::string out = wd + "/out" + std::to_string(c);
     if (kiln_npy_write(in.c_str(), KILN_DTYPE_F32, shape.size(), shape.data(), block.data()) != KILN_OK) {
       llvm::errs() << "error: cannot write '" << in << "'\n";
       return 1;
     }
+    std::vector<std::string> args{wd + "/runner", "--weights", wd + "/model.kw", "--input", ins[0].name + "=" + in,
+                                  "--output", out};
+    args.insert(args.end(), extra.begin(), extra.end());
     std::string runErr;
-    if (runProgram({wd.path + "/runner", "--weights", wd.path + "/model.kw", "--input", ins[0].name + "=" + in,
-                    "--output", out, "--observe", ranges},
-                   true, &runErr) != 0) {
+    if (runProgram(args, true, &runErr) != 0) {
       llvm::errs() << "error: running the calibration build failed" << (runErr.empty() ? "" : ": " + runErr) << "\n";
       return 1;
     }
-    // The first chunks (up to kSearchSamples samples) stay for the bit-width search,
-    // with their fp32 outputs as the reference.
-    if (start < kSearchSamples) {
-      cal.chunks.push_back(in);
-      cal.reference.push_back(readOutputs(out, artifact.signature));
-    }
+    after(start, in, out);
   }
+  return 0;
+}
+
+namespace {
+
+/// Calibration: compiles the model with an observer before every quantisable layer,
+/// runs it on the calibration samples (in chunks of the model's batch size) and
+/// writes a plan that puts every such layer at int8 with the ranges seen.
+int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
+  WorkDir &wd = *cal.work;
+  if (!wd.ok()) return 1;
+  CommonOptions c = trialOptions(o, "");
+  c.compile.quantObserve = true;
+  c.compile.quantReport = wd.path + "/layers.json";
+  kiln::codegen::Artifact artifact;
+  if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, wd.path, artifact, llvm::errs(), false)))
+    return 1;
+  std::string ranges = wd.path + "/ranges.txt";
+  llvm::sys::fs::remove(ranges);
+  if (!artifact.signature.inputs.empty()) cal.inputName = artifact.signature.inputs[0].name;
+  int64_t n = 0;
+  int rc = runCalibrationChunks(o, wd.path, artifact, {"--observe", ranges},
+                                [&](int64_t start, const std::string &in, const std::string &out) {
+                                  // The first chunks (up to kSearchSamples samples) stay for the
+                                  // bit-width search, with their fp32 outputs as the reference.
+                                  if (start < kSearchSamples) {
+                                    cal.chunks.push_back(in);
+                                    cal.reference.push_back(readOutputs(out, artifact.signature));
+                                  }
+                                },
+                                &n);
+  if (rc) return rc;
   // Per layer index: the range over all chunks, and the merged histograms.
   std::map<int64_t, std::pair<double, double>> seen;
   std::map<int64_t, int64_t> counts;
@@ -580,5 +604,55 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
   return 0;
 }
 
+
+int calibrateGram(CommonOptions &o, const WorkDir &wd) {
+  if (!wd.ok()) return 1;
+  CommonOptions c = trialOptions(o, "");
+  c.compile.sparsifyObserve = true;
+  c.compile.sparsifyGram.clear();
+  c.compile.sparsifyReport.clear();
+  kiln::codegen::Artifact artifact;
+  if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, wd.path, artifact, llvm::errs(), false)))
+    return 1;
+  std::string gram = wd.path + "/gram.bin";
+  llvm::sys::fs::remove(gram);
+  if (int rc = runCalibrationChunks(o, wd.path, artifact, {"--observe-gram", gram},
+                                    [](int64_t, const std::string &, const std::string &) {}))
+    return rc;
+  o.compile.sparsifyGram = gram;
+  return 0;
+}
+
+bool printSparsityReport(const std::string &path, llvm::raw_ostream &os) {
+  auto report = readJson(path);
+  auto *root = report ? report->getAsObject() : nullptr;
+  auto *layers = root ? root->getArray("layers") : nullptr;
+  if (!layers) return false;
+  int64_t dense = 0, sparse = 0, made = 0;
+  os << llvm::format("%-32s %-7s %-14s %10s %10s %12s\n", "N:M layer", "pattern", "method", "weight err",
+                     "output err", "bytes");
+  for (const llvm::json::Value &v : *layers) {
+    const llvm::json::Object *l = v.getAsObject();
+    std::string name = l->getString("name").value_or("?").str(), pat = l->getString("pattern").value_or("?").str();
+    if (pat == "dense") {
+      os << llvm::format("%-32s %-7s %s\n", name.c_str(), "dense",
+                         l->getString("reason").value_or("not in the plan").str().c_str());
+      continue;
+    }
+    ++made;
+    dense += l->getInteger("dense_bytes").value_or(0);
+    sparse += l->getInteger("sparse_bytes").value_or(0);
+    auto out = l->getNumber("output_rel_error");
+    os << llvm::format("%-32s %-7s %-14s %9.1f%% %9s%% %5lld -> %lld\n", name.c_str(), pat.c_str(),
+                       l->getString("method").value_or("?").str().c_str(),
+                       100 * l->getNumber("weight_rel_error").value_or(0),
+                       out ? llvm::formatv("{0:f1}", 100 * *out).str().c_str() : "-",
+                       (long long)l->getInteger("dense_bytes").value_or(0),
+                       (long long)l->getInteger("sparse_bytes").value_or(0));
+  }
+  os << llvm::format("N:M: %lld layer(s) sparse; their weights %lld -> %lld bytes (fp32 values + 1-byte positions)\n",
+                     (long long)made, (long long)dense, (long long)sparse);
+  return true;
+}
 
 } // namespace kiln::tool

@@ -9,6 +9,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -73,6 +74,20 @@ int linkRunner(const std::string &work, bool cross, const std::string &cpu = "")
 /// (--plan), searches bit-widths (--quantize mixed), compiles with the plan, prints the
 /// per-layer report and adds <name>.plan.json to the artifact. Returns an exit code.
 int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact &artifact);
+
+/// Runs the calibration build in `wd` on the calibration samples in chunks of the
+/// model's batch size, with `extra` runner arguments; `after(start, input, outputDir)`
+/// sees each chunk; `samples` (if given) receives how many samples ran. Returns an exit code.
+int runCalibrationChunks(CommonOptions &o, const std::string &wd, const codegen::Artifact &artifact,
+                         const std::vector<std::string> &extra,
+                         const std::function<void(int64_t, const std::string &, const std::string &)> &after,
+                         int64_t *samples = nullptr);
+
+/// --sparsify with --calib: a calibration build records each layer's input Gram matrix
+/// into <wd>/gram.bin, which o.compile.sparsifyGram then names. Returns an exit code.
+int calibrateGram(CommonOptions &o, const WorkDir &wd);
+/// Prints the per-layer N:M report kiln-sparsify-nm wrote. Returns false if unreadable.
+bool printSparsityReport(const std::string &path, llvm::raw_ostream &os);
 
 } // namespace kiln::tool
 

@@ -215,6 +215,14 @@ Quantisation (see docs/QUANTIZATION.md):
   --budget bits=B|size=BYTES  with mixed: average bits per weight, or weight bytes
   --plan FILE               apply a plan written by an earlier --quantize (editable);
                             the plan used is written as <name>.plan.json
+
+Structured sparsity (see docs/COMPRESSION.md):
+  --sparsify N:M            keep N of every M weights per output channel (e.g. 2:4) in
+                            every conv/matmul layer with a reduction of 32 or more; with
+                            --calib, pruning is reconstructed from the layers' calibration
+                            inputs (one-shot OBS), otherwise by magnitude; the per-layer
+                            report is written as <name>.sparsity.json
+  --sparsify-layers LIST    per-layer patterns, NAME=N:M or NAME=dense, comma separated
 )";
 
 const char *kImportHelp = R"(kiln import MODEL.onnx [--shape NAME=d0,d1,...]... [--freeze NAME=FILE.npy]...
@@ -239,7 +247,8 @@ Options:
   --threads N               run the model's kernels on N threads (default 1)
   --keep DIR                keep the compiled artifact and runner in DIR
   --dump-import, --dump-ir-after PASS   as for `kiln compile`
-  --quantize, --calib, --calib-limit, --calib-method, --budget, --plan   as for `kiln compile`
+  --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
+  --sparsify, --sparsify-layers   as for `kiln compile`
 )";
 
 int usageError(const std::string &msg, const char *help) {
@@ -301,6 +310,13 @@ std::optional<kiln::onnx_frontend::HostTensor> readNpy(const std::string &path, 
 }
 
 /// Parses options shared by compile and run; returns a non-negative exit code to stop.
+/// "N:M" with 1 <= N < M <= 16.
+bool isNMPattern(const std::string &p) {
+  auto [a, b] = llvm::StringRef(p).split(':');
+  int n, m;
+  return !a.getAsInteger(10, n) && !b.getAsInteger(10, m) && n >= 1 && n < m && m <= 16;
+}
+
 int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *help = nullptr) {
   if (!help) help = isRun ? kRunHelp : kCompileHelp;
   for (int k = 2; k < argc; ++k) {
@@ -364,6 +380,12 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
                                 : b.consume_front("size=")            ? !b.getAsInteger(10, bytes) && bytes > 0
                                                                       : false))
         return usageError("--budget needs bits=B (average bits per weight) or size=BYTES, positive", help);
+    } else if (a == "--sparsify") {
+      if (!value(o.compile.sparsify) || !isNMPattern(o.compile.sparsify))
+        return usageError("--sparsify takes N:M with 1 <= N < M <= 16 (e.g. 2:4)", help);
+    } else if (a == "--sparsify-layers") {
+      if (!value(o.compile.sparsifyLayers) || o.compile.sparsifyLayers.find('"') != std::string::npos)
+        return usageError("--sparsify-layers takes NAME=N:M|dense,... (names as the report prints them)", help);
     } else if (a == "--calib") {
       if (!value(o.calibPath)) return usageError("--calib needs a file (.npy or IDX)", help);
     } else if (a == "--calib-limit") {
@@ -401,7 +423,10 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
   if (o.model.empty() && !o.printPipeline) return usageError("no model given", help);
   if (!o.quantize.empty() && o.quantize != "bf16" && o.calibPath.empty() && o.planIn.empty())
     return usageError("--quantize needs calibration data (--calib FILE) or a plan (--plan FILE)", help);
-  if (!o.calibPath.empty() && o.quantize.empty()) return usageError("--calib is used with --quantize", help);
+  if (!o.calibPath.empty() && o.quantize.empty() && o.compile.sparsify.empty())
+    return usageError("--calib is used with --quantize or --sparsify", help);
+  if (!o.compile.sparsifyLayers.empty() && o.compile.sparsify.empty())
+    return usageError("--sparsify-layers is used with --sparsify", help);
   if ((o.quantize == "mixed") != !o.budget.empty())
     return usageError("--quantize mixed and --budget go together", help);
   if (o.quantize == "mixed" && !o.planIn.empty())
@@ -436,9 +461,29 @@ std::string makeTempDir(const std::string &near) {
 /// Imports and compiles; writes the artifact into `dir` (which must exist); with
 /// quantisation options, through kiln::tool::compileQuantized.
 int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
-  if (o.quantize.empty() && o.planIn.empty())
-    return failed(kiln::compileOnnxFile(o.model, o.import, o.compile, dir, artifact, llvm::errs(), o.dumpImport));
-  return kiln::tool::compileQuantized(o, dir, artifact);
+  // N:M sparsity first (its calibration sees the dense model); quantisation then
+  // calibrates the sparse one.
+  std::unique_ptr<kiln::tool::WorkDir> gramWork;
+  if (!o.compile.sparsify.empty()) {
+    o.compile.sparsifyReport = dir + "/" + o.compile.name + ".sparsity.json";
+    if (!o.calibPath.empty()) {
+      gramWork = std::make_unique<kiln::tool::WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/gram", "kiln-gram");
+      if (int rc = kiln::tool::calibrateGram(o, *gramWork)) return rc;
+    }
+  }
+  int rc = o.quantize.empty() && o.planIn.empty()
+               ? int(failed(kiln::compileOnnxFile(o.model, o.import, o.compile, dir, artifact, llvm::errs(),
+                                                  o.dumpImport)))
+               : kiln::tool::compileQuantized(o, dir, artifact);
+  if (rc == 0 && !o.compile.sparsify.empty()) {
+    if (!kiln::tool::printSparsityReport(o.compile.sparsifyReport, llvm::outs())) {
+      llvm::errs() << "error: cannot read the N:M report\n";
+      return 1;
+    }
+    artifact.files.push_back(o.compile.name + ".sparsity.json");
+  }
+  o.compile.sparsifyGram.clear();
+  return rc;
 }
 
 const char *kInspectHelp = R"(kiln inspect MODEL.onnx [--shape NAME=d0,d1,...]...
@@ -808,7 +853,8 @@ Options:
   --threads N               threads for the compiled model
   --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
   --keep DIR                keep the compiled model and runner in DIR
-  --quantize, --calib, --calib-limit, --calib-method, --budget, --plan   as for `kiln compile`
+  --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
+  --sparsify, --sparsify-layers   as for `kiln compile`
 )";
 
 /// Argmax of each row of a [rows, classes] float .npy output.

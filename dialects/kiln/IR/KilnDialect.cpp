@@ -50,17 +50,14 @@ LogicalResult KilnDialect::verifyOperationAttribute(Operation *op, NamedAttribut
 std::string checkNMIndices(const int8_t *indices, int64_t rows, int64_t k, int64_t n, int64_t m) {
   int64_t groups = (k + m - 1) / m;
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t g = 0; g < groups; ++g) {
-      int64_t width = std::min(m, k - g * m), prev = -1;
-      for (int64_t j = 0; j < n; ++j) {
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t j = 0, prev = -1; j < n; ++j) {
         int64_t i = indices[(r * groups + g) * n + j];
-        if (i <= prev || i >= width)
+        if (i <= prev || i >= m)
           return "row " + std::to_string(r) + ", group " + std::to_string(g) + ": index " + std::to_string(i) +
-                 (i >= width ? " is outside the group (width " + std::to_string(width) + ")"
-                             : " does not increase");
+                 (i >= m ? " is outside the group (m = " + std::to_string(m) + ")" : " does not increase");
         prev = i;
       }
-    }
   return "";
 }
 

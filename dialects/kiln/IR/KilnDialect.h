@@ -14,8 +14,8 @@
 #include "dialects/kiln/IR/KilnOps.h.inc"
 
 namespace kiln {
-/// Checks N:M index data: `indices` (rows x G*n) in [0, m), strictly increasing in
-/// each group, and inside the row's K elements. Returns "" or what is wrong.
+/// Checks N:M index data: `indices` (rows x G*n) in [0, m) and strictly increasing in
+/// each group. Returns "" or what is wrong.
 std::string checkNMIndices(const int8_t *indices, int64_t rows, int64_t k, int64_t n, int64_t m);
 } // namespace kiln
 

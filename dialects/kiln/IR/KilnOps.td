@@ -9,12 +9,12 @@ def Kiln_NMWeightsOp : Kiln_Op<"nm_weights", [MemoryEffects<[MemAlloc<DefaultRes
   let summary = "N:M sparse weights: kept values and their positions in each group";
   let description = [{
     A weight matrix of R rows (output channels) by K reduction elements in which
-    every group of `m` consecutive elements of a row keeps at most `n` non-zeros
-    (the last group may be shorter when `m` does not divide K). `values` holds the
-    kept weights, `n` per group, rows of G * n with G = ceil(K / m); `indices`
-    holds, for each value, its position inside its group (0 <= i < m, strictly
-    increasing inside a group; a group with fewer than `n` non-zeros stores zero
-    values at unused positions). The result is the dense weight buffer: with
+    every group of `m` consecutive elements of a row keeps at most `n` non-zeros.
+    `values` holds the kept weights, `n` per group, rows of G * n with
+    G = ceil(K / m); `indices` holds, for each value, its position inside its group
+    (0 <= i < m, strictly increasing inside a group). When `m` does not divide K
+    the last group is padded: positions at or past K stand for zeros (their values
+    are 0). A group with fewer than `n` non-zeros stores zero values. The result is the dense weight buffer: with
     `rows_last` absent it is [R, ...] with the row's K elements in row-major order
     over the trailing dimensions (a convolution filter F x KH x KW x C); with
     `rows_last` it is [..., R] with K the product of the leading dimensions (a

@@ -163,6 +163,11 @@ void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g
  * `count` values; kiln_observe_write adds a line "e id signal noise" per id. */
 void kiln_observe_error(int32_t id, const float *ref, const float *got, int64_t count);
 int kiln_observe_write(const char *path);
+/* Accumulates the Gram matrix X^T X of the inputs a convolution or matmul's weights
+ * multiply (im2col rows, K = KH*KW*C in (kh, kw, c) order) under `id` (calibration for
+ * N:M reconstruction); kiln_observe_write_grams writes them (binary, see observe.c). */
+void kiln_observe_gram(int32_t id, const float *in, const kiln_conv_geometry_t *g);
+int kiln_observe_write_grams(const char *path);
 
 #ifdef __cplusplus
 }

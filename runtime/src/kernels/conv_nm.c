@@ -33,14 +33,23 @@ static int64_t row_floats(const kiln_conv_geometry_t *g, int32_t m) {
 }
 
 /* Pixel rows gathered at once: as many as fit in about 256 KB (so that they stay in L2
- * while every panel's weights pass over them once), in whole NM_ROWS, at most 16 x. */
+ * while every panel's weights pass over them once), in whole NM_ROWS, at most 16 x, and
+ * no more than the convolution has. */
 static int64_t block_rows(const kiln_conv_geometry_t *g, int32_t m) {
   int64_t fit = (256 * 1024 / ((int64_t)sizeof(float) * row_floats(g, m))) / NM_ROWS * NM_ROWS;
-  return fit < NM_ROWS ? NM_ROWS : fit > 16 * NM_ROWS ? 16 * NM_ROWS : fit;
+  int64_t all = (g->n * g->oh * g->ow + NM_ROWS - 1) / NM_ROWS * NM_ROWS;
+  fit = fit < NM_ROWS ? NM_ROWS : fit > 16 * NM_ROWS ? 16 * NM_ROWS : fit;
+  return fit < all ? fit : all;
+}
+
+/* Blocks share out over at most NM_SLOTS scratch slots. */
+static int64_t slot_count(const kiln_conv_geometry_t *g, int32_t m) {
+  int64_t rows = block_rows(g, m), blocks = (g->n * g->oh * g->ow + rows - 1) / rows;
+  return blocks < NM_SLOTS ? blocks : NM_SLOTS;
 }
 
 int64_t kiln_conv2d_nm_scratch_bytes(const kiln_conv_geometry_t *g, int32_t m) {
-  return (int64_t)NM_SLOTS * block_rows(g, m) * row_floats(g, m) * (int64_t)sizeof(float);
+  return slot_count(g, m) * block_rows(g, m) * row_floats(g, m) * (int64_t)sizeof(float);
 }
 
 void kiln_pack_nm_f32(const float *values, const uint8_t *indices, int64_t rows, int64_t k, int32_t n, int32_t m,
@@ -181,7 +190,7 @@ static void nm_slots(void *ctx, int64_t slot_begin, int64_t slot_end) {
   const int64_t blocks = (pixels + per_block - 1) / per_block, panels = (g->m + NM_LANES - 1) / NM_LANES;
   float *a = job->scratch + slot_begin * per_block * job->stride;
   /* Slots share blocks round-robin; one call owns slots [slot_begin, slot_end). */
-  const int64_t slots = blocks < NM_SLOTS ? blocks : NM_SLOTS;
+  const int64_t slots = slot_count(g, (int32_t)job->m);
   for (int64_t blk = 0; blk < blocks; ++blk) {
     int64_t slot = blk % slots;
     if (slot < slot_begin || slot >= slot_end) continue;
@@ -201,11 +210,11 @@ void kiln_conv2d_nhwc_f32_nm(const float *in, const float *packed, const uint8_t
                              const kiln_conv_geometry_t *g, int32_t n, int32_t m, float *scratch,
                              const float *bias, int32_t flags, float lo, float hi) {
   int64_t k = g->kh * g->kw * g->c, pixels = g->n * g->oh * g->ow, rows = block_rows(g, m);
-  int64_t blocks = (pixels + rows - 1) / rows;
   struct nm_job job = {in, packed, positions, out, scratch, g, n, m, (k + m - 1) / m, row_floats(g, m), rows,
                        bias, flags, lo, hi};
   if (pixels == 0 || g->m == 0) return;
-  kiln_parallel_for(blocks < NM_SLOTS ? blocks : NM_SLOTS, nm_slots, &job);
+  (void)rows;
+  kiln_parallel_for(slot_count(g, m), nm_slots, &job);
 }
 
 void kiln_ref_conv2d_nhwc_f32_nm(const float *in, const float *values, const uint8_t *indices, float *out,

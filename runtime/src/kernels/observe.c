@@ -147,3 +147,71 @@ int kiln_observe_write(const char *path) {
     if (errors[id].seen) fprintf(f, "e %d %.17g %.17g\n", id, errors[id].signal, errors[id].noise);
   return fclose(f) == 0 ? 0 : -1;
 }
+
+/* ---- Input Gram matrices (kiln_observe_gram): sum over every output pixel of x x^T,
+ * x the K = KH*KW*C inputs that pixel's weights multiply, in (kh, kw, c) order. ---- */
+struct gram {
+  int64_t k, rows;
+  double *sum; /* k x k, upper triangle filled */
+};
+static struct gram *grams;
+static int32_t grams_size;
+
+void kiln_observe_gram(int32_t id, const float *in, const kiln_conv_geometry_t *g) {
+  if (id < 0) return;
+  const int64_t c = g->c, k = g->kh * g->kw * c;
+  if (id >= grams_size) {
+    int32_t size = id + 16;
+    struct gram *grown = realloc(grams, (size_t)size * sizeof *grown);
+    if (!grown) return;
+    memset(grown + grams_size, 0, (size_t)(size - grams_size) * sizeof *grown);
+    grams = grown;
+    grams_size = size;
+  }
+  struct gram *gr = &grams[id];
+  if (!gr->sum) {
+    gr->sum = calloc((size_t)(k * k), sizeof(double));
+    if (!gr->sum) return;
+    gr->k = k;
+  }
+  if (gr->k != k) return;
+  double *x = malloc(sizeof(double) * (size_t)k);
+  if (!x) return;
+  for (int64_t b = 0; b < g->n; ++b)
+    for (int64_t y = 0; y < g->oh; ++y)
+      for (int64_t xo = 0; xo < g->ow; ++xo) {
+        for (int64_t ty = 0; ty < g->kh; ++ty)
+          for (int64_t tx = 0; tx < g->kw; ++tx) {
+            const float *src = kiln_view_pixel(in, g, b, y * g->stride_h + ty * g->dilation_h,
+                                               xo * g->stride_w + tx * g->dilation_w);
+            double *dst = x + (ty * g->kw + tx) * c;
+            for (int64_t ch = 0; ch < c; ++ch) dst[ch] = src ? (double)src[ch] : 0.0;
+          }
+        for (int64_t i = 0; i < k; ++i) {
+          double xi = x[i];
+          if (xi == 0.0) continue;
+          double *row = gr->sum + i * k;
+          for (int64_t j = i; j < k; ++j) row[j] += xi * x[j];
+        }
+        gr->rows++;
+      }
+  free(x);
+}
+
+/* Appends, per layer, "KGRM", int32 id, int64 k, int64 rows, k*k doubles (full, symmetric);
+ * a reader sums the records of one id (one per calibration run). */
+int kiln_observe_write_grams(const char *path) {
+  FILE *f = fopen(path, "ab");
+  if (!f) return -1;
+  int ok = 1;
+  for (int32_t id = 0; id < grams_size && ok; ++id) {
+    struct gram *gr = &grams[id];
+    if (!gr->sum) continue;
+    for (int64_t i = 0; i < gr->k; ++i)
+      for (int64_t j = 0; j < i; ++j) gr->sum[i * gr->k + j] = gr->sum[j * gr->k + i];
+    ok = fwrite("KGRM", 1, 4, f) == 4 && fwrite(&id, sizeof id, 1, f) == 1 && fwrite(&gr->k, 8, 1, f) == 1 &&
+         fwrite(&gr->rows, 8, 1, f) == 1 &&
+         fwrite(gr->sum, sizeof(double), (size_t)(gr->k * gr->k), f) == (size_t)(gr->k * gr->k);
+  }
+  return fclose(f) == 0 && ok ? 0 : -1;
+}

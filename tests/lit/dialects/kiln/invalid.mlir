@@ -50,14 +50,14 @@ memref.global "private" constant @idx : memref<1x2xi8> = dense<[[1, 4]]>
 func.func @outside() -> memref<1x4xf32> {
   %v = memref.alloc() : memref<1x2xf32>
   %i = memref.get_global @idx : memref<1x2xi8>
-  // expected-error @+1 {{indices: row 0, group 0: index 4 is outside the group (width 4)}}
+  // expected-error @+1 {{indices: row 0, group 0: index 4 is outside the group (m = 4)}}
   %w = kiln.nm_weights %v, %i {n = 2, m = 4} : memref<1x2xf32>, memref<1x2xi8> -> memref<1x4xf32>
   return %w : memref<1x4xf32>
 }
 
 // -----
 
-// Constant indices must increase inside a group (each position once); the short last group (K = 6) is only 2 wide.
+// Constant indices must increase inside a group (each position once).
 memref.global "private" constant @idx : memref<1x4xi8> = dense<[[2, 1, 0, 1]]>
 func.func @order() -> memref<1x6xf32> {
   %v = memref.alloc() : memref<1x4xf32>

@@ -1,0 +1,372 @@
+//===- SparsifyNM.cpp - N:M sparsity with calibration-based reconstruction --===//
+//
+// Every convolution / matmul-by-constant that a packed kernel runs (KernelMatch.h)
+// whose reduction is long enough keeps `n` of every `m` consecutive weights of each
+// output channel. With a calibration Gram matrix H = X^T X of the layer's inputs, the
+// pruning is one-shot optimal-brain-surgeon style (as SparseGPT): columns are pruned
+// left to right, each group's mask chosen by w^2 / [H^-1]_cc, and the error of every
+// pruned weight is compensated on the columns to its right through the Cholesky factor
+// of H^-1, so the layer's output on the calibration data changes as little as possible.
+// Without a Gram matrix, the n largest magnitudes of each group are kept.
+//
+// The weights become a `kiln.nm_weights` of two new constants (values and in-group
+// positions) in place of the dense constant; kiln-lower-to-kernels runs them with the
+// N:M kernel (or, when the layer is also quantised, the int8 kernel on the pruned
+// weights).
+//
+//===----------------------------------------------------------------------===//
+#include "dialects/kiln/IR/KilnDialect.h"
+#include "passes/Passes.h"
+#include "passes/cpu/KernelMatch.h"
+
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+namespace kiln {
+#define GEN_PASS_DEF_KILNSPARSIFYNM
+#include "passes/Passes.h.inc"
+} // namespace kiln
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+struct Pattern {
+  int64_t n = 0, m = 0; ///< n = 0: dense
+};
+
+/// "N:M" (1 <= N < M <= 16) or "dense".
+std::optional<Pattern> parsePattern(llvm::StringRef s) {
+  s = s.trim();
+  if (s == "dense") return Pattern{};
+  auto [a, b] = s.split(':');
+  int64_t n, m;
+  if (a.getAsInteger(10, n) || b.getAsInteger(10, m) || n < 1 || m < 2 || m > 16 || n >= m) return std::nullopt;
+  return Pattern{n, m};
+}
+
+/// Gram matrices by layer index, summed over the calibration runs (observe.c's format).
+struct Gram {
+  int64_t k = 0, rows = 0;
+  std::vector<double> sum;
+};
+
+LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64_t, Gram> &out) {
+  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
+  if (!buf) return module.emitError() << "cannot read the calibration Gram file '" << path << "'";
+  llvm::StringRef data = (*buf)->getBuffer();
+  size_t at = 0;
+  while (at < data.size()) {
+    int32_t id;
+    int64_t k, rows;
+    if (data.size() - at < 24 || data.substr(at, 4) != "KGRM")
+      return module.emitError() << "calibration Gram file '" << path << "' is malformed at byte " << at;
+    std::memcpy(&id, data.data() + at + 4, 4);
+    std::memcpy(&k, data.data() + at + 8, 8);
+    std::memcpy(&rows, data.data() + at + 16, 8);
+    at += 24;
+    if (k <= 0 || k > (1 << 15) || uint64_t(k * k) * 8 > data.size() - at)
+      return module.emitError() << "calibration Gram file '" << path << "': a record claims " << k
+                                << " inputs, more than the file holds";
+    Gram &g = out[id];
+    if (g.sum.empty()) {
+      g.k = k;
+      g.sum.assign(size_t(k * k), 0.0);
+    } else if (g.k != k) {
+      return module.emitError() << "calibration Gram file '" << path << "': layer " << id << " has two sizes";
+    }
+    const double *src = reinterpret_cast<const double *>(data.data() + at);
+    std::vector<double> tmp(size_t(k * k));
+    std::memcpy(tmp.data(), src, tmp.size() * 8);
+    for (size_t i = 0; i < tmp.size(); ++i) g.sum[i] += tmp[i];
+    g.rows += rows;
+    at += size_t(k * k) * 8;
+  }
+  return success();
+}
+
+/// In-place Cholesky factor (lower) of a symmetric positive definite a[k][k].
+bool cholesky(std::vector<double> &a, int64_t k) {
+  for (int64_t j = 0; j < k; ++j) {
+    double d = a[j * k + j];
+    for (int64_t p = 0; p < j; ++p) d -= a[j * k + p] * a[j * k + p];
+    if (!(d > 0)) return false;
+    d = std::sqrt(d);
+    a[j * k + j] = d;
+    for (int64_t i = j + 1; i < k; ++i) {
+      double s = a[i * k + j];
+      for (int64_t p = 0; p < j; ++p) s -= a[i * k + p] * a[j * k + p];
+      a[i * k + j] = s / d;
+    }
+    for (int64_t i = 0; i < j; ++i) a[i * k + j] = 0;
+  }
+  return true;
+}
+
+/// U with H^-1 = U^T U (upper triangular), for H symmetric positive definite.
+bool inverseCholeskyUpper(const std::vector<double> &h, int64_t k, std::vector<double> &u) {
+  std::vector<double> l = h;
+  if (!cholesky(l, k)) return false;
+  // Linv = L^-1 (lower), then Hinv = Linv^T Linv.
+  std::vector<double> linv(size_t(k * k), 0.0);
+  for (int64_t j = 0; j < k; ++j) {
+    linv[j * k + j] = 1.0 / l[j * k + j];
+    for (int64_t i = j + 1; i < k; ++i) {
+      double s = 0;
+      for (int64_t p = j; p < i; ++p) s += l[i * k + p] * linv[p * k + j];
+      linv[i * k + j] = -s / l[i * k + i];
+    }
+  }
+  std::vector<double> hinv(size_t(k * k), 0.0);
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = i; j < k; ++j) {
+      double s = 0;
+      for (int64_t p = j; p < k; ++p) s += linv[p * k + i] * linv[p * k + j];
+      hinv[i * k + j] = hinv[j * k + i] = s;
+    }
+  // Upper factor: the transpose of the lower Cholesky factor of Hinv.
+  if (!cholesky(hinv, k)) return false;
+  u.assign(size_t(k * k), 0.0);
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = i; j < k; ++j) u[i * k + j] = hinv[j * k + i];
+  return true;
+}
+
+struct Pruned {
+  std::vector<float> values;
+  std::vector<uint8_t> indices;
+  std::vector<float> dense; ///< the pruned weights [rows][k]
+  bool reconstructed = false;
+};
+
+/// N:M pruning of w[rows][k]; with `u` (upper Cholesky of H^-1), OBS reconstruction.
+Pruned prune(std::vector<double> w, int64_t rows, int64_t k, Pattern p, const std::vector<double> *u) {
+  const int64_t groups = (k + p.m - 1) / p.m, per = groups * p.n;
+  Pruned out{std::vector<float>(size_t(rows * per), 0.f), std::vector<uint8_t>(size_t(rows * per), 0),
+             std::vector<float>(size_t(rows * k), 0.f), u != nullptr};
+  std::vector<char> keep(size_t(rows * k), 0);
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t c0 = g * p.m, width = std::min(p.m, k - c0);
+    // The group's mask, per row, from the weights as updated so far.
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<std::pair<double, int64_t>> score;
+      for (int64_t c = c0; c < c0 + width; ++c) {
+        double x = w[r * k + c], d = u ? (*u)[c * k + c] : 1.0;
+        score.push_back({x * x / (d * d), c});
+      }
+      std::stable_sort(score.begin(), score.end(), [](auto &a, auto &b) { return a.first > b.first; });
+      for (int64_t j = 0; j < std::min<int64_t>(p.n, width); ++j) keep[r * k + score[j].second] = 1;
+    }
+    // Prune column by column, pushing each error onto the columns to the right.
+    for (int64_t c = c0; c < c0 + width; ++c) {
+      if (!u) continue;
+      double d = (*u)[c * k + c];
+      const double *urow = u->data() + c * k;
+      for (int64_t r = 0; r < rows; ++r) {
+        if (keep[r * k + c]) continue;
+        double err = w[r * k + c] / d;
+        double *wr = w.data() + r * k;
+        for (int64_t j = c + 1; j < k; ++j) wr[j] -= err * urow[j];
+        wr[c] = 0;
+      }
+    }
+    // Store the group: kept positions in order, then (a short last group) positions
+    // past K, which stand for zeros.
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t slot = 0;
+      for (int64_t c = c0; c < c0 + width && slot < p.n; ++c)
+        if (keep[r * k + c]) {
+          out.values[size_t(r * per + g * p.n + slot)] = float(w[r * k + c]);
+          out.indices[size_t(r * per + g * p.n + slot)] = uint8_t(c - c0);
+          out.dense[size_t(r * k + c)] = float(w[r * k + c]);
+          ++slot;
+        }
+      for (int64_t pos = width; slot < p.n; ++pos, ++slot) out.indices[size_t(r * per + g * p.n + slot)] = uint8_t(pos);
+    }
+  }
+  return out;
+}
+
+struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
+  using Base::Base;
+
+  Value constant(OpBuilder &b, ModuleOp module, Location loc, const std::string &name, Type elem,
+                 ArrayRef<int64_t> shape, ArrayRef<char> bytes) {
+    auto type = MemRefType::get(shape, elem);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      auto blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, 64);
+      auto init = DenseResourceElementsAttr::get(RankedTensorType::get(shape, elem), name, std::move(blob));
+      memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"), TypeAttr::get(type), init,
+                               b.getUnitAttr(), b.getI64IntegerAttr(64));
+    }
+    return memref::GetGlobalOp::create(b, loc, type, name);
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto func = module.lookupSymbol<func::FuncOp>(entryName);
+    if (!func) {
+      module.emitError() << "no entry function '" << entryName << "'";
+      return signalPassFailure();
+    }
+    auto fallback = parsePattern(pattern);
+    if (!fallback) {
+      module.emitError() << "kiln-sparsify-nm: pattern '" << pattern << "' is not N:M with 1 <= N < M <= 16 or 'dense'";
+      return signalPassFailure();
+    }
+    // Per-layer overrides: "NAME=N:M" or "NAME=dense", comma separated.
+    std::map<std::string, std::pair<Pattern, bool>> perLayer;
+    llvm::SmallVector<llvm::StringRef> entries;
+    llvm::StringRef(layers).split(entries, ',', -1, false);
+    for (llvm::StringRef e : entries) {
+      auto [name, pat] = e.rsplit('=');
+      auto parsed = parsePattern(pat);
+      if (name.empty() || !parsed) {
+        module.emitError() << "kiln-sparsify-nm: layer entry '" << e << "' is not NAME=N:M or NAME=dense";
+        return signalPassFailure();
+      }
+      perLayer[name.trim().str()] = {*parsed, false};
+    }
+    std::map<int64_t, Gram> grams;
+    if (!gramPath.empty() && failed(readGrams(module, gramPath, grams))) return signalPassFailure();
+
+    SymbolTable symbols(module);
+    OpBuilder b(module.getContext());
+    kernels::LayerNamer namer;
+    llvm::json::Array report;
+    int64_t index = 0, made = 0;
+    bool ok = true;
+    func.walk([&](Operation *op) {
+      auto layer = kernels::matchPackedLayer(op, symbols);
+      if (!layer || layer->nm) return;
+      std::string name = namer(op);
+      int64_t k = layer->taps * layer->c, id = index++;
+      llvm::json::Object row{{"index", id}, {"name", name}, {"op", layer->kind}, {"out_channels", layer->m},
+                             {"reduction", k}};
+      Pattern p = *fallback;
+      const char *why = nullptr;
+      if (auto it = perLayer.find(name); it != perLayer.end()) {
+        p = it->second.first;
+        it->second.second = true;
+      } else if (k < minReduction) {
+        p = Pattern{};
+        why = "reduction shorter than min-reduction";
+      }
+      if (observe) {
+        if (p.n) op->setAttr(kObserveGramAttr, b.getI32IntegerAttr(int32_t(id)));
+        return;
+      }
+      if (!p.n) {
+        row["pattern"] = "dense";
+        if (why) row["reason"] = why;
+        report.push_back(std::move(row));
+        return;
+      }
+      // Reconstruction from the Gram matrix when calibration recorded this layer.
+      const Gram *gram = nullptr;
+      if (auto it = grams.find(id); it != grams.end() && it->second.k == k && it->second.rows > 0) gram = &it->second;
+      std::vector<double> w(layer->rows.begin(), layer->rows.end());
+      std::vector<double> u, h;
+      if (gram) {
+        h = gram->sum;
+        double mean = 0;
+        for (int64_t i = 0; i < k; ++i) mean += h[i * k + i];
+        mean = mean / double(k);
+        for (int64_t i = 0; i < k; ++i) {
+          if (h[i * k + i] == 0) { // an input that is always zero: its weights do nothing
+            h[i * k + i] = 1;
+            for (int64_t r = 0; r < layer->m; ++r) w[r * k + i] = 0;
+          }
+          h[i * k + i] += dampening * (mean > 0 ? mean : 1.0);
+        }
+        if (!inverseCholeskyUpper(h, k, u)) {
+          op->emitWarning() << "kiln-sparsify-nm: layer '" << name
+                            << "': the calibration Gram matrix is singular; pruning by magnitude";
+          u.clear();
+        }
+      }
+      Pruned pr = prune(w, layer->m, k, p, u.empty() ? nullptr : &u);
+      // Errors: weights, and the layer's output on the calibration data.
+      double wsig = 0, wnoise = 0;
+      for (size_t i = 0; i < layer->rows.size(); ++i) {
+        double d = double(layer->rows[i]) - pr.dense[i];
+        wsig += double(layer->rows[i]) * layer->rows[i];
+        wnoise += d * d;
+      }
+      row["pattern"] = std::to_string(p.n) + ":" + std::to_string(p.m);
+      row["method"] = pr.reconstructed ? "reconstruction" : "magnitude";
+      row["weight_rel_error"] = wsig > 0 ? std::sqrt(wnoise / wsig) : 0.0;
+      if (gram) {
+        double osig = 0, onoise = 0;
+        std::vector<double> d(static_cast<size_t>(k)), x(static_cast<size_t>(k));
+        for (int64_t r = 0; r < layer->m; ++r) {
+          for (int64_t i = 0; i < k; ++i) {
+            x[i] = layer->rows[size_t(r * k + i)];
+            d[i] = x[i] - pr.dense[size_t(r * k + i)];
+          }
+          for (int64_t i = 0; i < k; ++i) {
+            const double *hr = gram->sum.data() + i * k;
+            double hx = 0, hd = 0;
+            for (int64_t j = 0; j < k; ++j) {
+              hx += hr[j] * x[j];
+              hd += hr[j] * d[j];
+            }
+            osig += x[i] * hx;
+            onoise += d[i] * hd;
+          }
+        }
+        row["output_rel_error"] = osig > 0 ? std::sqrt(std::max(0.0, onoise) / osig) : 0.0;
+        row["calibration_rows"] = gram->rows;
+      }
+      int64_t per = (k + p.m - 1) / p.m * p.n;
+      row["dense_bytes"] = layer->m * k * 4;
+      row["sparse_bytes"] = layer->m * per * 5;
+      report.push_back(std::move(row));
+
+      Value weight = kernels::weightOperand(op);
+      Location loc = op->getLoc();
+      // Next to the dense weights, not before the layer: the bias fill in front of
+      // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
+      b.setInsertionPointAfterValue(weight);
+      std::string base = "kiln_nm_" + std::to_string(made++);
+      Value values = constant(b, module, loc, base + "_values", b.getF32Type(), {layer->m, per},
+                              ArrayRef<char>(reinterpret_cast<const char *>(pr.values.data()), pr.values.size() * 4));
+      Value indices =
+          constant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer->m, per},
+                   ArrayRef<char>(reinterpret_cast<const char *>(pr.indices.data()), pr.indices.size()));
+      auto nm = NMWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), values, indices,
+                                    b.getI64IntegerAttr(p.n), b.getI64IntegerAttr(p.m),
+                                    isa<linalg::BatchMatmulOp>(op) ? b.getUnitAttr() : UnitAttr());
+      op->setOperand(1, nm.getResult());
+    });
+    for (auto &[name, entry] : perLayer)
+      if (!entry.second) {
+        module.emitError() << "kiln-sparsify-nm: the model has no layer named '" << name << "'";
+        ok = false;
+      }
+    if (!ok) return signalPassFailure();
+    if (!reportPath.empty() && !observe) {
+      std::error_code ec;
+      llvm::raw_fd_ostream os(reportPath, ec);
+      if (ec) {
+        module.emitError() << "cannot write '" << reportPath << "': " << ec.message();
+        return signalPassFailure();
+      }
+      os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(report)}})) << "\n";
+    }
+  }
+};
+
+} // namespace
+} // namespace kiln
