@@ -21,10 +21,11 @@ static double now(void) {
 }
 
 #define EVICT_BYTES (64u << 20)
-static volatile unsigned char *evict_buf;
+static unsigned char *evict_mem;
 
 static void evict_caches(void) {
-  for (size_t i = 0; i < EVICT_BYTES; i += 64) evict_buf[i] += 1;
+  volatile unsigned char *v = evict_mem; /* the stores must happen */
+  for (size_t i = 0; i < EVICT_BYTES; i += 64) v[i] += 1;
 }
 
 static uint32_t rng_state = 12345;
@@ -101,8 +102,8 @@ static double time_smartdeal(const float *in, const kiln_smartdeal_t *w, float *
 }
 
 int main(void) {
-  evict_buf = malloc(EVICT_BYTES);
-  memset((void *)evict_buf, 1, EVICT_BYTES);
+  evict_mem = malloc(EVICT_BYTES);
+  memset(evict_mem, 1, EVICT_BYTES);
   struct {
     const char *name;
     int64_t n, h, w, c, m, k;
@@ -145,6 +146,6 @@ int main(void) {
     free(f.mask), free(f.row_start), free(f.codes), free(f.bases);
   }
   printf("ratio = smartdeal / dense time (below 1: SmartDeal faster); f32 B / SD B: weight bytes read\n");
-  free((void *)evict_buf);
+  free(evict_mem);
   return 0;
 }

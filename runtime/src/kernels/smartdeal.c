@@ -87,19 +87,13 @@ static inline const uint16_t *chunk_basis(const kiln_smartdeal_t *w, int64_t p) 
   return w->bases + g * 9;
 }
 
-/* Rows [o_begin, o_end) of the slice [k0, k0 + kc), into panels (the layout of
- * kiln_pack_panels_f32) or, when `dense`, into rows[o][kc]. Rows at or past m are
- * written as zeros (the panel's padding). */
+/* Rows [o_begin, o_end) of the slice [k0, k0 + kc) into rows[o][kc], one weight at a
+ * time (the plain decoder; the kernel uses decode_panel). */
 static void decode_rows(const kiln_smartdeal_t *w, const float *lut, int64_t k0, int64_t kc, float *out,
-                        int64_t o_begin, int64_t o_end, int dense) {
+                        int64_t o_begin, int64_t o_end) {
   const int64_t c = w->c, positions = kiln_smartdeal_positions(w), k1 = k0 + kc;
-  const int64_t S = dense ? 1 : KILN_PANEL; /* the stride between consecutive k */
   for (int64_t o = o_begin; o < o_end; ++o) {
-    float *dst = dense ? out + o * kc : out + (o / KILN_PANEL) * kc * KILN_PANEL + o % KILN_PANEL;
-    if (o >= w->m) {
-      for (int64_t i = 0; i < kc; ++i) dst[i * S] = 0.f;
-      continue;
-    }
+    float *dst = out + o * kc;
     float coef[3];
     if (w->layout == KILN_SMARTDEAL_FLAT) {
       uint64_t r = chunk_rank(w, positions, o, k0 / 3);
@@ -109,7 +103,7 @@ static void decode_rows(const kiln_smartdeal_t *w, const float *lut, int64_t k0,
         const uint16_t *basis = chunk_basis(w, p);
         for (int j = 0; j < 3; ++j) {
           int64_t k = p * 3 + j;
-          if (k >= k0 && k < k1) dst[(k - k0) * S] = kept ? chunk_weight(coef, basis, j) : 0.f;
+          if (k >= k0 && k < k1) dst[k - k0] = kept ? chunk_weight(coef, basis, j) : 0.f;
         }
       }
       continue;
@@ -129,23 +123,92 @@ static void decode_rows(const kiln_smartdeal_t *w, const float *lut, int64_t k0,
             chunk_coeffs(w, lut, r++, coef);
             v = chunk_weight(coef, chunk_basis(w, p), j);
           }
-          dst[(base + ch - k0) * S] = v;
+          dst[base + ch - k0] = v;
         }
       }
+  }
+}
+
+typedef float vpanel __attribute__((vector_size(KILN_PANEL * sizeof(float))));
+
+static inline vpanel load_panel(const float *p) {
+  vpanel v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* Panel `panel` of the slice [k0, k0 + kc) into dst[kc][KILN_PANEL]: chunk position by
+ * chunk position, the panel's rows gather their three coefficients (scalar: a mask bit
+ * and a code read each), then the weights of all rows come out of three vector
+ * multiply-adds with the position's basis, one store per reduction index. */
+static void decode_panel(const kiln_smartdeal_t *w, const float *lut, int64_t k0, int64_t kc, int64_t panel,
+                         float *dst) {
+  const int64_t positions = kiln_smartdeal_positions(w), c = w->c, k1 = k0 + kc, o0 = panel * KILN_PANEL;
+  const int nrows = w->m - o0 < KILN_PANEL ? (int)(w->m - o0) : KILN_PANEL;
+  const int nb = w->exponent_bits + 1;
+  const uint64_t field = (UINT64_C(1) << nb) - 1, chunk_bits = 3 * (uint64_t)nb;
+  float c0[KILN_PANEL] = {0}, c1[KILN_PANEL] = {0}, c2[KILN_PANEL] = {0}; /* lanes past m stay 0 */
+  uint64_t rank[KILN_PANEL];
+  const int taps3 = w->layout == KILN_SMARTDEAL_TAPS3;
+  /* Runs of consecutive chunk positions that cover the slice: one for FLAT; per kernel
+   * row for TAPS3, the channels that any of the three taps reaches inside the slice. */
+  int64_t fy = taps3 ? k0 / (3 * c) : 0, fy_end = taps3 ? (k1 - 1) / (3 * c) : 0;
+  for (; fy <= fy_end; ++fy) {
+    int64_t pa, pb;
+    if (taps3) {
+      int64_t lo = c, hi = 0;
+      for (int j = 0; j < 3; ++j) {
+        int64_t base = (fy * 3 + j) * c;
+        int64_t l = k0 > base ? k0 - base : 0, h = k1 - base < c ? k1 - base : c;
+        if (l >= h) continue;
+        lo = l < lo ? l : lo;
+        hi = h > hi ? h : hi;
+      }
+      if (lo >= hi) continue;
+      pa = fy * c + lo, pb = fy * c + hi;
+    } else {
+      pa = k0 / 3, pb = (k1 - 1) / 3 + 1;
+    }
+    for (int r = 0; r < nrows; ++r) rank[r] = chunk_rank(w, positions, o0 + r, pa);
+    for (int64_t p = pa; p < pb; ++p) {
+      for (int r = 0; r < nrows; ++r) {
+        /* Branch-free (the mask is random at any density): a dropped chunk reads the next
+         * kept chunk's codes (or the stream's padding) and masks them to code 0, i.e. 0.f. */
+        uint64_t bit = (uint64_t)((o0 + r) * positions + p);
+        uint64_t kept = w->mask[bit / 64] >> (bit % 64) & 1, keep = field & (0 - kept);
+        uint64_t at = rank[r] * chunk_bits, word;
+        rank[r] += kept;
+        memcpy(&word, w->codes + (at >> 3), sizeof word); /* little-endian targets only */
+        word >>= at & 7;
+        c0[r] = lut[word & keep];
+        c1[r] = lut[word >> nb & keep];
+        c2[r] = lut[word >> 2 * nb & keep];
+      }
+      const uint16_t *basis = chunk_basis(w, p);
+      vpanel v0 = load_panel(c0), v1 = load_panel(c1), v2 = load_panel(c2);
+      for (int j = 0; j < 3; ++j) {
+        int64_t k = taps3 ? (fy * 3 + j) * c + p % c : p * 3 + j;
+        if (k < k0 || k >= k1) continue;
+        /* The scalar decoder's order; the products are exact, so fused or not is the same. */
+        vpanel out = (v0 * bf16_to_f32(basis[j]) + v1 * bf16_to_f32(basis[3 + j])) + v2 * bf16_to_f32(basis[6 + j]);
+        memcpy(dst + (k - k0) * KILN_PANEL, &out, sizeof out);
+      }
+    }
   }
 }
 
 void kiln_smartdeal_decode_slice(const kiln_smartdeal_t *w, int64_t k0, int64_t kc, float *panels) {
   float lut[256];
   code_table(w, lut);
-  decode_rows(w, lut, k0, kc, panels, 0, (w->m + KILN_PANEL - 1) / KILN_PANEL * KILN_PANEL, 0);
+  for (int64_t p = 0; p < (w->m + KILN_PANEL - 1) / KILN_PANEL; ++p)
+    decode_panel(w, lut, k0, kc, p, panels + p * kc * KILN_PANEL);
 }
 
 void kiln_smartdeal_decode(const kiln_smartdeal_t *w, float *rows) {
   const int64_t k = w->kh * w->kw * w->c;
   float lut[256];
   code_table(w, lut);
-  decode_rows(w, lut, 0, k, rows, 0, w->m, 1);
+  decode_rows(w, lut, 0, k, rows, 0, w->m);
 }
 
 int64_t kiln_conv2d_smartdeal_scratch_bytes(const kiln_smartdeal_t *w) {
@@ -162,7 +225,8 @@ struct decode_job {
 
 static void decode_share(void *ctx, int64_t begin, int64_t end) {
   const struct decode_job *job = ctx;
-  decode_rows(job->w, job->lut, job->k0, job->kc, job->panels, begin, end, 0);
+  for (int64_t p = begin; p < end; ++p)
+    decode_panel(job->w, job->lut, job->k0, job->kc, p, job->panels + p * job->kc * KILN_PANEL);
 }
 
 struct slice_job {
@@ -185,13 +249,13 @@ void kiln_conv2d_nhwc_smartdeal_f32(const float *in, const kiln_smartdeal_t *w, 
   code_table(w, lut);
   const struct kiln_f32_conv_job conv = {in, NULL, out, g, bias, clamp != 0, lo, hi};
   const int64_t groups = (g->n * g->oh * g->ow + KILN_F32_MR - 1) / KILN_F32_MR;
-  const int64_t padded_m = (g->m + KILN_PANEL - 1) / KILN_PANEL * KILN_PANEL;
+  const int64_t panels = (g->m + KILN_PANEL - 1) / KILN_PANEL;
   /* Slice by slice, as the dense kernel runs: rebuild every panel's slice (KC x M floats,
    * the dense kernel's L2 working set), then stream all output rows past it. */
   for (int64_t k0 = 0; k0 < k; k0 += KILN_F32_KC) {
     int64_t kc = k - k0 < KILN_F32_KC ? k - k0 : KILN_F32_KC;
     struct decode_job dj = {w, lut, k0, kc, scratch};
-    kiln_parallel_for(padded_m, decode_share, &dj);
+    kiln_parallel_for(panels, decode_share, &dj);
     struct slice_job sj = {&conv, scratch, k0, kc};
     kiln_parallel_for(groups, slice_share, &sj);
   }
