@@ -105,7 +105,8 @@ int main(int argc, char **argv) {
   const std::vector<Setting> grid = {{3, 1.0, true, 0, "b3d100"}, {3, 0.75, true, 0, "b3d75"},
                                      {3, 0.5, true, 0, "b3d50"},  {3, 0.35, true, 0, "b3d35"},
                                      {2, 0.5, true, 0, "b2d50"},  {2, 0.35, true, 0, "b2d35"},
-                                     {4, 0.5, true, 0, "b4d50"},  {3, 0.5, false, 0, "b3d50nogram"},
+                                     {4, 0.5, true, 0, "b4d50"},  {3, 1.0, false, 0, "b3d100nogram"},
+                                     {3, 0.5, false, 0, "b3d50nogram"},
                                      {3, 0.5, true, 1, "b3d50g1"}};
   // Whole-model settings: per layer a grid tag, or "" to keep the layer dense (int8 bytes).
   struct Preset { const char *tag; const char *layer[4]; };

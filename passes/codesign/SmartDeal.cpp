@@ -496,11 +496,9 @@ int64_t SmartDealFormat::bytes() const {
   return kiln_smartdeal_bytes(&v);
 }
 
-SmartDealFormat packSmartDeal(int64_t m, int64_t tapsH, int64_t tapsW, int64_t c, int32_t layout,
-                              int32_t exponentBits, int32_t exponentOffset, int64_t group,
-                              const std::vector<int8_t> &levels, const std::vector<float> &bases) {
-  SmartDealFormat f;
-  kiln_smartdeal_t &hd = f.header;
+kiln_smartdeal_t smartDealHeader(int64_t m, int64_t tapsH, int64_t tapsW, int64_t c, int32_t layout,
+                                 int32_t exponentBits, int32_t exponentOffset, int64_t group) {
+  kiln_smartdeal_t hd{};
   hd.m = m;
   hd.kh = tapsH;
   hd.kw = layout == KILN_SMARTDEAL_TAPS3 ? 3 : tapsW;
@@ -509,6 +507,15 @@ SmartDealFormat packSmartDeal(int64_t m, int64_t tapsH, int64_t tapsW, int64_t c
   hd.exponent_bits = exponentBits;
   hd.exponent_offset = exponentOffset;
   hd.group = group;
+  return hd;
+}
+
+SmartDealFormat packSmartDeal(int64_t m, int64_t tapsH, int64_t tapsW, int64_t c, int32_t layout,
+                              int32_t exponentBits, int32_t exponentOffset, int64_t group,
+                              const std::vector<int8_t> &levels, const std::vector<float> &bases) {
+  SmartDealFormat f;
+  f.header = smartDealHeader(m, tapsH, tapsW, c, layout, exponentBits, exponentOffset, group);
+  const kiln_smartdeal_t &hd = f.header;
   const int64_t positions = kiln_smartdeal_positions(&hd), words = (m * positions + 63) / 64;
   const int nb = exponentBits + 1;
   assert(int64_t(levels.size()) == m * positions * 3 && int64_t(bases.size()) == kiln_smartdeal_groups(&hd) * 9);

@@ -68,6 +68,11 @@ struct SmartDealResult {
 SmartDealResult decomposeSmartDeal(const std::vector<float> &rows, int64_t m, int64_t tapsH, int64_t tapsW,
                                    int64_t c, const std::vector<double> *gram, const SmartDealOptions &options);
 
+/// The scalar fields of a format (pointers null): what kiln_smartdeal_positions and
+/// kiln_smartdeal_groups need before any arrays exist. TAPS3 forces kw = 3.
+kiln_smartdeal_t smartDealHeader(int64_t m, int64_t tapsH, int64_t tapsW, int64_t c, int32_t layout,
+                                 int32_t exponentBits, int32_t exponentOffset, int64_t group);
+
 /// Builds the format from explicit parts (tests, and hand-made layers): codes[m][P][3]
 /// as signed levels (0: zero; +-t: +-2^(exponentOffset - (t - 1)), 1 <= t < 2^b), a chunk
 /// is kept when any of its levels is non-zero; bases[groups][3][3] are rounded to bf16.

@@ -23,6 +23,7 @@ using kiln::codesign::packSmartDeal;
 using kiln::codesign::SmartDealFormat;
 using kiln::codesign::SmartDealOptions;
 using kiln::codesign::SmartDealResult;
+using kiln::codesign::smartDealHeader;
 
 namespace {
 
@@ -40,14 +41,7 @@ std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1.f, float hi = 
 // with probability 3/4) and random bases: a format with every code in use.
 SmartDealFormat randomFormat(int64_t m, int64_t kh, int64_t kw, int64_t c, int32_t layout, int bits, int64_t group,
                              double density, uint32_t seed) {
-  kiln_smartdeal_t hd{};
-  hd.m = m;
-  hd.kh = kh;
-  hd.kw = kw;
-  hd.c = c;
-  hd.layout = layout;
-  hd.group = group;
-  hd.exponent_bits = bits;
+  const kiln_smartdeal_t hd = smartDealHeader(m, kh, kw, c, layout, bits, 1, group);
   const int64_t positions = kiln_smartdeal_positions(&hd), groups = kiln_smartdeal_groups(&hd);
   std::mt19937 gen(seed);
   std::uniform_real_distribution<double> u(0, 1);
@@ -81,8 +75,7 @@ TEST(SmartDealFormatTest, BitPackingRoundTrip) {
                  Case{3, 1, 1, 200, KILN_SMARTDEAL_FLAT, 7, 5}, Case{2, 2, 3, 40, KILN_SMARTDEAL_TAPS3, 2, 40},
                  Case{6, 5, 5, 3, KILN_SMARTDEAL_FLAT, 4, 1}}) {
     SCOPED_TRACE(testing::Message() << "m=" << p.m << " c=" << p.c << " bits=" << p.bits);
-    kiln_smartdeal_t hd{};
-    hd.m = p.m, hd.kh = p.kh, hd.kw = p.kw, hd.c = p.c, hd.layout = p.layout, hd.group = p.group;
+    const kiln_smartdeal_t hd = smartDealHeader(p.m, p.kh, p.kw, p.c, p.layout, p.bits, -2, p.group);
     const int64_t positions = kiln_smartdeal_positions(&hd), groups = kiln_smartdeal_groups(&hd);
     const int64_t k = p.kh * p.kw * p.c;
     std::mt19937 gen(kSeed);
