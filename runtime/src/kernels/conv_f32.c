@@ -1,5 +1,6 @@
 /* Kiln runtime: fp32 convolution and matmul kernels (register-tiled, vector extensions). */
 #include "kiln/kernels.h"
+#include "conv_f32_slice.h"
 
 #include <string.h>
 
@@ -7,13 +8,7 @@
  * vector registers (4 x AVX2, 2 x AVX-512, 8 x NEON). */
 typedef float vpanel __attribute__((vector_size(KILN_PANEL * sizeof(float))));
 
-/* Output rows per register tile: as many accumulator rows as the target's vector
- * registers hold with room for the weights and the broadcasts. */
-#if defined(__AVX512F__)
-#define MR 8 /* 16 zmm accumulators of 32; 10 loads per 16 FMAs */
-#else
-#define MR 3 /* AVX2: 12 of 16 ymm; NEON: 24 of 32 q registers */
-#endif
+#define MR KILN_F32_MR
 
 static inline vpanel load_panel(const float *p) {
   vpanel v;
@@ -21,7 +16,7 @@ static inline vpanel load_panel(const float *p) {
   return v;
 }
 
-#define KC 256 /* reduction slice: MR x KC inputs (at most 8 KiB) stay in L1 */
+#define KC KILN_F32_KC
 
 /* acc[r] = sum over i < kc of a[i][r] * panel[i] (a packed [kc][MR], panel [kc][KILN_PANEL]). */
 static inline void tile(const float *a, const float *panel, int64_t kc, vpanel *acc) {
@@ -60,19 +55,22 @@ static inline void tile_direct(const float *const *rows, const float *panel, int
   for (int r = 0; r < MR; ++r) acc[r] = s[r];
 }
 
-struct conv_job {
-  const float *in, *packed;
-  float *out;
-  const kiln_conv_geometry_t *g;
-  const float *bias; /* NULL: accumulate into out; else out = bias + conv */
-  int clamp;         /* apply [lo, hi] after the last reduction slice */
-  float lo, hi;
-};
+#define conv_job kiln_f32_conv_job
 
 /* Output rows [MR * group_begin, MR * group_end) of the convolution. */
 static void conv_rows(void *ctx, int64_t group_begin, int64_t group_end) {
   const struct conv_job *job = ctx;
-  const float *in = job->in, *packed = job->packed;
+  const int64_t k = job->g->kh * job->g->kw * job->g->c;
+  /* Reduction slices outermost: one slice of every weight panel (KC x M floats) stays
+   * in L2 while all output rows stream past it. */
+  for (int64_t k0 = 0; k0 < k; k0 += KC)
+    kiln_conv_f32_slice(job, job->packed + k0 * KILN_PANEL, k * KILN_PANEL, k0, k - k0 < KC ? k - k0 : KC,
+                        group_begin, group_end);
+}
+
+void kiln_conv_f32_slice(const struct kiln_f32_conv_job *job, const float *slice, int64_t panel_stride,
+                         int64_t k0, int64_t kc, int64_t group_begin, int64_t group_end) {
+  const float *in = job->in;
   float *out = job->out;
   const kiln_conv_geometry_t *g = job->g;
   const int64_t c = g->c, m = g->m, kw = g->kw, oh = g->oh, ow = g->ow;
@@ -82,60 +80,55 @@ static void conv_rows(void *ctx, int64_t group_begin, int64_t group_end) {
   const int64_t rows = group_end * MR < all_rows ? group_end * MR : all_rows;
   const int64_t step_h = g->dilation_h * g->in_sh, step_w = g->dilation_w * g->in_sw;
   float apack[KC * MR] __attribute__((aligned(64)));
-  /* Reduction slices outermost: one slice of every weight panel (KC x M floats) stays
-   * in L2 while all output rows stream past it. */
-  for (int64_t k0 = 0; k0 < k; k0 += KC) {
-    int64_t kc = k - k0 < KC ? k - k0 : KC;
-    int64_t seg0 = k0 / c, ch0 = k0 % c;
-    for (int64_t r0 = row_begin; r0 < rows; r0 += MR) {
-      int nr = rows - r0 < MR ? (int)(rows - r0) : MR;
-      const float *starts[MR];
-      for (int i = 0; i < MR; ++i) {
-        int64_t r = r0 + (i < nr ? i : 0), b = r / (oh * ow), rem = r % (oh * ow), y = rem / ow, x = rem % ow;
-        starts[i] = in + b * g->in_sn + y * g->stride_h * g->in_sh + x * g->stride_w * g->in_sw;
+  int64_t seg0 = k0 / c, ch0 = k0 % c;
+  for (int64_t r0 = row_begin; r0 < rows; r0 += MR) {
+    int nr = rows - r0 < MR ? (int)(rows - r0) : MR;
+    const float *starts[MR];
+    for (int i = 0; i < MR; ++i) {
+      int64_t r = r0 + (i < nr ? i : 0), b = r / (oh * ow), rem = r % (oh * ow), y = rem / ow, x = rem % ow;
+      starts[i] = in + b * g->in_sn + y * g->stride_h * g->in_sh + x * g->stride_w * g->in_sw;
+    }
+    int direct = panels <= 4 && c >= 16;
+    /* im2col of this slice: apack[i][r] = input of row r at reduction index k0 + i. */
+    int64_t fy = seg0 / kw, fx = seg0 % kw, ch = ch0;
+    for (int64_t i = 0; i < (direct ? 0 : kc); ++i) {
+      int64_t off = fy * step_h + fx * step_w + ch;
+      for (int r = 0; r < MR; ++r) apack[i * MR + r] = starts[r][off];
+      if (++ch == c) {
+        ch = 0;
+        if (++fx == kw) { fx = 0; ++fy; }
       }
-      int direct = panels <= 4 && c >= 16;
-      /* im2col of this slice: apack[i][r] = input of row r at reduction index k0 + i. */
-      int64_t fy = seg0 / kw, fx = seg0 % kw, ch = ch0;
-      for (int64_t i = 0; i < (direct ? 0 : kc); ++i) {
-        int64_t off = fy * step_h + fx * step_w + ch;
-        for (int r = 0; r < MR; ++r) apack[i * MR + r] = starts[r][off];
-        if (++ch == c) {
-          ch = 0;
-          if (++fx == kw) { fx = 0; ++fy; }
-        }
-      }
-      for (int64_t p = 0; p < panels; ++p) {
-        vpanel acc[MR];
-        if (direct)
-          tile_direct(starts, packed + (p * k + k0) * KILN_PANEL, k0, kc, c, kw, step_h, step_w, acc);
-        else
-          tile(apack, packed + (p * k + k0) * KILN_PANEL, kc, acc);
-        int64_t col = p * KILN_PANEL, valid = m - col < KILN_PANEL ? m - col : KILN_PANEL;
-        /* The first slice starts from the bias (when fused), the last one clamps. */
-        const float *base = k0 == 0 && job->bias ? job->bias + col : NULL;
-        int clamp = job->clamp && k0 + kc >= k;
-        for (int i = 0; i < nr; ++i) {
-          float *o = out + (r0 + i) * m + col;
-          if (valid == KILN_PANEL) {
-            vpanel cur = load_panel(base ? base : o);
-            cur += acc[i];
-            if (clamp) {
-              float t[KILN_PANEL];
-              memcpy(t, &cur, sizeof t);
-              for (int j = 0; j < KILN_PANEL; ++j) t[j] = t[j] < job->lo ? job->lo : t[j] > job->hi ? job->hi : t[j];
-              memcpy(o, t, sizeof t);
-            } else {
-              memcpy(o, &cur, sizeof cur);
-            }
+    }
+    for (int64_t p = 0; p < panels; ++p) {
+      vpanel acc[MR];
+      if (direct)
+        tile_direct(starts, slice + p * panel_stride, k0, kc, c, kw, step_h, step_w, acc);
+      else
+        tile(apack, slice + p * panel_stride, kc, acc);
+      int64_t col = p * KILN_PANEL, valid = m - col < KILN_PANEL ? m - col : KILN_PANEL;
+      /* The first slice starts from the bias (when fused), the last one clamps. */
+      const float *base = k0 == 0 && job->bias ? job->bias + col : NULL;
+      int clamp = job->clamp && k0 + kc >= k;
+      for (int i = 0; i < nr; ++i) {
+        float *o = out + (r0 + i) * m + col;
+        if (valid == KILN_PANEL) {
+          vpanel cur = load_panel(base ? base : o);
+          cur += acc[i];
+          if (clamp) {
+            float t[KILN_PANEL];
+            memcpy(t, &cur, sizeof t);
+            for (int j = 0; j < KILN_PANEL; ++j) t[j] = t[j] < job->lo ? job->lo : t[j] > job->hi ? job->hi : t[j];
+            memcpy(o, t, sizeof t);
           } else {
-            float tmp[KILN_PANEL];
-            memcpy(tmp, &acc[i], sizeof tmp);
-            for (int64_t j = 0; j < valid; ++j) {
-              float v = (base ? base[j] : o[j]) + tmp[j];
-              if (clamp) v = v < job->lo ? job->lo : v > job->hi ? job->hi : v;
-              o[j] = v;
-            }
+            memcpy(o, &cur, sizeof cur);
+          }
+        } else {
+          float tmp[KILN_PANEL];
+          memcpy(tmp, &acc[i], sizeof tmp);
+          for (int64_t j = 0; j < valid; ++j) {
+            float v = (base ? base[j] : o[j]) + tmp[j];
+            if (clamp) v = v < job->lo ? job->lo : v > job->hi ? job->hi : v;
+            o[j] = v;
           }
         }
       }
