@@ -5,6 +5,13 @@
 // RUN: kiln-opt %s -kiln-sparsify-nm="layers=conv1=1:4,fc=dense min-reduction=4" | FileCheck %s --check-prefix=LAYERS
 // RUN: kiln-opt %s -kiln-sparsify-nm="min-reduction=4" -kiln-quantize="default-bits=16" -kiln-lower-to-kernels | FileCheck %s --check-prefix=QUANT
 // RUN: not kiln-opt %s -kiln-sparsify-nm="pattern=4:4" 2>&1 | FileCheck %s --check-prefix=BADPATTERN
+// RUN: %python -c "import struct,sys; k=36; sys.stdout.buffer.write(b'KGRM'+struct.pack('<iqq',0,k,10)+b''.join(struct.pack('<d',(2.0 if i==j else 0.5)) for i in range(k) for j in range(k)))" > %t.gram
+// RUN: kiln-opt %s -kiln-sparsify-nm="gram=%t.gram report=%t.recon.json" | FileCheck %s --check-prefix=PRUNE
+// RUN: FileCheck %s --check-prefix=RECON < %t.recon.json
+// RUN: echo garbage > %t.bad.gram
+// RUN: not kiln-opt %s -kiln-sparsify-nm="gram=%t.bad.gram" 2>&1 | FileCheck %s --check-prefix=BADGRAM
+// RUN: %python -c "import struct,sys; sys.stdout.buffer.write(b'KGRM'+struct.pack('<iqq',0,1000,10))" > %t.short.gram
+// RUN: not kiln-opt %s -kiln-sparsify-nm="gram=%t.short.gram" 2>&1 | FileCheck %s --check-prefix=SHORTGRAM
 // RUN: not kiln-opt %s -kiln-sparsify-nm="layers=nope=2:4" 2>&1 | FileCheck %s --check-prefix=NOLAYER
 
 // Magnitude pruning (no Gram file): each row of the 3x3x4 filter (K = 36) keeps the 2
@@ -54,6 +61,18 @@
 // QUANT-NOT: kiln.nm_weights
 // QUANT: call @kiln_conv2d_nhwc_bf16_packed(
 // QUANT: call @kiln_conv2d_nhwc_bf16_packed(
+
+// With a calibration Gram matrix for layer 0 (a correlated one: 2 on the diagonal, 0.5
+// off it), the pruning reconstructs, and the report has the output error it predicts on
+// the calibration data, lower than the weight error.
+// RECON: "calibration_rows": 10
+// RECON: "method": "reconstruction"
+// RECON: "output_rel_error": 0.{{[0-9]+}}
+// RECON: "pattern": "2:4"
+
+// Malformed Gram files are errors, not crashes.
+// BADGRAM: error: calibration Gram file '{{.*}}' is malformed at byte 0
+// SHORTGRAM: error: calibration Gram file '{{.*}}': a record claims 1000 inputs, more than the file holds
 
 // BADPATTERN: error: kiln-sparsify-nm: pattern '4:4' is not N:M with 1 <= N < M <= 16 or 'dense'
 // NOLAYER: error: kiln-sparsify-nm: the model has no layer named 'nope'
