@@ -46,6 +46,10 @@ struct CompileOptions {
   /// calibration build that observes the Gram matrices instead.
   std::string sparsify, sparsifyLayers, sparsifyGram, sparsifyReport;
   bool sparsifyObserve = false;
+  /// Butterfly factorisation (kiln-butterfly): linear layers ("NAME,..." or "all";
+  /// empty: none), calibration Gram file, report path, calibration build.
+  std::string butterfly, butterflyGram, butterflyReport;
+  bool butterflyObserve = false;
   /// Print the IR after these passes ("all" for every pass) to stderr.
   std::vector<std::string> dumpIrAfter;
 };

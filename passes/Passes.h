@@ -38,7 +38,7 @@ inline constexpr const char *kObserveAttr = "kiln.observe";
 /// output's error under this index (diagnostic builds).
 inline constexpr const char *kCompareAttr = "kiln.compare";
 /// On a convolution or matmul: accumulate its input Gram matrix under this index
-/// (calibration for kiln-sparsify-nm).
+/// (calibration for kiln-sparsify-nm and kiln-butterfly).
 inline constexpr const char *kObserveGramAttr = "kiln.observe_gram";
 
 } // namespace kiln

@@ -210,6 +210,38 @@ def KilnSparsifyNM : Pass<"kiln-sparsify-nm", "mlir::ModuleOp"> {
   let dependentDialects = ["::kiln::KilnDialect", "mlir::memref::MemRefDialect"];
 }
 
+def KilnButterfly : Pass<"kiln-butterfly", "mlir::ModuleOp"> {
+  let summary = "Replace chosen linear layers' weights by fitted butterfly factors";
+  let description = [{
+    Runs on bufferized IR, before kiln-sparsify-nm and kiln-quantize. Each linear layer
+    (`linalg.batch_matmul` by a constant 1 x K x N weight: ONNX MatMul/Gemm) that
+    `layers` names ("NAME,NAME2", names as kiln-quantize gives them, or "all") gets its
+    weight fitted by a butterfly of size n = the power of two >= max(K, N)
+    (passes/codesign/ButterflyFit.h) and replaced by a `kiln.butterfly_weights` of one
+    new constant, next to the weight's definition. Naming a convolution or a name the
+    model does not have is an error.
+
+    With `gram` (the runner's `--observe-gram` file from a build with `observe`), the
+    fit minimises the layer's output error on the calibration inputs; otherwise the
+    weight error. `report` names a JSON file with, per layer, K, N, n, the relative
+    weight error, the relative output error on the calibration data, parameters dense
+    vs butterfly, iterations and fit time.
+
+    Example: `%w = memref.get_global @w : memref<1x64x128xf32>` read by a batch_matmul
+    becomes `%w = kiln.butterfly_weights %f {rows_last} : memref<7x2x128xf32> -> ...`.
+  }];
+  let options = [
+    Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"", "Name of the entry function">,
+    Option<"layers", "layers", "std::string", /*default=*/"\"\"", "Linear layers to factorise: NAME,NAME2 or all">,
+    Option<"gramPath", "gram", "std::string", /*default=*/"\"\"", "Calibration Gram matrices (runner --observe-gram)">,
+    Option<"observe", "observe", "bool", /*default=*/"false",
+           "Calibration build: mark each chosen layer for Gram observation instead">,
+    Option<"maxIterations", "max-iterations", "int64_t", /*default=*/"300", "L-BFGS iterations of each fit">,
+    Option<"reportPath", "report", "std::string", /*default=*/"\"\"", "Write the per-layer report (JSON) here">,
+  ];
+  let dependentDialects = ["::kiln::KilnDialect", "mlir::memref::MemRefDialect"];
+}
+
 def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
   let summary = "Call the runtime's register-tiled kernels for convolutions and matmuls";
   let description = [{

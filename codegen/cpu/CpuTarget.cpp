@@ -144,6 +144,13 @@ public:
       if (!o.sparsifyReport.empty()) sparsify += " report=\"" + o.sparsifyReport + "\"";
       sparsify += "},";
     }
+    std::string butterfly;
+    if (!o.butterfly.empty()) {
+      butterfly = "kiln-butterfly{" + e + " layers=\"" + o.butterfly + "\"" + (o.butterflyObserve ? " observe=true" : "");
+      if (!o.butterflyGram.empty()) butterfly += " gram=\"" + o.butterflyGram + "\"";
+      if (!o.butterflyReport.empty()) butterfly += " report=\"" + o.butterflyReport + "\"";
+      butterfly += "},";
+    }
     return "func.func(tosa-optional-decompositions),canonicalize,func.func(tosa-reduce-transposes),"
            "canonicalize,"
            "func.func(tosa-to-linalg-named,tosa-to-linalg),tosa-to-arith,func.func(tosa-to-tensor),"
@@ -151,7 +158,7 @@ public:
            "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},"
            "kiln-unique-results{" + e + "},"
            "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},canonicalize,"
-           + sparsify + quantize + "kiln-lower-to-kernels{" + e + "},"
+           + butterfly + sparsify + quantize + "kiln-lower-to-kernels{" + e + "},"
            "kiln-outline-weights{" + e + "},kiln-plan-arena{" + e + "},"
            "buffer-deallocation-pipeline,"
            "kiln-linalg-to-loops{parallel-work=32768},func.func(convert-linalg-to-loops,kiln-approximate-math),lower-affine,convert-scf-to-cf,canonicalize,"

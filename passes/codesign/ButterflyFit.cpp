@@ -322,7 +322,10 @@ ButterflyFitResult fitButterfly(const std::vector<float> &W, int64_t K, int64_t 
         double ea = 1, eb = 1;
         if (s == 0) ea *= u[size_t(i)], eb *= u[size_t(i ^ 1)];
         if (s == L - 1) ea *= vp[size_t(i)], eb *= vp[size_t(i)];
-        if (s != 0 && s != L - 1) ea += options.initNoise * normal(rng), eb += options.initNoise * normal(rng);
+        // With no middle stage (n <= 4) the outer ones take the noise: the rank-1 point
+        // alone can be stationary (a 4 x 4 scaled permutation stopped there at once).
+        if ((s != 0 && s != L - 1) || L < 3)
+          ea += options.initNoise * normal(rng), eb += options.initNoise * normal(rng);
         a[i] = c * ea;
         b[i] = c * eb;
       }

@@ -17,17 +17,16 @@
 //===----------------------------------------------------------------------===//
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
+#include "passes/codesign/CalibrationGram.h"
 #include "passes/cpu/KernelMatch.h"
 
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <map>
 
 namespace kiln {
@@ -52,46 +51,6 @@ std::optional<Pattern> parsePattern(llvm::StringRef s) {
   int64_t n, m;
   if (a.getAsInteger(10, n) || b.getAsInteger(10, m) || n < 1 || m < 2 || m > 16 || n >= m) return std::nullopt;
   return Pattern{n, m};
-}
-
-/// Gram matrices by layer index, summed over the calibration runs (observe.c's format).
-struct Gram {
-  int64_t k = 0, rows = 0;
-  std::vector<double> sum;
-};
-
-LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64_t, Gram> &out) {
-  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
-  if (!buf) return module.emitError() << "cannot read the calibration Gram file '" << path << "'";
-  llvm::StringRef data = (*buf)->getBuffer();
-  size_t at = 0;
-  while (at < data.size()) {
-    int32_t id;
-    int64_t k, rows;
-    if (data.size() - at < 24 || data.substr(at, 4) != "KGRM")
-      return module.emitError() << "calibration Gram file '" << path << "' is malformed at byte " << at;
-    std::memcpy(&id, data.data() + at + 4, 4);
-    std::memcpy(&k, data.data() + at + 8, 8);
-    std::memcpy(&rows, data.data() + at + 16, 8);
-    at += 24;
-    if (k <= 0 || k > (1 << 15) || uint64_t(k * k) * 8 > data.size() - at)
-      return module.emitError() << "calibration Gram file '" << path << "': a record claims " << k
-                                << " inputs, more than the file holds";
-    Gram &g = out[id];
-    if (g.sum.empty()) {
-      g.k = k;
-      g.sum.assign(size_t(k * k), 0.0);
-    } else if (g.k != k) {
-      return module.emitError() << "calibration Gram file '" << path << "': layer " << id << " has two sizes";
-    }
-    const double *src = reinterpret_cast<const double *>(data.data() + at);
-    std::vector<double> tmp(size_t(k * k));
-    std::memcpy(tmp.data(), src, tmp.size() * 8);
-    for (size_t i = 0; i < tmp.size(); ++i) g.sum[i] += tmp[i];
-    g.rows += rows;
-    at += size_t(k * k) * 8;
-  }
-  return success();
 }
 
 /// In-place Cholesky factor (lower) of a symmetric positive definite a[k][k].
@@ -249,9 +208,21 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
     bool ok = true;
     func.walk([&](Operation *op) {
       auto layer = kernels::matchPackedLayer(op, symbols);
-      if (!layer || layer->nm) return;
+      if (!layer) return;
+      // Compressed layers keep their name and index (the Gram file's) but are left alone.
       std::string name = namer(op);
       int64_t k = layer->taps * layer->c, id = index++;
+      if (layer->nm || layer->butterfly) {
+        if (auto it = perLayer.find(name); it != perLayer.end()) {
+          it->second.second = true;
+          if (layer->butterfly && it->second.first.n) {
+            op->emitError() << "kiln-sparsify-nm: layer '" << name
+                            << "' is butterfly-factorised; it cannot also be N:M sparse";
+            ok = false;
+          }
+        }
+        return;
+      }
       llvm::json::Object row{{"index", id}, {"name", name}, {"op", layer->kind}, {"out_channels", layer->m},
                              {"reduction", k}};
       Pattern p = *fallback;
@@ -274,8 +245,7 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
         return;
       }
       // Reconstruction from the Gram matrix when calibration recorded this layer.
-      const Gram *gram = nullptr;
-      if (auto it = grams.find(id); it != grams.end() && it->second.k == k && it->second.rows > 0) gram = &it->second;
+      const Gram *gram = findGram(grams, id, k);
       std::vector<double> w(layer->rows.begin(), layer->rows.end());
       std::vector<double> u, h;
       if (gram) {

@@ -33,15 +33,24 @@ struct NMWeights {
   mlir::Operation *op;          ///< the kiln.nm_weights op
 };
 
+/// Butterfly-factorised weights (a kiln.butterfly_weights matmul operand with constant
+/// factors).
+struct ButterflyWeights {
+  int64_t n;
+  std::vector<float> factors; ///< [log2 n][2][n], kiln/butterfly.h's layout
+  mlir::Operation *op;        ///< the kiln.butterfly_weights op
+};
+
 /// A convolution, or a matmul by a constant matrix, that a packed kernel runs.
 struct PackedLayer {
   const char *kind;        ///< "conv" or "matmul"
   int64_t m, taps, c;      ///< output channels, kernel taps (KH*KW), input channels
-  std::vector<float> rows; ///< weights [m][taps * c], (kh, kw, c) order (decoded when sparse)
+  std::vector<float> rows; ///< weights [m][taps * c], (kh, kw, c) order (decoded when sparse or butterfly)
   std::optional<NMWeights> nm;
+  std::optional<ButterflyWeights> butterfly = std::nullopt;
 };
 /// The constant global (through reshapes) a layer's weight operand reads, or null: the
-/// operand kiln-sparsify-nm replaces.
+/// operand kiln-sparsify-nm and kiln-butterfly replace.
 mlir::Value weightOperand(mlir::Operation *op);
 std::optional<PackedLayer> matchPackedLayer(mlir::Operation *op, mlir::SymbolTable &symbols);
 

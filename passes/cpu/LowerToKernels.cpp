@@ -2,6 +2,7 @@
 #include "passes/Passes.h"
 #include "passes/cpu/KernelMatch.h"
 #include "dialects/kiln/IR/KilnDialect.h"
+#include "runtime/include/kiln/butterfly.h"
 #include "runtime/include/kiln/kernels.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -106,6 +107,19 @@ static std::optional<NMWeights> nmWeights(Value v, SymbolTable &symbols, std::ve
   return NMWeights{int64_t(nm.getN()), int64_t(nm.getM()), std::move(*values), std::move(indices), nm};
 }
 
+/// The butterfly weights `v` is, when it is a kiln.butterfly_weights (rows last) of
+/// constant factors: decoded rows [N][K] too.
+static std::optional<ButterflyWeights> butterflyWeights(Value v, SymbolTable &symbols, std::vector<float> &rows) {
+  auto bf = v.getDefiningOp<ButterflyWeightsOp>();
+  if (!bf || !bf.getRowsLast()) return std::nullopt;
+  auto factors = constantData(bf.getFactors(), symbols);
+  if (!factors) return std::nullopt;
+  int64_t n = bf.getSize(), k = bf.getReduction(), outputs = bf.getOutputs();
+  rows.assign(size_t(outputs * k), 0.f);
+  kiln_butterfly_decode_f32(factors->data(), n, k, outputs, 0, rows.data());
+  return ButterflyWeights{n, std::move(*factors), bf};
+}
+
 Value weightOperand(Operation *op) {
   if (auto conv = dyn_cast<linalg::Conv2DNhwcFhwcOp>(op)) return conv.getDpsInputs()[1];
   if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) return mm.getDpsInputs()[1];
@@ -144,6 +158,8 @@ std::optional<PackedLayer> matchPackedLayer(Operation *op, SymbolTable &symbols)
     std::vector<float> decoded;
     if (auto nm = nmWeights(w, symbols, decoded)) // rows last: decoded [N][K] already
       return PackedLayer{"matmul", ws[2], 1, ws[1], std::move(decoded), std::move(nm)};
+    if (auto bf = butterflyWeights(w, symbols, decoded))
+      return PackedLayer{"matmul", ws[2], 1, ws[1], std::move(decoded), std::nullopt, std::move(bf)};
     auto data = constantData(w, symbols);
     if (!data) return std::nullopt;
     int64_t K = ws[1], N = ws[2];
@@ -595,6 +611,36 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
   }
 
+  /// The butterfly form of a matmul (kiln.butterfly_weights, no quantisation): the
+  /// factors as they are, the rows of the left operand (batch x M, through its strides),
+  /// bias and clamp fused.
+  void lowerButterfly(OpBuilder &b, Location loc, const PackedLayer &layer, Value in, Value out, Value bias,
+                      std::optional<std::pair<float, float>> clamp) {
+    const ButterflyWeights &bf = *layer.butterfly;
+    auto as = cast<MemRefType>(in.getType()).getShape();
+    auto [strides, offset] = *unitStrided(in);
+    int64_t batches = as[0], m = as[1], k = layer.c, n = layer.m;
+    // One call over batch x M rows when the batches follow each other at the row
+    // stride (or M = 1); one per batch otherwise.
+    int64_t rows = batches * m, xStride = m == 1 ? strides[0] : strides[1], calls = 1;
+    if (m > 1 && batches > 1 && strides[0] != m * strides[1]) {
+      rows = m;
+      calls = batches;
+    }
+    auto scratchType = MemRefType::get({kiln_butterfly_scratch_floats(rows, bf.n)}, b.getF32Type());
+    Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
+    Value factors = readGlobal(b, loc, bf.factors);
+    auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
+    auto i64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v).getResult(); };
+    int32_t flags = (bias ? 0 : KILN_BUTTERFLY_ACCUMULATE) | (clamp ? KILN_BUTTERFLY_CLAMP : 0);
+    for (int64_t c = 0; c < calls; ++c)
+      call(b, loc, "kiln_butterfly_f32",
+           {pointer(b, loc, in, offset + c * strides[0]), i64(rows), i64(xStride), i64(k), pointer(b, loc, factors),
+            i64(bf.n), bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult(),
+            pointer(b, loc, out, c * m * n), i64(n), i64(n), pointer(b, loc, scratch), i32(b, loc, flags),
+            f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
+  }
+
   static std::vector<float> pack(const std::vector<float> &rows, int64_t m, int64_t k) {
     std::vector<float> out(size_t((m + KILN_PANEL - 1) / KILN_PANEL * KILN_PANEL * k));
     kiln_pack_panels_f32(rows.data(), out.data(), m, k);
@@ -695,6 +741,10 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           if (implicit) deadPadding.append(implicit->dead);
           if (bias) done.push_back(prev);
           if (clamp) done.push_back(next);
+        } else if (layer->butterfly) {
+          lowerButterfly(b, loc, *layer, op->getOperand(0), out, bias, clamp);
+          if (bias) done.push_back(prev);
+          if (clamp) done.push_back(next);
         } else if (bias || clamp) {
           Value packed = readGlobal(b, loc, pack(layer->rows, layer->m, layer->taps * layer->c));
           auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
@@ -792,6 +842,22 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
         nm.getResult().replaceAllUsesWith(dense);
       }
       nm->erase();
+    }
+    // So are butterfly weights (the factors stay in the weights file).
+    SmallVector<ButterflyWeightsOp> bfs;
+    func.walk([&](ButterflyWeightsOp bf) { bfs.push_back(bf); });
+    for (ButterflyWeightsOp bf : bfs) {
+      if (!bf->use_empty()) {
+        Location loc = bf.getLoc();
+        b.setInsertionPoint(bf);
+        Value dense = memref::AllocOp::create(b, loc, bf.getType(), b.getI64IntegerAttr(64));
+        auto i64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v).getResult(); };
+        call(b, loc, "kiln_butterfly_decode_f32",
+             {pointer(b, loc, bf.getFactors()), i64(bf.getSize()), i64(bf.getReduction()), i64(bf.getOutputs()),
+              i32(b, loc, bf.getRowsLast() ? 1 : 0), pointer(b, loc, dense)});
+        bf.getResult().replaceAllUsesWith(dense);
+      }
+      bf->erase();
     }
     // Filters now read in packed form leave their original constants unused: drop
     // them, or the weights file would carry every filter twice.

@@ -146,6 +146,7 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
                              {"reduction", k},
                              {"params", layer->m * k}};
       if (layer->nm) row["sparsity"] = std::to_string(layer->nm->n) + ":" + std::to_string(layer->nm->m);
+      if (layer->butterfly) row["butterfly_n"] = layer->butterfly->n;
       if (observe) op->setAttr(kObserveAttr, b.getI32IntegerAttr(int32_t(index)));
       int64_t bits = 32;
       auto it = plan.find(name);

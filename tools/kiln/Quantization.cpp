@@ -608,9 +608,11 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
 int calibrateGram(CommonOptions &o, const WorkDir &wd) {
   if (!wd.ok()) return 1;
   CommonOptions c = trialOptions(o, "");
-  c.compile.sparsifyObserve = true;
+  c.compile.sparsifyObserve = c.compile.butterflyObserve = true;
   c.compile.sparsifyGram.clear();
   c.compile.sparsifyReport.clear();
+  c.compile.butterflyGram.clear();
+  c.compile.butterflyReport.clear();
   kiln::codegen::Artifact artifact;
   if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, wd.path, artifact, llvm::errs(), false)))
     return 1;
@@ -619,7 +621,8 @@ int calibrateGram(CommonOptions &o, const WorkDir &wd) {
   if (int rc = runCalibrationChunks(o, wd.path, artifact, {"--observe-gram", gram},
                                     [](int64_t, const std::string &, const std::string &) {}))
     return rc;
-  o.compile.sparsifyGram = gram;
+  if (!o.compile.sparsify.empty()) o.compile.sparsifyGram = gram;
+  if (!o.compile.butterfly.empty()) o.compile.butterflyGram = gram;
   return 0;
 }
 
@@ -652,6 +655,37 @@ bool printSparsityReport(const std::string &path, llvm::raw_ostream &os) {
   }
   os << llvm::format("N:M: %lld layer(s) sparse; their weights %lld -> %lld bytes (fp32 values + 1-byte positions)\n",
                      (long long)made, (long long)dense, (long long)sparse);
+  return true;
+}
+
+bool printButterflyReport(const std::string &path, llvm::raw_ostream &os) {
+  auto report = readJson(path);
+  auto *root = report ? report->getAsObject() : nullptr;
+  auto *layers = root ? root->getArray("layers") : nullptr;
+  if (!layers) return false;
+  int64_t dense = 0, factored = 0;
+  double ms = 0;
+  os << llvm::format("%-32s %-11s %5s %-7s %10s %10s %16s %8s\n", "butterfly layer", "K x N", "n", "fit",
+                     "weight err", "output err", "params", "fit ms");
+  for (const llvm::json::Value &v : *layers) {
+    const llvm::json::Object *l = v.getAsObject();
+    std::string name = l->getString("name").value_or("?").str();
+    int64_t d = l->getInteger("dense_params").value_or(0), f = l->getInteger("butterfly_params").value_or(0);
+    dense += d;
+    factored += f;
+    ms += l->getNumber("fit_ms").value_or(0);
+    auto out = l->getNumber("output_rel_error");
+    std::string shape = std::to_string(l->getInteger("reduction").value_or(0)) + " x " +
+                        std::to_string(l->getInteger("out_channels").value_or(0));
+    os << llvm::format("%-32s %-11s %5lld %-7s %9.1f%% %9s%% %7lld -> %-6lld %8.0f\n", name.c_str(), shape.c_str(),
+                       (long long)l->getInteger("n").value_or(0), l->getString("method").value_or("?").str().c_str(),
+                       100 * l->getNumber("weight_rel_error").value_or(0),
+                       out ? llvm::formatv("{0:f1}", 100 * *out).str().c_str() : "-", (long long)d, (long long)f,
+                       l->getNumber("fit_ms").value_or(0));
+  }
+  os << llvm::format("butterfly: %zu layer(s) factorised; their parameters %lld -> %lld (%.2fx fewer), fit %.1f s\n",
+                     layers->size(), (long long)dense, (long long)factored,
+                     factored ? double(dense) / double(factored) : 0.0, ms / 1000);
   return true;
 }
 

@@ -83,11 +83,15 @@ int runCalibrationChunks(CommonOptions &o, const std::string &wd, const codegen:
                          const std::function<void(int64_t, const std::string &, const std::string &)> &after,
                          int64_t *samples = nullptr);
 
-/// --sparsify with --calib: a calibration build records each layer's input Gram matrix
-/// into <wd>/gram.bin, which o.compile.sparsifyGram then names. Returns an exit code.
+/// --sparsify or --butterfly with --calib: a calibration build records each chosen
+/// layer's input Gram matrix into <wd>/gram.bin, which o.compile.sparsifyGram and
+/// o.compile.butterflyGram then name. Returns an exit code.
 int calibrateGram(CommonOptions &o, const WorkDir &wd);
 /// Prints the per-layer N:M report kiln-sparsify-nm wrote. Returns false if unreadable.
 bool printSparsityReport(const std::string &path, llvm::raw_ostream &os);
+/// Prints the per-layer report kiln-butterfly wrote and the parameter reduction.
+/// Returns false if unreadable.
+bool printButterflyReport(const std::string &path, llvm::raw_ostream &os);
 
 } // namespace kiln::tool
 

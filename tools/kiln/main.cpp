@@ -223,6 +223,13 @@ Structured sparsity (see docs/COMPRESSION.md):
                             inputs (one-shot OBS), otherwise by magnitude; the per-layer
                             report is written as <name>.sparsity.json
   --sparsify-layers LIST    per-layer patterns, NAME=N:M or NAME=dense, comma separated
+
+Butterfly factorisation (see docs/BUTTERFLY.md):
+  --butterfly LIST|all      replace these linear layers' weights (MatMul/Gemm, names as
+                            the reports print them, comma separated; all: every one) by
+                            fitted butterfly factors; with --calib the fit minimises the
+                            layer's output error on the calibration inputs; the per-layer
+                            report is written as <name>.butterfly.json
 )";
 
 const char *kImportHelp = R"(kiln import MODEL.onnx [--shape NAME=d0,d1,...]... [--freeze NAME=FILE.npy]...
@@ -248,7 +255,7 @@ Options:
   --keep DIR                keep the compiled artifact and runner in DIR
   --dump-import, --dump-ir-after PASS   as for `kiln compile`
   --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
-  --sparsify, --sparsify-layers   as for `kiln compile`
+  --sparsify, --sparsify-layers, --butterfly   as for `kiln compile`
 )";
 
 int usageError(const std::string &msg, const char *help) {
@@ -386,6 +393,10 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
     } else if (a == "--sparsify-layers") {
       if (!value(o.compile.sparsifyLayers) || o.compile.sparsifyLayers.find('"') != std::string::npos)
         return usageError("--sparsify-layers takes NAME=N:M|dense,... (names as the report prints them)", help);
+    } else if (a == "--butterfly") {
+      if (!value(o.compile.butterfly) || llvm::StringRef(o.compile.butterfly).trim(" ,").empty() ||
+          o.compile.butterfly.find('"') != std::string::npos)
+        return usageError("--butterfly takes NAME,NAME2,... or all (names as the reports print them)", help);
     } else if (a == "--calib") {
       if (!value(o.calibPath)) return usageError("--calib needs a file (.npy or IDX)", help);
     } else if (a == "--calib-limit") {
@@ -423,8 +434,19 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
   if (o.model.empty() && !o.printPipeline) return usageError("no model given", help);
   if (!o.quantize.empty() && o.quantize != "bf16" && o.calibPath.empty() && o.planIn.empty())
     return usageError("--quantize needs calibration data (--calib FILE) or a plan (--plan FILE)", help);
-  if (!o.calibPath.empty() && o.quantize.empty() && o.compile.sparsify.empty())
-    return usageError("--calib is used with --quantize or --sparsify", help);
+  if (!o.calibPath.empty() && o.quantize.empty() && o.compile.sparsify.empty() && o.compile.butterfly.empty())
+    return usageError("--calib is used with --quantize, --sparsify or --butterfly", help);
+  // A layer is either N:M sparse or butterfly-factorised.
+  llvm::SmallVector<llvm::StringRef> nmEntries;
+  llvm::StringRef(o.compile.sparsifyLayers).split(nmEntries, ',', -1, false);
+  for (llvm::StringRef e : nmEntries) {
+    llvm::StringRef name = e.rsplit('=').first.trim(), pattern = e.rsplit('=').second.trim();
+    llvm::SmallVector<llvm::StringRef> bfNames;
+    llvm::StringRef(o.compile.butterfly).split(bfNames, ',', -1, false);
+    if (pattern != "dense" && llvm::any_of(bfNames, [&](llvm::StringRef b) { return b.trim() == name; }))
+      return usageError("layer '" + name.str() + "' is named both for N:M sparsity (--sparsify-layers) and "
+                        "for butterfly factorisation (--butterfly): choose one", help);
+  }
   if (!o.compile.sparsifyLayers.empty() && o.compile.sparsify.empty())
     return usageError("--sparsify-layers is used with --sparsify", help);
   if ((o.quantize == "mixed") != !o.budget.empty())
@@ -463,13 +485,13 @@ std::string makeTempDir(const std::string &near) {
 int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
   // N:M sparsity first (its calibration sees the dense model); quantisation then
   // calibrates the sparse one.
+  // Butterfly factorisation and N:M sparsity share one Gram calibration of the dense model.
   std::unique_ptr<kiln::tool::WorkDir> gramWork;
-  if (!o.compile.sparsify.empty()) {
-    o.compile.sparsifyReport = dir + "/" + o.compile.name + ".sparsity.json";
-    if (!o.calibPath.empty()) {
-      gramWork = std::make_unique<kiln::tool::WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/gram", "kiln-gram");
-      if (int rc = kiln::tool::calibrateGram(o, *gramWork)) return rc;
-    }
+  if (!o.compile.sparsify.empty()) o.compile.sparsifyReport = dir + "/" + o.compile.name + ".sparsity.json";
+  if (!o.compile.butterfly.empty()) o.compile.butterflyReport = dir + "/" + o.compile.name + ".butterfly.json";
+  if ((!o.compile.sparsify.empty() || !o.compile.butterfly.empty()) && !o.calibPath.empty()) {
+    gramWork = std::make_unique<kiln::tool::WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/gram", "kiln-gram");
+    if (int rc = kiln::tool::calibrateGram(o, *gramWork)) return rc;
   }
   int rc = o.quantize.empty() && o.planIn.empty()
                ? int(failed(kiln::compileOnnxFile(o.model, o.import, o.compile, dir, artifact, llvm::errs(),
@@ -482,7 +504,15 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
     }
     artifact.files.push_back(o.compile.name + ".sparsity.json");
   }
+  if (rc == 0 && !o.compile.butterfly.empty()) {
+    if (!kiln::tool::printButterflyReport(o.compile.butterflyReport, llvm::outs())) {
+      llvm::errs() << "error: cannot read the butterfly report\n";
+      return 1;
+    }
+    artifact.files.push_back(o.compile.name + ".butterfly.json");
+  }
   o.compile.sparsifyGram.clear();
+  o.compile.butterflyGram.clear();
   return rc;
 }
 
@@ -854,7 +884,7 @@ Options:
   --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
   --keep DIR                keep the compiled model and runner in DIR
   --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
-  --sparsify, --sparsify-layers   as for `kiln compile`
+  --sparsify, --sparsify-layers, --butterfly   as for `kiln compile`
 )";
 
 /// Argmax of each row of a [rows, classes] float .npy output.

@@ -8,6 +8,7 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/OpImplementation.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <cmath>
 #include <string>
@@ -103,6 +104,47 @@ LogicalResult NMWeightsOp::verify() {
   if (auto bytes = constantBytes(*this, getIndices()); bytes && int64_t(bytes->size()) == rows * groups * n) {
     std::string why = checkNMIndices(reinterpret_cast<const int8_t *>(bytes->data()), rows, k, n, m);
     if (!why.empty()) return emitOpError("indices: ") << why;
+  }
+  return success();
+}
+
+} // namespace kiln
+
+namespace kiln {
+
+int64_t ButterflyWeightsOp::getOutputs() {
+  auto shape = getResult().getType().getShape();
+  return getRowsLast() ? shape.back() : shape.front();
+}
+
+int64_t ButterflyWeightsOp::getReduction() {
+  int64_t outputs = getOutputs();
+  return outputs ? getResult().getType().getNumElements() / outputs : 0;
+}
+
+LogicalResult ButterflyWeightsOp::verify() {
+  auto result = getResult().getType();
+  if (result.getRank() < 2) return emitOpError("result must have rank 2 or more, got ") << result.getRank();
+  if (!result.getElementType().isF32()) return emitOpError("result must be f32");
+  auto ft = getFactors().getType();
+  if (!ft.hasStaticShape()) return emitOpError("factors must have a static shape");
+  int64_t stages = ft.getDimSize(0), n = ft.getDimSize(2);
+  if (ft.getDimSize(1) != 2) return emitOpError("factors must be [log2(n), 2, n] (a_s then b_s), got ") << ft;
+  if (n < 2 || (n & (n - 1)))
+    return emitOpError("butterfly size n = ") << n << " must be a power of two of at least 2";
+  int64_t log2n = llvm::Log2_64(uint64_t(n));
+  if (stages != log2n)
+    return emitOpError("a butterfly of size n = ") << n << " has log2(n) = " << log2n << " factors, got " << stages;
+  int64_t k = getReduction(), outputs = getOutputs();
+  if (n < k || n < outputs)
+    return emitOpError("butterfly size n = ") << n << " is smaller than the weight's " << k << " x " << outputs
+                                              << " (K x N)";
+  if (auto bytes = constantBytes(*this, getFactors()); bytes && int64_t(bytes->size()) == ft.getNumElements() * 4) {
+    const float *f = reinterpret_cast<const float *>(bytes->data());
+    for (int64_t i = 0; i < ft.getNumElements(); ++i)
+      if (!std::isfinite(f[i]))
+        return emitOpError("factors: stage ") << i / (2 * n) << ", " << ((i / n) % 2 ? "b" : "a") << "[" << i % n
+                                              << "] is not finite";
   }
   return success();
 }

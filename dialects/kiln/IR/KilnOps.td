@@ -43,4 +43,38 @@ def Kiln_NMWeightsOp : Kiln_Op<"nm_weights", [MemoryEffects<[MemAlloc<DefaultRes
   }];
 }
 
+def Kiln_ButterflyWeightsOp : Kiln_Op<"butterfly_weights", [MemoryEffects<[MemAlloc<DefaultResource>, MemRead]>]> {
+  let summary = "Butterfly-factorised weights: log2(n) sparse factors of a K x N matrix";
+  let description = [{
+    A dense K x N weight (y = x W) stood for by the product of L = log2(n) butterfly
+    factors, n the power of two >= max(K, N) (runtime/include/kiln/butterfly.h):
+    W = the top-left K x N block of F_0 F_1 ... F_{L-1}, where factor s maps a row
+    vector v to v'[i] = a_s[i] v[i] + b_s[i] v[i XOR 2^s]. `factors` is [L, 2, n]:
+    factors[s][0] = a_s, factors[s][1] = b_s, exactly the kernel's layout. The
+    result is the dense weight buffer: with `rows_last` it is [..., N] with K the
+    product of the leading dimensions (a matmul's right operand, 1 x K x N); without
+    it, [N, ...] with K the product of the trailing dimensions (row j holds column j
+    of W).
+
+    Example (a 64 x 192 matmul weight, n = 256, 8 stages):
+
+    ```mlir
+    %w = kiln.butterfly_weights %factors {rows_last}
+        : memref<8x2x256xf32> -> memref<1x64x192xf32>
+    ```
+  }];
+  let arguments = (ins MemRefRankOf<[F32], [3]>:$factors, UnitAttr:$rows_last);
+  let results = (outs AnyStaticShapeMemRef:$result);
+  let assemblyFormat = [{
+    $factors attr-dict `:` type($factors) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Outputs N (columns of W) and reduction K (rows of W); n, the butterfly's size.
+    int64_t getOutputs();
+    int64_t getReduction();
+    int64_t getSize() { return getFactors().getType().getDimSize(2); }
+  }];
+}
+
 #endif

@@ -44,6 +44,12 @@ void kiln_ref_butterfly_f32(const float *x, int64_t rows, int64_t x_stride, int6
                             int64_t n, const float *bias, float *y, int64_t y_stride, int64_t n_out, int32_t flags,
                             float lo, float hi);
 
+/* The dense weight the factors stand for: W[i][j] for i < k, j < n_out (the top-left
+ * block of F_0 ... F_{L-1}), written to out[i * n_out + j] with rows_last, else to
+ * out[j * k + i] (N x K). For weights the compiler could not hand to a kernel. */
+void kiln_butterfly_decode_f32(const float *factors, int64_t n, int64_t k, int64_t n_out, int32_t rows_last,
+                               float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -212,3 +212,19 @@ void kiln_ref_butterfly_f32(const float *x, int64_t rows, int64_t x_stride, int6
       *o = (float)v;
     }
 }
+
+void kiln_butterfly_decode_f32(const float *factors, int64_t n, int64_t k, int64_t n_out, int32_t rows_last,
+                               float *out) {
+  /* The reference's path product, without an input to multiply. */
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = 0; j < n_out; ++j) {
+      float w = 1.f;
+      int64_t cur = i, s = 0;
+      for (int64_t d = 1; d < n; d *= 2, ++s) {
+        int64_t next = (cur & ~d) | (j & d);
+        w *= factors[2 * n * s + (next == cur ? 0 : n) + next];
+        cur = next;
+      }
+      out[rows_last ? i * n_out + j : j * k + i] = w;
+    }
+}

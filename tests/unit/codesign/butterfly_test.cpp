@@ -117,6 +117,25 @@ std::vector<float> randomFactors(int64_t n, uint32_t seed) {
   return f;
 }
 
+// kiln_butterfly_decode_f32 (weights no kernel took, decoded at run time) is the
+// product butterflyDense computes, in both layouts, with K and N padded.
+TEST(ButterflyDecode, MatchesTheDenseProduct) {
+  struct Shape { int64_t n, k, nOut; };
+  for (Shape s : {Shape{2, 2, 2}, Shape{8, 5, 7}, Shape{16, 16, 3}}) {
+    auto factors = randomFactors(s.n, 5);
+    std::vector<double> B = kiln::butterflyDense(factors, s.n, s.k, s.nOut);
+    std::vector<float> kn(size_t(s.k * s.nOut)), nk(kn.size());
+    kiln_butterfly_decode_f32(factors.data(), s.n, s.k, s.nOut, 1, kn.data());
+    kiln_butterfly_decode_f32(factors.data(), s.n, s.k, s.nOut, 0, nk.data());
+    for (int64_t i = 0; i < s.k; ++i)
+      for (int64_t j = 0; j < s.nOut; ++j) {
+        double want = B[size_t(i * s.nOut + j)], tol = 1e-5 * (1 + std::fabs(want));
+        EXPECT_NEAR(kn[size_t(i * s.nOut + j)], want, tol) << "n = " << s.n << ", rows last, " << i << "," << j;
+        EXPECT_NEAR(nk[size_t(j * s.k + i)], want, tol) << "n = " << s.n << ", rows first, " << i << "," << j;
+      }
+  }
+}
+
 TEST(ButterflyFit, RecoversAnExactButterfly) {
   for (int64_t n : {2, 8, 64}) {
     auto factors = randomFactors(n, 21);

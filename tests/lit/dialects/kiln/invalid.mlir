@@ -85,3 +85,68 @@ func.func @bad_bits(%a: memref<1x4x8xf32>, %b: memref<1x8x2xf32>, %c: memref<1x4
       ins(%a, %b : memref<1x4x8xf32>, memref<1x8x2xf32>) outs(%c : memref<1x4x2xf32>)
   return
 }
+
+// -----
+
+// A butterfly's size must be a power of two.
+func.func @butterfly_not_pow2(%f: memref<3x2x6xf32>) -> memref<1x6x6xf32> {
+  // expected-error @+1 {{butterfly size n = 6 must be a power of two of at least 2}}
+  %w = kiln.butterfly_weights %f {rows_last} : memref<3x2x6xf32> -> memref<1x6x6xf32>
+  return %w : memref<1x6x6xf32>
+}
+
+// -----
+
+// n must cover the reduction: K = 20 does not fit in n = 16.
+func.func @butterfly_small_k(%f: memref<4x2x16xf32>) -> memref<1x20x8xf32> {
+  // expected-error @+1 {{butterfly size n = 16 is smaller than the weight's 20 x 8 (K x N)}}
+  %w = kiln.butterfly_weights %f {rows_last} : memref<4x2x16xf32> -> memref<1x20x8xf32>
+  return %w : memref<1x20x8xf32>
+}
+
+// -----
+
+// n must cover the outputs too: N = 40 does not fit in n = 32.
+func.func @butterfly_small_n(%f: memref<5x2x32xf32>) -> memref<1x8x40xf32> {
+  // expected-error @+1 {{butterfly size n = 32 is smaller than the weight's 8 x 40 (K x N)}}
+  %w = kiln.butterfly_weights %f {rows_last} : memref<5x2x32xf32> -> memref<1x8x40xf32>
+  return %w : memref<1x8x40xf32>
+}
+
+// -----
+
+// One factor per stage: n = 16 has 4, not 3.
+func.func @butterfly_stages(%f: memref<3x2x16xf32>) -> memref<1x16x16xf32> {
+  // expected-error @+1 {{a butterfly of size n = 16 has log2(n) = 4 factors, got 3}}
+  %w = kiln.butterfly_weights %f {rows_last} : memref<3x2x16xf32> -> memref<1x16x16xf32>
+  return %w : memref<1x16x16xf32>
+}
+
+// -----
+
+// Each stage holds two vectors, a_s and b_s.
+func.func @butterfly_pairs(%f: memref<4x3x16xf32>) -> memref<1x16x16xf32> {
+  // expected-error @+1 {{factors must be [log2(n), 2, n] (a_s then b_s), got 'memref<4x3x16xf32>'}}
+  %w = kiln.butterfly_weights %f {rows_last} : memref<4x3x16xf32> -> memref<1x16x16xf32>
+  return %w : memref<1x16x16xf32>
+}
+
+// -----
+
+// Factors are f32.
+func.func @butterfly_type(%f: memref<1x2x2xf16>) -> memref<1x2x2xf32> {
+  // expected-error @+1 {{operand #0 must be 3D memref of 32-bit float values}}
+  %w = kiln.butterfly_weights %f {rows_last} : memref<1x2x2xf16> -> memref<1x2x2xf32>
+  return %w : memref<1x2x2xf32>
+}
+
+// -----
+
+// Constant factors must be finite (here b_1[1] is NaN).
+memref.global "private" constant @bf : memref<2x2x4xf32> = dense<[[[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0, 1.0], [0.0, 0x7FC00000, 0.0, 0.0]]]>
+func.func @butterfly_nan() -> memref<1x4x4xf32> {
+  %f = memref.get_global @bf : memref<2x2x4xf32>
+  // expected-error @+1 {{factors: stage 1, b[1] is not finite}}
+  %w = kiln.butterfly_weights %f {rows_last} : memref<2x2x4xf32> -> memref<1x4x4xf32>
+  return %w : memref<1x4x4xf32>
+}

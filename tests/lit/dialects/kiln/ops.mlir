@@ -40,3 +40,25 @@ func.func @quant_attr(%a: memref<1x4x8xf32>, %b: memref<1x8x2xf32>, %c: memref<1
       ins(%a, %b : memref<1x4x8xf32>, memref<1x8x2xf32>) outs(%c : memref<1x4x2xf32>)
   return
 }
+
+// -----
+
+// Butterfly factors of a 64 x 192 matmul weight (n = 256, 8 stages) round-trip.
+// CHECK-LABEL: func @butterfly_rhs
+// CHECK: kiln.butterfly_weights %{{.*}} {rows_last} : memref<8x2x256xf32> -> memref<1x64x192xf32>
+func.func @butterfly_rhs(%f: memref<8x2x256xf32>) -> memref<1x64x192xf32> {
+  %w = kiln.butterfly_weights %f {rows_last} : memref<8x2x256xf32> -> memref<1x64x192xf32>
+  return %w : memref<1x64x192xf32>
+}
+
+// -----
+
+// Rows first (N x K) with K = 5 padded to n = 8; constant factors are checked and accepted.
+// CHECK-LABEL: func @butterfly_rows_first
+// CHECK: kiln.butterfly_weights %{{.*}} : memref<3x2x8xf32> -> memref<3x5xf32>
+memref.global "private" constant @bf : memref<3x2x8xf32> = dense<0.5>
+func.func @butterfly_rows_first() -> memref<3x5xf32> {
+  %f = memref.get_global @bf : memref<3x2x8xf32>
+  %w = kiln.butterfly_weights %f : memref<3x2x8xf32> -> memref<3x5xf32>
+  return %w : memref<3x5xf32>
+}

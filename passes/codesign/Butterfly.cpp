@@ -1,0 +1,158 @@
+//===- Butterfly.cpp - Butterfly factorisation of chosen linear layers -----===//
+//
+// Each linear layer (a batch_matmul by a constant 1 x K x N weight) that `layers` names
+// gets its weight fitted by a butterfly (passes/codesign/ButterflyFit.h): with a
+// calibration Gram matrix H = X^T X of the layer's inputs the fit minimises the change
+// of the layer's output on that data, otherwise the change of the weight. The weight
+// becomes a `kiln.butterfly_weights` of one new constant (the factors);
+// kiln-lower-to-kernels runs it with the butterfly kernel (or, when the layer is also
+// quantised, the int8 kernel on the decoded product).
+//
+//===----------------------------------------------------------------------===//
+#include "dialects/kiln/IR/KilnDialect.h"
+#include "passes/Passes.h"
+#include "passes/codesign/ButterflyFit.h"
+#include "passes/codesign/CalibrationGram.h"
+#include "passes/cpu/KernelMatch.h"
+
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MathExtras.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+#include <map>
+
+namespace kiln {
+#define GEN_PASS_DEF_KILNBUTTERFLY
+#include "passes/Passes.h.inc"
+} // namespace kiln
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto func = module.lookupSymbol<func::FuncOp>(entryName);
+    if (!func) {
+      module.emitError() << "no entry function '" << entryName << "'";
+      return signalPassFailure();
+    }
+    if (maxIterations < 1) {
+      module.emitError() << "kiln-butterfly: max-iterations must be at least 1, got " << maxIterations;
+      return signalPassFailure();
+    }
+    // "all", or names (each must be found).
+    bool all = llvm::StringRef(layers).trim() == "all";
+    std::map<std::string, bool> named;
+    if (!all) {
+      llvm::SmallVector<llvm::StringRef> entries;
+      llvm::StringRef(layers).split(entries, ',', -1, false);
+      for (llvm::StringRef e : entries)
+        if (!e.trim().empty()) named[e.trim().str()] = false;
+    }
+    std::map<int64_t, Gram> grams;
+    if (!gramPath.empty() && failed(readGrams(module, gramPath, grams))) return signalPassFailure();
+
+    SymbolTable symbols(module);
+    OpBuilder b(module.getContext());
+    kernels::LayerNamer namer;
+    llvm::json::Array report;
+    int64_t index = 0, made = 0;
+    bool ok = true;
+    func.walk([&](Operation *op) {
+      auto layer = kernels::matchPackedLayer(op, symbols);
+      if (!layer) return;
+      std::string name = namer(op);
+      int64_t id = index++;
+      auto it = named.find(name);
+      if (it != named.end()) it->second = true;
+      if (!all && it == named.end()) return;
+      if (!isa<linalg::BatchMatmulOp>(op) || layer->nm || layer->butterfly) {
+        if (it != named.end()) { // "all" passes over them
+          op->emitError() << "kiln-butterfly: layer '" << name << "' is "
+                          << (layer->nm || layer->butterfly ? "already compressed"
+                                                            : "a convolution; only linear layers (MatMul, Gemm) "
+                                                              "can be butterfly-factorised");
+          ok = false;
+        }
+        return;
+      }
+      if (observe) {
+        op->setAttr(kObserveGramAttr, b.getI32IntegerAttr(int32_t(id)));
+        return;
+      }
+      int64_t k = layer->c, n = layer->m; // rows are W^T: [N][K]
+      std::vector<float> w(size_t(k * n));
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < k; ++i) w[size_t(i * n + j)] = layer->rows[size_t(j * k + i)];
+      const Gram *gram = findGram(grams, id, k);
+      ButterflyFitOptions options;
+      options.maxIterations = int(maxIterations);
+      auto t0 = std::chrono::steady_clock::now();
+      ButterflyFitResult fit = fitButterfly(w, k, n, gram ? &gram->sum : nullptr, options);
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      int64_t size = fit.n, stages = llvm::Log2_64(uint64_t(size));
+      llvm::json::Object row{{"index", id},
+                             {"name", name},
+                             {"reduction", k},
+                             {"out_channels", n},
+                             {"n", size},
+                             {"method", gram ? "gram" : "weights"},
+                             {"weight_rel_error", fit.weightError},
+                             {"dense_params", k * n},
+                             {"butterfly_params", int64_t(fit.factors.size())},
+                             {"iterations", fit.iterations},
+                             {"fit_ms", ms}};
+      if (gram) {
+        row["output_rel_error"] = fit.outputError;
+        row["calibration_rows"] = gram->rows;
+      }
+      report.push_back(std::move(row));
+
+      Value weight = kernels::weightOperand(op);
+      Location loc = op->getLoc();
+      // Next to the dense weights, not before the layer: the bias fill in front of
+      // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
+      b.setInsertionPointAfterValue(weight);
+      std::string symbol = "kiln_butterfly_" + std::to_string(made++);
+      auto type = MemRefType::get({stages, 2, size}, b.getF32Type());
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(module.getBody());
+        auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<float>(fit.factors);
+        auto init = DenseResourceElementsAttr::get(RankedTensorType::get(type.getShape(), b.getF32Type()), symbol,
+                                                   std::move(blob));
+        memref::GlobalOp::create(b, loc, b.getStringAttr(symbol), b.getStringAttr("private"), TypeAttr::get(type),
+                                 init, b.getUnitAttr(), b.getI64IntegerAttr(64));
+      }
+      Value factors = memref::GetGlobalOp::create(b, loc, type, symbol);
+      auto bf = ButterflyWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), factors, b.getUnitAttr());
+      op->setOperand(1, bf.getResult());
+    });
+    for (auto &[name, seen] : named)
+      if (!seen) {
+        module.emitError() << "kiln-butterfly: the model has no linear layer named '" << name << "'";
+        ok = false;
+      }
+    if (!ok) return signalPassFailure();
+    if (!reportPath.empty() && !observe) {
+      std::error_code ec;
+      llvm::raw_fd_ostream os(reportPath, ec);
+      if (ec) {
+        module.emitError() << "cannot write '" << reportPath << "': " << ec.message();
+        return signalPassFailure();
+      }
+      os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(report)}})) << "\n";
+    }
+  }
+};
+
+} // namespace
+} // namespace kiln
