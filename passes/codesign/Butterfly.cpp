@@ -12,15 +12,15 @@
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
 #include "passes/codesign/ButterflyFit.h"
-#include "passes/codesign/CalibrationGram.h"
+#include "passes/codesign/Codesign.h"
 #include "passes/cpu/KernelMatch.h"
 
-#include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MathExtras.h"
-#include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <map>
 
@@ -84,11 +84,21 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
         }
         return;
       }
+      int64_t k = layer->c, n = layer->m; // rows are W^T: [N][K]
+      // "all" takes the layers the format makes smaller; a named layer is done anyway.
+      int64_t size = int64_t(llvm::PowerOf2Ceil(uint64_t(std::max<int64_t>({k, n, 2}))));
+      int64_t stages = llvm::Log2_64(uint64_t(size)), params = 2 * size * stages;
+      if (it == named.end() && params >= k * n) {
+        if (!observe)
+          report.push_back(llvm::json::Object{
+              {"index", id}, {"name", name}, {"reduction", k}, {"out_channels", n}, {"method", "dense"},
+              {"reason", llvm::formatv("butterfly would not reduce parameters ({0} >= {1})", params, k * n).str()}});
+        return;
+      }
       if (observe) {
         op->setAttr(kObserveGramAttr, b.getI32IntegerAttr(int32_t(id)));
         return;
       }
-      int64_t k = layer->c, n = layer->m; // rows are W^T: [N][K]
       std::vector<float> w(size_t(k * n));
       for (int64_t j = 0; j < n; ++j)
         for (int64_t i = 0; i < k; ++i) w[size_t(i * n + j)] = layer->rows[size_t(j * k + i)];
@@ -98,7 +108,7 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
       auto t0 = std::chrono::steady_clock::now();
       ButterflyFitResult fit = fitButterfly(w, k, n, gram ? &gram->sum : nullptr, options);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      int64_t size = fit.n, stages = llvm::Log2_64(uint64_t(size));
+      assert(fit.n == size && int64_t(fit.factors.size()) == params && "the fit's size is the format's");
       llvm::json::Object row{{"index", id},
                              {"name", name},
                              {"reduction", k},
@@ -107,7 +117,7 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
                              {"method", gram ? "gram" : "weights"},
                              {"weight_rel_error", fit.weightError},
                              {"dense_params", k * n},
-                             {"butterfly_params", int64_t(fit.factors.size())},
+                             {"butterfly_params", params},
                              {"iterations", fit.iterations},
                              {"fit_ms", ms}};
       if (gram) {
@@ -121,18 +131,10 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
       // Next to the dense weights, not before the layer: the bias fill in front of
       // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
       b.setInsertionPointAfterValue(weight);
-      std::string symbol = "kiln_butterfly_" + std::to_string(made++);
-      auto type = MemRefType::get({stages, 2, size}, b.getF32Type());
-      {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPointToStart(module.getBody());
-        auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<float>(fit.factors);
-        auto init = DenseResourceElementsAttr::get(RankedTensorType::get(type.getShape(), b.getF32Type()), symbol,
-                                                   std::move(blob));
-        memref::GlobalOp::create(b, loc, b.getStringAttr(symbol), b.getStringAttr("private"), TypeAttr::get(type),
-                                 init, b.getUnitAttr(), b.getI64IntegerAttr(64));
-      }
-      Value factors = memref::GetGlobalOp::create(b, loc, type, symbol);
+      Value factors = weightConstant(b, module, loc, "kiln_butterfly_" + std::to_string(made++), b.getF32Type(),
+                                     {stages, 2, size},
+                                     ArrayRef<char>(reinterpret_cast<const char *>(fit.factors.data()),
+                                                    fit.factors.size() * sizeof(float)));
       auto bf = ButterflyWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), factors, b.getUnitAttr());
       op->setOperand(1, bf.getResult());
     });
@@ -142,15 +144,8 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
         ok = false;
       }
     if (!ok) return signalPassFailure();
-    if (!reportPath.empty() && !observe) {
-      std::error_code ec;
-      llvm::raw_fd_ostream os(reportPath, ec);
-      if (ec) {
-        module.emitError() << "cannot write '" << reportPath << "': " << ec.message();
-        return signalPassFailure();
-      }
-      os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(report)}})) << "\n";
-    }
+    if (!reportPath.empty() && !observe && failed(writeLayerReport(module, reportPath, std::move(report))))
+      return signalPassFailure();
   }
 };
 

@@ -17,13 +17,10 @@
 //===----------------------------------------------------------------------===//
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
-#include "passes/codesign/CalibrationGram.h"
+#include "passes/codesign/Codesign.h"
 #include "passes/cpu/KernelMatch.h"
 
-#include "mlir/IR/DialectResourceBlobManager.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <cmath>
@@ -157,20 +154,6 @@ Pruned prune(std::vector<double> w, int64_t rows, int64_t k, Pattern p, const st
 
 struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
   using Base::Base;
-
-  Value constant(OpBuilder &b, ModuleOp module, Location loc, const std::string &name, Type elem,
-                 ArrayRef<int64_t> shape, ArrayRef<char> bytes) {
-    auto type = MemRefType::get(shape, elem);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(module.getBody());
-      auto blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, 64);
-      auto init = DenseResourceElementsAttr::get(RankedTensorType::get(shape, elem), name, std::move(blob));
-      memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"), TypeAttr::get(type), init,
-                               b.getUnitAttr(), b.getI64IntegerAttr(64));
-    }
-    return memref::GetGlobalOp::create(b, loc, type, name);
-  }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -310,10 +293,10 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
       b.setInsertionPointAfterValue(weight);
       std::string base = "kiln_nm_" + std::to_string(made++);
-      Value values = constant(b, module, loc, base + "_values", b.getF32Type(), {layer->m, per},
+      Value values = weightConstant(b, module, loc, base + "_values", b.getF32Type(), {layer->m, per},
                               ArrayRef<char>(reinterpret_cast<const char *>(pr.values.data()), pr.values.size() * 4));
       Value indices =
-          constant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer->m, per},
+          weightConstant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer->m, per},
                    ArrayRef<char>(reinterpret_cast<const char *>(pr.indices.data()), pr.indices.size()));
       auto nm = NMWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), values, indices,
                                     b.getI64IntegerAttr(p.n), b.getI64IntegerAttr(p.m),
@@ -326,15 +309,8 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
         ok = false;
       }
     if (!ok) return signalPassFailure();
-    if (!reportPath.empty() && !observe) {
-      std::error_code ec;
-      llvm::raw_fd_ostream os(reportPath, ec);
-      if (ec) {
-        module.emitError() << "cannot write '" << reportPath << "': " << ec.message();
-        return signalPassFailure();
-      }
-      os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(report)}})) << "\n";
-    }
+    if (!reportPath.empty() && !observe && failed(writeLayerReport(module, reportPath, std::move(report))))
+      return signalPassFailure();
   }
 };
 

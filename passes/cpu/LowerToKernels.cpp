@@ -825,40 +825,36 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     });
     for (Operation *op : done) op->erase();
     for (Operation *op : deadPadding) op->erase();
-    // N:M weights that a kernel did not take (another consumer, a quantised layer) are
-    // decoded into a dense buffer where they stand.
-    SmallVector<NMWeightsOp> nms;
-    func.walk([&](NMWeightsOp nm) { nms.push_back(nm); });
-    for (NMWeightsOp nm : nms) {
-      if (!nm->use_empty()) {
-        Location loc = nm.getLoc();
-        b.setInsertionPoint(nm);
-        Value dense = memref::AllocOp::create(b, loc, nm.getType(), b.getI64IntegerAttr(64));
-        auto i64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v).getResult(); };
-        call(b, loc, "kiln_nm_decode_f32",
-             {pointer(b, loc, nm.getValues()), pointer(b, loc, nm.getIndices()), pointer(b, loc, dense),
-              i64(nm.getRows()), i64(nm.getReduction()), i32(b, loc, nm.getN()), i32(b, loc, nm.getM()),
-              i32(b, loc, nm.getRowsLast() ? 1 : 0)});
-        nm.getResult().replaceAllUsesWith(dense);
+    // Compressed weights that a kernel did not take (another consumer, a quantised
+    // layer) are decoded into a dense buffer where they stand.
+    auto decodeLeftovers = [&](auto kind, auto decode) {
+      SmallVector<decltype(kind)> ops;
+      func.walk([&](decltype(kind) w) { ops.push_back(w); });
+      for (auto w : ops) {
+        if (!w->use_empty()) {
+          b.setInsertionPoint(w);
+          Value dense = memref::AllocOp::create(b, w.getLoc(), w.getType(), b.getI64IntegerAttr(64));
+          decode(w, w.getLoc(), dense);
+          w.getResult().replaceAllUsesWith(dense);
+        }
+        w->erase();
       }
-      nm->erase();
-    }
-    // So are butterfly weights (the factors stay in the weights file).
-    SmallVector<ButterflyWeightsOp> bfs;
-    func.walk([&](ButterflyWeightsOp bf) { bfs.push_back(bf); });
-    for (ButterflyWeightsOp bf : bfs) {
-      if (!bf->use_empty()) {
-        Location loc = bf.getLoc();
-        b.setInsertionPoint(bf);
-        Value dense = memref::AllocOp::create(b, loc, bf.getType(), b.getI64IntegerAttr(64));
-        auto i64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v).getResult(); };
-        call(b, loc, "kiln_butterfly_decode_f32",
-             {pointer(b, loc, bf.getFactors()), i64(bf.getSize()), i64(bf.getReduction()), i64(bf.getOutputs()),
-              i32(b, loc, bf.getRowsLast() ? 1 : 0), pointer(b, loc, dense)});
-        bf.getResult().replaceAllUsesWith(dense);
-      }
-      bf->erase();
-    }
+    };
+    auto i64 = [&](Location loc, int64_t v) {
+      return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v).getResult();
+    };
+    decodeLeftovers(NMWeightsOp(), [&](NMWeightsOp nm, Location loc, Value dense) {
+      call(b, loc, "kiln_nm_decode_f32",
+           {pointer(b, loc, nm.getValues()), pointer(b, loc, nm.getIndices()), pointer(b, loc, dense),
+            i64(loc, nm.getRows()), i64(loc, nm.getReduction()), i32(b, loc, nm.getN()), i32(b, loc, nm.getM()),
+            i32(b, loc, nm.getRowsLast() ? 1 : 0)});
+    });
+    // Butterfly factors stay in the weights file; the dense form is built at run time.
+    decodeLeftovers(ButterflyWeightsOp(), [&](ButterflyWeightsOp bf, Location loc, Value dense) {
+      call(b, loc, "kiln_butterfly_decode_f32",
+           {pointer(b, loc, bf.getFactors()), i64(loc, bf.getSize()), i64(loc, bf.getReduction()),
+            i64(loc, bf.getOutputs()), i32(b, loc, bf.getRowsLast() ? 1 : 0), pointer(b, loc, dense)});
+    });
     // Filters now read in packed form leave their original constants unused: drop
     // them, or the weights file would carry every filter twice.
     bool erased = true;

@@ -663,13 +663,18 @@ bool printButterflyReport(const std::string &path, llvm::raw_ostream &os) {
   auto *root = report ? report->getAsObject() : nullptr;
   auto *layers = root ? root->getArray("layers") : nullptr;
   if (!layers) return false;
-  int64_t dense = 0, factored = 0;
+  int64_t dense = 0, factored = 0, made = 0;
   double ms = 0;
-  os << llvm::format("%-32s %-11s %5s %-7s %10s %10s %16s %8s\n", "butterfly layer", "K x N", "n", "fit",
+  os << llvm::format("%-34s %-9s %4s %-7s %10s %10s %15s %7s\n", "butterfly layer", "K x N", "n", "fit",
                      "weight err", "output err", "params", "fit ms");
   for (const llvm::json::Value &v : *layers) {
     const llvm::json::Object *l = v.getAsObject();
     std::string name = l->getString("name").value_or("?").str();
+    if (l->getString("method").value_or("") == "dense") {
+      os << llvm::format("%-34s dense: %s\n", name.c_str(), l->getString("reason").value_or("").str().c_str());
+      continue;
+    }
+    ++made;
     int64_t d = l->getInteger("dense_params").value_or(0), f = l->getInteger("butterfly_params").value_or(0);
     dense += d;
     factored += f;
@@ -677,14 +682,14 @@ bool printButterflyReport(const std::string &path, llvm::raw_ostream &os) {
     auto out = l->getNumber("output_rel_error");
     std::string shape = std::to_string(l->getInteger("reduction").value_or(0)) + " x " +
                         std::to_string(l->getInteger("out_channels").value_or(0));
-    os << llvm::format("%-32s %-11s %5lld %-7s %9.1f%% %9s%% %7lld -> %-6lld %8.0f\n", name.c_str(), shape.c_str(),
+    os << llvm::format("%-34s %-9s %4lld %-7s %9.1f%% %10s %6lld -> %-5lld %7.0f\n", name.c_str(), shape.c_str(),
                        (long long)l->getInteger("n").value_or(0), l->getString("method").value_or("?").str().c_str(),
                        100 * l->getNumber("weight_rel_error").value_or(0),
-                       out ? llvm::formatv("{0:f1}", 100 * *out).str().c_str() : "-", (long long)d, (long long)f,
+                       out ? llvm::formatv("{0:f1}%", 100 * *out).str().c_str() : "-", (long long)d, (long long)f,
                        l->getNumber("fit_ms").value_or(0));
   }
   os << llvm::format("butterfly: %zu layer(s) factorised; their parameters %lld -> %lld (%.2fx fewer), fit %.1f s\n",
-                     layers->size(), (long long)dense, (long long)factored,
+                     size_t(made), (long long)dense, (long long)factored,
                      factored ? double(dense) / double(factored) : 0.0, ms / 1000);
   return true;
 }

@@ -187,25 +187,27 @@ void kiln_butterfly_f32(const float *x, int64_t rows, int64_t x_stride, int64_t 
   kiln_parallel_for(slots, run_slots, &job);
 }
 
+/* B[i][j] as the product along the one path from i to j: stage s moves bit s of the
+ * index from i's value to j's, taking a_s (bit unchanged) or b_s (bit flipped) at the
+ * index it arrives at. Independent of the kernel's stage-by-stage order. */
+static double path_weight(const float *factors, int64_t n, int64_t i, int64_t j) {
+  double w = 1;
+  int64_t cur = i, s = 0;
+  for (int64_t d = 1; d < n; d *= 2, ++s) {
+    int64_t next = (cur & ~d) | (j & d);
+    w *= factors[2 * n * s + (next == cur ? 0 : n) + next];
+    cur = next;
+  }
+  return w;
+}
+
 void kiln_ref_butterfly_f32(const float *x, int64_t rows, int64_t x_stride, int64_t k, const float *factors,
                             int64_t n, const float *bias, float *y, int64_t y_stride, int64_t n_out, int32_t flags,
                             float lo, float hi) {
-  /* B[i][j] as the product along the one path from i to j: stage s moves bit s of the
-   * index from i's value to j's, taking a_s (bit unchanged) or b_s (bit flipped) at the
-   * index it arrives at. Independent of the kernel's stage-by-stage order. */
   for (int64_t p = 0; p < rows; ++p)
     for (int64_t j = 0; j < n_out; ++j) {
       double acc = 0;
-      for (int64_t i = 0; i < k; ++i) {
-        double w = 1;
-        int64_t cur = i, s = 0;
-        for (int64_t d = 1; d < n; d *= 2, ++s) {
-          int64_t next = (cur & ~d) | (j & d);
-          w *= factors[2 * n * s + (next == cur ? 0 : n) + next];
-          cur = next;
-        }
-        acc += (double)x[p * x_stride + i] * w;
-      }
+      for (int64_t i = 0; i < k; ++i) acc += (double)x[p * x_stride + i] * path_weight(factors, n, i, j);
       float *o = y + p * y_stride + j;
       double v = acc + ((flags & KILN_BUTTERFLY_ACCUMULATE) ? *o : 0.0) + (bias ? bias[j] : 0.0);
       if (flags & KILN_BUTTERFLY_CLAMP) v = v < lo ? lo : v > hi ? hi : v;
@@ -215,16 +217,6 @@ void kiln_ref_butterfly_f32(const float *x, int64_t rows, int64_t x_stride, int6
 
 void kiln_butterfly_decode_f32(const float *factors, int64_t n, int64_t k, int64_t n_out, int32_t rows_last,
                                float *out) {
-  /* The reference's path product, without an input to multiply. */
   for (int64_t i = 0; i < k; ++i)
-    for (int64_t j = 0; j < n_out; ++j) {
-      float w = 1.f;
-      int64_t cur = i, s = 0;
-      for (int64_t d = 1; d < n; d *= 2, ++s) {
-        int64_t next = (cur & ~d) | (j & d);
-        w *= factors[2 * n * s + (next == cur ? 0 : n) + next];
-        cur = next;
-      }
-      out[rows_last ? i * n_out + j : j * k + i] = w;
-    }
+    for (int64_t j = 0; j < n_out; ++j) out[rows_last ? i * n_out + j : j * k + i] = (float)path_weight(factors, n, i, j);
 }

@@ -2,7 +2,8 @@
 // RUN: FileCheck %s --check-prefix=REPORT < %t.report.json
 // RUN: kiln-opt %s -kiln-butterfly="layers=fc1" -kiln-lower-to-kernels | FileCheck %s --check-prefix=LOWER
 // RUN: kiln-opt %s -kiln-butterfly="layers=fc1 observe=true" -kiln-lower-to-kernels | FileCheck %s --check-prefix=OBSERVE
-// RUN: kiln-opt %s -kiln-butterfly="layers=all" | FileCheck %s --check-prefix=ALL
+// RUN: kiln-opt %s -kiln-butterfly="layers=all report=%t.all.json" | FileCheck %s --check-prefix=ALL
+// RUN: FileCheck %s --check-prefix=ALLREPORT < %t.all.json
 // RUN: kiln-opt %s -kiln-butterfly="layers=fc1" -kiln-quantize="default-bits=16" -kiln-lower-to-kernels | FileCheck %s --check-prefix=QUANT
 // RUN: kiln-opt %s -kiln-butterfly="layers=fc1" -kiln-sparsify-nm="min-reduction=4" | FileCheck %s --check-prefix=NM
 // RUN: not kiln-opt %s -kiln-butterfly="layers=conv1" 2>&1 | FileCheck %s --check-prefix=CONV
@@ -50,10 +51,19 @@
 // OBSERVE: call @kiln_observe_gram(
 // OBSERVE-NOT: call @kiln_observe_gram(
 
-// all: every linear layer (fc1, fc2: 8 x 3 pads to n = 8), never the convolution.
-// ALL: kiln.butterfly_weights %{{.*}} {rows_last} : memref<2x2x4xf32> -> memref<1x4x4xf32>
-// ALL: kiln.butterfly_weights %{{.*}} {rows_last} : memref<3x2x8xf32> -> memref<1x8x3xf32>
+// all: every linear layer the format makes smaller, never the convolution: fc3
+// (16 x 16: 128 parameters instead of 256); fc1 (16 either way) and fc2 (8 x 3 pads to
+// n = 8: 48 instead of 24) stay dense, and the report says why.
+// ALL-NOT: kiln.butterfly_weights %{{.*}} : memref<{{.*}}x2x{{[48]}}xf32>
+// ALL: kiln.butterfly_weights %{{.*}} {rows_last} : memref<4x2x16xf32> -> memref<1x16x16xf32>
 // ALL-NOT: kiln.butterfly_weights
+// ALLREPORT: "name": "fc1"
+// ALLREPORT: "reason": "butterfly would not reduce parameters (16 >= 16)"
+// ALLREPORT: "name": "fc2"
+// ALLREPORT: "reason": "butterfly would not reduce parameters (48 >= 24)"
+// ALLREPORT: "butterfly_params": 128
+// ALLREPORT: "dense_params": 256
+// ALLREPORT: "name": "fc3"
 
 // Quantised (bf16 here): the quantised kernel runs the butterfly product, decoded at
 // compile time.
@@ -64,6 +74,7 @@
 // N:M sparsity after it leaves the butterfly layer alone and prunes the others.
 // NM: kiln.nm_weights
 // NM: kiln.butterfly_weights %{{.*}} {rows_last} : memref<2x2x4xf32>
+// NM: kiln.nm_weights
 // NM: kiln.nm_weights
 // NM-NOT: kiln.nm_weights
 
@@ -78,10 +89,11 @@ module {
   memref.global "private" constant @w1 : memref<1x4x4xf32> = dense<[[[0.0, 2.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 3.0, 0.0]]]>
   memref.global "private" constant @b1 : memref<4xf32> = dense<[0.5, -0.5, 1.0, 2.0]>
   memref.global "private" constant @w2 : memref<1x8x3xf32> = dense<[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0], [1.0, 0.0, -1.0], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0], [1.0, 0.0, -1.0]]]>
+  memref.global "private" constant @w3 : memref<1x16x16xf32> = dense<0.25>
   memref.global "private" constant @kept : memref<1x2x2xf32> = dense<[[[1.0, 1.0], [0.5, 0.25]]]>
   func.func @forward(%in: memref<1x4x4x4xf32>, %out: memref<1x4x4x2xf32>, %a: memref<1x16x4xf32>,
                      %out1: memref<1x16x4xf32>, %a2: memref<1x16x8xf32>, %out2: memref<1x16x3xf32>,
-                     %out3: memref<2x2xf32>) {
+                     %out3: memref<2x2xf32>, %a3: memref<1x2x16xf32>, %out4: memref<1x2x16xf32>) {
     %k = memref.get_global @kept : memref<1x2x2xf32>
     %d = kiln.butterfly_weights %k {rows_last} : memref<1x2x2xf32> -> memref<2x2xf32>
     memref.copy %d, %out3 : memref<2x2xf32> to memref<2x2xf32>
@@ -98,6 +110,8 @@ module {
     linalg.batch_matmul ins(%a, %w1 : memref<1x16x4xf32>, memref<1x4x4xf32>) outs(%out1 : memref<1x16x4xf32>) loc("fc1")
     %w2 = memref.get_global @w2 : memref<1x8x3xf32>
     linalg.batch_matmul ins(%a2, %w2 : memref<1x16x8xf32>, memref<1x8x3xf32>) outs(%out2 : memref<1x16x3xf32>) loc("fc2")
+    %w3 = memref.get_global @w3 : memref<1x16x16xf32>
+    linalg.batch_matmul ins(%a3, %w3 : memref<1x2x16xf32>, memref<1x16x16xf32>) outs(%out4 : memref<1x2x16xf32>) loc("fc3")
     return
   }
 }

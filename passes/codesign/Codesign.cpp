@@ -1,7 +1,11 @@
-//===- CalibrationGram.cpp - Reads the runner's calibration Gram file ------===//
-#include "passes/codesign/CalibrationGram.h"
+//===- Codesign.cpp - What the weight-compressing passes share -------------===//
+#include "passes/codesign/Codesign.h"
 
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cstring>
 
@@ -46,6 +50,28 @@ LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64
 const Gram *findGram(const std::map<int64_t, Gram> &grams, int64_t id, int64_t k) {
   auto it = grams.find(id);
   return it != grams.end() && it->second.k == k && it->second.rows > 0 ? &it->second : nullptr;
+}
+
+Value weightConstant(OpBuilder &b, ModuleOp module, Location loc, const std::string &name, Type elem,
+                     ArrayRef<int64_t> shape, ArrayRef<char> bytes) {
+  auto type = MemRefType::get(shape, elem);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, 64);
+    auto init = DenseResourceElementsAttr::get(RankedTensorType::get(shape, elem), name, std::move(blob));
+    memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"), TypeAttr::get(type), init,
+                             b.getUnitAttr(), b.getI64IntegerAttr(64));
+  }
+  return memref::GetGlobalOp::create(b, loc, type, name);
+}
+
+LogicalResult writeLayerReport(ModuleOp module, const std::string &path, llvm::json::Array layers) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec) return module.emitError() << "cannot write '" << path << "': " << ec.message();
+  os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(layers)}})) << "\n";
+  return success();
 }
 
 } // namespace kiln
