@@ -62,29 +62,25 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
 
     SymbolTable symbols(module);
     OpBuilder b(module.getContext());
-    kernels::LayerNamer namer;
     llvm::json::Array report;
-    int64_t index = 0, made = 0;
+    int64_t made = 0;
     bool ok = true;
-    func.walk([&](Operation *op) {
-      auto layer = kernels::matchPackedLayer(op, symbols);
-      if (!layer) return;
-      std::string name = namer(op);
-      int64_t id = index++;
+    forEachPackedLayer(func, symbols, [&](Operation *op, kernels::PackedLayer &layer, const std::string &name,
+                                          int64_t id) {
       auto it = named.find(name);
       if (it != named.end()) it->second = true;
       if (!all && it == named.end()) return;
-      if (!isa<linalg::BatchMatmulOp>(op) || layer->nm || layer->butterfly) {
+      if (!isa<linalg::BatchMatmulOp>(op) || layer.nm || layer.butterfly) {
         if (it != named.end()) { // "all" passes over them
           op->emitError() << "kiln-butterfly: layer '" << name << "' is "
-                          << (layer->nm || layer->butterfly ? "already compressed"
+                          << (layer.nm || layer.butterfly ? "already compressed"
                                                             : "a convolution; only linear layers (MatMul, Gemm) "
                                                               "can be butterfly-factorised");
           ok = false;
         }
         return;
       }
-      int64_t k = layer->c, n = layer->m; // rows are W^T: [N][K]
+      int64_t k = layer.c, n = layer.m; // rows are W^T: [N][K]
       // "all" takes the layers the format makes smaller; a named layer is done anyway.
       int64_t size = int64_t(llvm::PowerOf2Ceil(uint64_t(std::max<int64_t>({k, n, 2}))));
       int64_t stages = llvm::Log2_64(uint64_t(size)), params = 2 * size * stages;
@@ -101,7 +97,7 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
       }
       std::vector<float> w(size_t(k * n));
       for (int64_t j = 0; j < n; ++j)
-        for (int64_t i = 0; i < k; ++i) w[size_t(i * n + j)] = layer->rows[size_t(j * k + i)];
+        for (int64_t i = 0; i < k; ++i) w[size_t(i * n + j)] = layer.rows[size_t(j * k + i)];
       const Gram *gram = findGram(grams, id, k);
       ButterflyFitOptions options;
       options.maxIterations = int(maxIterations);

@@ -52,6 +52,16 @@ const Gram *findGram(const std::map<int64_t, Gram> &grams, int64_t id, int64_t k
   return it != grams.end() && it->second.k == k && it->second.rows > 0 ? &it->second : nullptr;
 }
 
+void forEachPackedLayer(
+    func::FuncOp func, SymbolTable &symbols,
+    llvm::function_ref<void(Operation *, kernels::PackedLayer &, const std::string &, int64_t)> fn) {
+  kernels::LayerNamer namer;
+  int64_t index = 0;
+  func.walk([&](Operation *op) {
+    if (auto layer = kernels::matchPackedLayer(op, symbols)) fn(op, *layer, namer(op), index++);
+  });
+}
+
 Value weightConstant(OpBuilder &b, ModuleOp module, Location loc, const std::string &name, Type elem,
                      ArrayRef<int64_t> shape, ArrayRef<char> bytes) {
   auto type = MemRefType::get(shape, elem);

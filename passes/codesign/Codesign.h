@@ -7,8 +7,12 @@
 #ifndef KILN_PASSES_CODESIGN_CODESIGN_H
 #define KILN_PASSES_CODESIGN_CODESIGN_H
 
+#include "passes/cpu/KernelMatch.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/JSON.h"
 
 #include <cstdint>
@@ -18,9 +22,9 @@
 
 namespace kiln {
 
-/// The runner's `--observe-gram` file (runtime/src/kernels/observe.c): per layer index,
-/// the Gram matrix X^T X of the inputs the layer's weights multiply, summed over the
-/// calibration runs. One layer's Gram matrix: k x k row-major, summed over `rows` input rows.
+/// One layer's record in the runner's `--observe-gram` file (runtime/src/kernels/observe.c):
+/// the Gram matrix X^T X (k x k, row-major) of the inputs its weights multiply, summed
+/// over `rows` input rows of the calibration runs.
 struct Gram {
   int64_t k = 0, rows = 0;
   std::vector<double> sum;
@@ -32,6 +36,13 @@ mlir::LogicalResult readGrams(mlir::ModuleOp module, const std::string &path, st
 
 /// The Gram of layer `id` when calibration recorded one of `k` inputs, else null.
 const Gram *findGram(const std::map<int64_t, Gram> &grams, int64_t id, int64_t k);
+
+/// Calls fn(op, layer, name, index) for each layer the packed kernels run (KernelMatch.h),
+/// in walk order: `name` as kiln-quantize gives it, `index` the one the Gram file uses.
+/// Compressed layers count too, so that every pass and the calibration build agree.
+void forEachPackedLayer(
+    mlir::func::FuncOp func, mlir::SymbolTable &symbols,
+    llvm::function_ref<void(mlir::Operation *, kernels::PackedLayer &, const std::string &, int64_t)> fn);
 
 /// A new private constant global `name` of `bytes` (shape x elem, 64-byte aligned, in
 /// the weights file), read where `b` stands.

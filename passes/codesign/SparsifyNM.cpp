@@ -185,20 +185,16 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
 
     SymbolTable symbols(module);
     OpBuilder b(module.getContext());
-    kernels::LayerNamer namer;
     llvm::json::Array report;
-    int64_t index = 0, made = 0;
+    int64_t made = 0;
     bool ok = true;
-    func.walk([&](Operation *op) {
-      auto layer = kernels::matchPackedLayer(op, symbols);
-      if (!layer) return;
-      // Compressed layers keep their name and index (the Gram file's) but are left alone.
-      std::string name = namer(op);
-      int64_t k = layer->taps * layer->c, id = index++;
-      if (layer->nm || layer->butterfly) {
+    forEachPackedLayer(func, symbols, [&](Operation *op, kernels::PackedLayer &layer, const std::string &name,
+                                          int64_t id) {
+      int64_t k = layer.taps * layer.c;
+      if (layer.nm || layer.butterfly) {
         if (auto it = perLayer.find(name); it != perLayer.end()) {
           it->second.second = true;
-          if (layer->butterfly && it->second.first.n) {
+          if (layer.butterfly && it->second.first.n) {
             op->emitError() << "kiln-sparsify-nm: layer '" << name
                             << "' is butterfly-factorised; it cannot also be N:M sparse";
             ok = false;
@@ -206,7 +202,7 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
         }
         return;
       }
-      llvm::json::Object row{{"index", id}, {"name", name}, {"op", layer->kind}, {"out_channels", layer->m},
+      llvm::json::Object row{{"index", id}, {"name", name}, {"op", layer.kind}, {"out_channels", layer.m},
                              {"reduction", k}};
       Pattern p = *fallback;
       const char *why = nullptr;
@@ -229,7 +225,7 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       }
       // Reconstruction from the Gram matrix when calibration recorded this layer.
       const Gram *gram = findGram(grams, id, k);
-      std::vector<double> w(layer->rows.begin(), layer->rows.end());
+      std::vector<double> w(layer.rows.begin(), layer.rows.end());
       std::vector<double> u, h;
       if (gram) {
         h = gram->sum;
@@ -239,7 +235,7 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
         for (int64_t i = 0; i < k; ++i) {
           if (h[i * k + i] == 0) { // an input that is always zero: its weights do nothing
             h[i * k + i] = 1;
-            for (int64_t r = 0; r < layer->m; ++r) w[r * k + i] = 0;
+            for (int64_t r = 0; r < layer.m; ++r) w[r * k + i] = 0;
           }
           h[i * k + i] += dampening * (mean > 0 ? mean : 1.0);
         }
@@ -249,12 +245,12 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
           u.clear();
         }
       }
-      Pruned pr = prune(w, layer->m, k, p, u.empty() ? nullptr : &u);
+      Pruned pr = prune(w, layer.m, k, p, u.empty() ? nullptr : &u);
       // Errors: weights, and the layer's output on the calibration data.
       double wsig = 0, wnoise = 0;
-      for (size_t i = 0; i < layer->rows.size(); ++i) {
-        double d = double(layer->rows[i]) - pr.dense[i];
-        wsig += double(layer->rows[i]) * layer->rows[i];
+      for (size_t i = 0; i < layer.rows.size(); ++i) {
+        double d = double(layer.rows[i]) - pr.dense[i];
+        wsig += double(layer.rows[i]) * layer.rows[i];
         wnoise += d * d;
       }
       row["pattern"] = std::to_string(p.n) + ":" + std::to_string(p.m);
@@ -263,9 +259,9 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       if (gram) {
         double osig = 0, onoise = 0;
         std::vector<double> d(static_cast<size_t>(k)), x(static_cast<size_t>(k));
-        for (int64_t r = 0; r < layer->m; ++r) {
+        for (int64_t r = 0; r < layer.m; ++r) {
           for (int64_t i = 0; i < k; ++i) {
-            x[i] = layer->rows[size_t(r * k + i)];
+            x[i] = layer.rows[size_t(r * k + i)];
             d[i] = x[i] - pr.dense[size_t(r * k + i)];
           }
           for (int64_t i = 0; i < k; ++i) {
@@ -283,8 +279,8 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
         row["calibration_rows"] = gram->rows;
       }
       int64_t per = (k + p.m - 1) / p.m * p.n;
-      row["dense_bytes"] = layer->m * k * 4;
-      row["sparse_bytes"] = layer->m * per * 5;
+      row["dense_bytes"] = layer.m * k * 4;
+      row["sparse_bytes"] = layer.m * per * 5;
       report.push_back(std::move(row));
 
       Value weight = kernels::weightOperand(op);
@@ -293,10 +289,10 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
       b.setInsertionPointAfterValue(weight);
       std::string base = "kiln_nm_" + std::to_string(made++);
-      Value values = weightConstant(b, module, loc, base + "_values", b.getF32Type(), {layer->m, per},
+      Value values = weightConstant(b, module, loc, base + "_values", b.getF32Type(), {layer.m, per},
                               ArrayRef<char>(reinterpret_cast<const char *>(pr.values.data()), pr.values.size() * 4));
       Value indices =
-          weightConstant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer->m, per},
+          weightConstant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer.m, per},
                    ArrayRef<char>(reinterpret_cast<const char *>(pr.indices.data()), pr.indices.size()));
       auto nm = NMWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), values, indices,
                                     b.getI64IntegerAttr(p.n), b.getI64IntegerAttr(p.m),

@@ -226,7 +226,8 @@ Structured sparsity (see docs/COMPRESSION.md):
 
 Butterfly factorisation (see docs/BUTTERFLY.md):
   --butterfly LIST|all      replace these linear layers' weights (MatMul/Gemm, names as
-                            the reports print them, comma separated; all: every one) by
+                            the reports print them, comma separated; all: every one the
+                            format makes smaller) by
                             fitted butterfly factors; with --calib the fit minimises the
                             layer's output error on the calibration inputs; the per-layer
                             report is written as <name>.butterfly.json
@@ -669,6 +670,7 @@ Options:
                             the QDQ form of a Kiln quantisation plan (models/export_qdq.py)
   --quantize int8 --calib DATA | --plan FILE   Kiln runs the quantised model (see
                             kiln compile --help)
+  --sparsify, --butterfly, --freeze   Kiln runs the compressed model (as for kiln compile)
 )";
 
 struct Timing {
