@@ -150,6 +150,7 @@ struct DecomposePass : impl::KilnDecomposeBase<DecomposePass> {
       if (auto it = perLayer.find(name); it != perLayer.end()) {
         s = it->second.first;
         it->second.second = true;
+        why = "named dense in layers";
         if (layer->nm && !s.dense) {
           op->emitError() << "kiln-decompose: layer '" << name
                           << "' is N:M sparse already (kiln-sparsify-nm); a layer is sparsified or decomposed, "

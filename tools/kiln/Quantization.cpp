@@ -685,10 +685,11 @@ bool printDecomposeReport(const std::string &path, uint64_t weightsFileBytes, bo
     int64_t bytes = l->getInteger("bytes").value_or(0);
     stored += bytes;
     auto out = l->getNumber("output_rel_error");
-    os << llvm::format("%-32s %-12s %-12s %9.1f%% %9s%% %8lld %8lld\n", name.c_str(), set.c_str(),
+    std::string outErr = out ? llvm::formatv("{0:f1}%", 100 * *out).str() : "-";
+    os << llvm::format("%-32s %-12s %-12s %9.1f%% %10s %8lld %8lld\n", name.c_str(), set.c_str(),
                        l->getString("method").value_or("?").str().c_str(),
-                       100 * l->getNumber("weight_rel_error").value_or(0),
-                       out ? llvm::formatv("{0:f1}", 100 * *out).str().c_str() : "-", (long long)bytes, (long long)i8);
+                       100 * l->getNumber("weight_rel_error").value_or(0), outErr.c_str(), (long long)bytes,
+                       (long long)i8);
   }
   os << llvm::format("SmartDeal: %lld layer(s) decomposed; conv/matmul weights %lld bytes (dense layers at int8) vs "
                      "%lld dense int8: %.2fx smaller; %lld fp32: %.2fx\n",
@@ -696,8 +697,8 @@ bool printDecomposeReport(const std::string &path, uint64_t weightsFileBytes, bo
                      (long long)fp32, stored ? double(fp32) / double(stored) : 0.0);
   os << "SmartDeal: weights file " << weightsFileBytes << " bytes\n";
   if (quantized)
-    os << "SmartDeal: with quantisation, a quantised layer runs the int8 kernel on the rebuilt weights: the weights "
-          "file holds its int8 weights, not the SmartDeal arrays\n";
+    os << "SmartDeal: with quantisation, a quantised layer runs the int8 kernel on its rebuilt weights, which the "
+          "weights file holds at int8: the SmartDeal bytes above are not what it stores for that layer\n";
   return true;
 }
 
