@@ -31,6 +31,12 @@ struct Gram {
 /// Reads `path` into `out` (by layer index); errors are reported on `module`.
 mlir::LogicalResult readGrams(mlir::ModuleOp module, const std::string &path, std::map<int64_t, Gram> &out);
 
+/// Layer `id`'s Gram when calibration recorded it with `k` inputs, else null.
+inline const Gram *findGram(const std::map<int64_t, Gram> &grams, int64_t id, int64_t k) {
+  auto it = grams.find(id);
+  return it != grams.end() && it->second.k == k && it->second.rows > 0 ? &it->second : nullptr;
+}
+
 /// A new private constant global `name` of `shape` x `elem` holding `bytes` (64-byte
 /// aligned), and its memref.get_global where `b` stands.
 mlir::Value newConstant(mlir::OpBuilder &b, mlir::ModuleOp module, mlir::Location loc, const std::string &name,
@@ -56,6 +62,23 @@ mlir::FailureOr<LayerSettings<T>> parseLayerSettings(mlir::ModuleOp module, llvm
     out[name.trim().str()] = {*parsed, false};
   }
   return out;
+}
+
+/// A co-design pass's `layers` and `gram` options, read: per-layer settings (see
+/// parseLayerSettings) and the Gram matrices by layer index (none without `gramPath`).
+template <typename T> struct LayerInputs {
+  LayerSettings<T> layers;
+  std::map<int64_t, Gram> grams;
+};
+template <typename T, typename Parse>
+mlir::FailureOr<LayerInputs<T>> readLayerInputs(mlir::ModuleOp module, llvm::StringRef pass, llvm::StringRef list,
+                                                llvm::StringRef expected, Parse parse, const std::string &gramPath) {
+  LayerInputs<T> in;
+  auto layers = parseLayerSettings<T>(module, pass, list, expected, parse);
+  if (failed(layers)) return mlir::failure();
+  in.layers = std::move(*layers);
+  if (!gramPath.empty() && failed(readGrams(module, gramPath, in.grams))) return mlir::failure();
+  return in;
 }
 
 /// Reports every name in `settings` the model has no layer for.

@@ -121,13 +121,12 @@ struct DecomposePass : impl::KilnDecomposeBase<DecomposePass> {
                          << describe(fallback) << " and " << int64_t(iterations) << " iterations";
       return signalPassFailure();
     }
-    auto parsedLayers = codesign::parseLayerSettings<Setting>(
+    auto inputs = codesign::readLayerInputs<Setting>(
         module, "kiln-decompose", layers, "NAME=dense or NAME=bB:dD[:gG] (B in 1..7, 0 < D <= 1, G >= 0)",
-        [&](llvm::StringRef s) { return parseSetting(s, fallback); });
-    if (failed(parsedLayers)) return signalPassFailure();
-    codesign::LayerSettings<Setting> &perLayer = *parsedLayers;
-    std::map<int64_t, codesign::Gram> grams;
-    if (!gramPath.empty() && failed(codesign::readGrams(module, gramPath, grams))) return signalPassFailure();
+        [&](llvm::StringRef s) { return parseSetting(s, fallback); }, gramPath);
+    if (failed(inputs)) return signalPassFailure();
+    auto &perLayer = inputs->layers;
+    auto &grams = inputs->grams;
 
     SymbolTable symbols(module);
     OpBuilder b(module.getContext());
@@ -175,8 +174,7 @@ struct DecomposePass : impl::KilnDecomposeBase<DecomposePass> {
         report.push_back(std::move(row));
         return;
       }
-      const codesign::Gram *gram = nullptr;
-      if (auto it = grams.find(id); it != grams.end() && it->second.k == k && it->second.rows > 0) gram = &it->second;
+      const codesign::Gram *gram = codesign::findGram(grams, id, k);
       Value weight = kernels::weightOperand(op);
       auto shape = cast<MemRefType>(weight.getType()).getShape();
       bool conv = isa<linalg::Conv2DNhwcFhwcOp>(op);

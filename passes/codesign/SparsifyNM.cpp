@@ -173,12 +173,11 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       return signalPassFailure();
     }
     // Per-layer overrides: "NAME=N:M" or "NAME=dense", comma separated.
-    auto parsedLayers = codesign::parseLayerSettings<Pattern>(module, "kiln-sparsify-nm", layers,
-                                                              "NAME=N:M or NAME=dense", parsePattern);
-    if (failed(parsedLayers)) return signalPassFailure();
-    codesign::LayerSettings<Pattern> &perLayer = *parsedLayers;
-    std::map<int64_t, codesign::Gram> grams;
-    if (!gramPath.empty() && failed(codesign::readGrams(module, gramPath, grams))) return signalPassFailure();
+    auto inputs = codesign::readLayerInputs<Pattern>(module, "kiln-sparsify-nm", layers, "NAME=N:M or NAME=dense",
+                                                     parsePattern, gramPath);
+    if (failed(inputs)) return signalPassFailure();
+    auto &perLayer = inputs->layers;
+    auto &grams = inputs->grams;
 
     SymbolTable symbols(module);
     OpBuilder b(module.getContext());
@@ -212,8 +211,7 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
         return;
       }
       // Reconstruction from the Gram matrix when calibration recorded this layer.
-      const codesign::Gram *gram = nullptr;
-      if (auto it = grams.find(id); it != grams.end() && it->second.k == k && it->second.rows > 0) gram = &it->second;
+      const codesign::Gram *gram = codesign::findGram(grams, id, k);
       std::vector<double> w(layer->rows.begin(), layer->rows.end());
       std::vector<double> u, h;
       if (gram) {

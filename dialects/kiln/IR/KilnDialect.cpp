@@ -61,15 +61,15 @@ std::string checkNMIndices(const int8_t *indices, int64_t rows, int64_t k, int64
   return "";
 }
 
-int64_t NMWeightsOp::getRows() {
-  auto shape = getResult().getType().getShape();
-  return getRowsLast() ? shape.back() : shape.front();
+/// Rows and reduction length of a compressed op's dense result: rows first (a filter) or
+/// last (a matmul's right operand).
+static std::pair<int64_t, int64_t> rowsAndReduction(MemRefType result, bool rowsLast) {
+  int64_t rows = rowsLast ? result.getShape().back() : result.getShape().front();
+  return {rows, rows ? result.getNumElements() / rows : 0};
 }
 
-int64_t NMWeightsOp::getReduction() {
-  int64_t rows = getRows();
-  return rows ? getResult().getType().getNumElements() / rows : 0;
-}
+int64_t NMWeightsOp::getRows() { return rowsAndReduction(getType(), getRowsLast()).first; }
+int64_t NMWeightsOp::getReduction() { return rowsAndReduction(getType(), getRowsLast()).second; }
 
 std::optional<ArrayRef<char>> constantBytes(Operation *from, Value v) {
   auto get = v.getDefiningOp<memref::GetGlobalOp>();
@@ -132,15 +132,8 @@ std::string checkSmartDeal(int64_t rows, int64_t positions, int64_t exponentBits
   return "";
 }
 
-int64_t SmartDealWeightsOp::getRows() {
-  auto shape = getResult().getType().getShape();
-  return getRowsLast() ? shape.back() : shape.front();
-}
-
-int64_t SmartDealWeightsOp::getReduction() {
-  int64_t rows = getRows();
-  return rows ? getResult().getType().getNumElements() / rows : 0;
-}
+int64_t SmartDealWeightsOp::getRows() { return rowsAndReduction(getType(), getRowsLast()).first; }
+int64_t SmartDealWeightsOp::getReduction() { return rowsAndReduction(getType(), getRowsLast()).second; }
 
 std::array<int64_t, 3> SmartDealWeightsOp::getTaps() {
   auto shape = getResult().getType().getShape();
