@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
+#include "passes/codesign/Common.h"
 #include "passes/cpu/KernelMatch.h"
 
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -52,46 +53,6 @@ std::optional<Pattern> parsePattern(llvm::StringRef s) {
   int64_t n, m;
   if (a.getAsInteger(10, n) || b.getAsInteger(10, m) || n < 1 || m < 2 || m > 16 || n >= m) return std::nullopt;
   return Pattern{n, m};
-}
-
-/// Gram matrices by layer index, summed over the calibration runs (observe.c's format).
-struct Gram {
-  int64_t k = 0, rows = 0;
-  std::vector<double> sum;
-};
-
-LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64_t, Gram> &out) {
-  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
-  if (!buf) return module.emitError() << "cannot read the calibration Gram file '" << path << "'";
-  llvm::StringRef data = (*buf)->getBuffer();
-  size_t at = 0;
-  while (at < data.size()) {
-    int32_t id;
-    int64_t k, rows;
-    if (data.size() - at < 24 || data.substr(at, 4) != "KGRM")
-      return module.emitError() << "calibration Gram file '" << path << "' is malformed at byte " << at;
-    std::memcpy(&id, data.data() + at + 4, 4);
-    std::memcpy(&k, data.data() + at + 8, 8);
-    std::memcpy(&rows, data.data() + at + 16, 8);
-    at += 24;
-    if (k <= 0 || k > (1 << 15) || uint64_t(k * k) * 8 > data.size() - at)
-      return module.emitError() << "calibration Gram file '" << path << "': a record claims " << k
-                                << " inputs, more than the file holds";
-    Gram &g = out[id];
-    if (g.sum.empty()) {
-      g.k = k;
-      g.sum.assign(size_t(k * k), 0.0);
-    } else if (g.k != k) {
-      return module.emitError() << "calibration Gram file '" << path << "': layer " << id << " has two sizes";
-    }
-    const double *src = reinterpret_cast<const double *>(data.data() + at);
-    std::vector<double> tmp(size_t(k * k));
-    std::memcpy(tmp.data(), src, tmp.size() * 8);
-    for (size_t i = 0; i < tmp.size(); ++i) g.sum[i] += tmp[i];
-    g.rows += rows;
-    at += size_t(k * k) * 8;
-  }
-  return success();
 }
 
 /// In-place Cholesky factor (lower) of a symmetric positive definite a[k][k].
@@ -199,20 +160,6 @@ Pruned prune(std::vector<double> w, int64_t rows, int64_t k, Pattern p, const st
 struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
   using Base::Base;
 
-  Value constant(OpBuilder &b, ModuleOp module, Location loc, const std::string &name, Type elem,
-                 ArrayRef<int64_t> shape, ArrayRef<char> bytes) {
-    auto type = MemRefType::get(shape, elem);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(module.getBody());
-      auto blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, 64);
-      auto init = DenseResourceElementsAttr::get(RankedTensorType::get(shape, elem), name, std::move(blob));
-      memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"), TypeAttr::get(type), init,
-                               b.getUnitAttr(), b.getI64IntegerAttr(64));
-    }
-    return memref::GetGlobalOp::create(b, loc, type, name);
-  }
-
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto func = module.lookupSymbol<func::FuncOp>(entryName);
@@ -226,27 +173,17 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       return signalPassFailure();
     }
     // Per-layer overrides: "NAME=N:M" or "NAME=dense", comma separated.
-    std::map<std::string, std::pair<Pattern, bool>> perLayer;
-    llvm::SmallVector<llvm::StringRef> entries;
-    llvm::StringRef(layers).split(entries, ',', -1, false);
-    for (llvm::StringRef e : entries) {
-      auto [name, pat] = e.rsplit('=');
-      auto parsed = parsePattern(pat);
-      if (name.empty() || !parsed) {
-        module.emitError() << "kiln-sparsify-nm: layer entry '" << e << "' is not NAME=N:M or NAME=dense";
-        return signalPassFailure();
-      }
-      perLayer[name.trim().str()] = {*parsed, false};
-    }
-    std::map<int64_t, Gram> grams;
-    if (!gramPath.empty() && failed(readGrams(module, gramPath, grams))) return signalPassFailure();
+    auto inputs = codesign::readLayerInputs<Pattern>(module, "kiln-sparsify-nm", layers, "NAME=N:M or NAME=dense",
+                                                     parsePattern, gramPath);
+    if (failed(inputs)) return signalPassFailure();
+    auto &perLayer = inputs->layers;
+    auto &grams = inputs->grams;
 
     SymbolTable symbols(module);
     OpBuilder b(module.getContext());
     kernels::LayerNamer namer;
     llvm::json::Array report;
     int64_t index = 0, made = 0;
-    bool ok = true;
     func.walk([&](Operation *op) {
       auto layer = kernels::matchPackedLayer(op, symbols);
       if (!layer || layer->nm) return;
@@ -274,8 +211,7 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
         return;
       }
       // Reconstruction from the Gram matrix when calibration recorded this layer.
-      const Gram *gram = nullptr;
-      if (auto it = grams.find(id); it != grams.end() && it->second.k == k && it->second.rows > 0) gram = &it->second;
+      const codesign::Gram *gram = codesign::findGram(grams, id, k);
       std::vector<double> w(layer->rows.begin(), layer->rows.end());
       std::vector<double> u, h;
       if (gram) {
@@ -340,31 +276,19 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
       b.setInsertionPointAfterValue(weight);
       std::string base = "kiln_nm_" + std::to_string(made++);
-      Value values = constant(b, module, loc, base + "_values", b.getF32Type(), {layer->m, per},
+      Value values = codesign::newConstant(b, module, loc, base + "_values", b.getF32Type(), {layer->m, per},
                               ArrayRef<char>(reinterpret_cast<const char *>(pr.values.data()), pr.values.size() * 4));
       Value indices =
-          constant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer->m, per},
+          codesign::newConstant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer->m, per},
                    ArrayRef<char>(reinterpret_cast<const char *>(pr.indices.data()), pr.indices.size()));
       auto nm = NMWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), values, indices,
                                     b.getI64IntegerAttr(p.n), b.getI64IntegerAttr(p.m),
                                     isa<linalg::BatchMatmulOp>(op) ? b.getUnitAttr() : UnitAttr());
       op->setOperand(1, nm.getResult());
     });
-    for (auto &[name, entry] : perLayer)
-      if (!entry.second) {
-        module.emitError() << "kiln-sparsify-nm: the model has no layer named '" << name << "'";
-        ok = false;
-      }
-    if (!ok) return signalPassFailure();
-    if (!reportPath.empty() && !observe) {
-      std::error_code ec;
-      llvm::raw_fd_ostream os(reportPath, ec);
-      if (ec) {
-        module.emitError() << "cannot write '" << reportPath << "': " << ec.message();
-        return signalPassFailure();
-      }
-      os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(report)}})) << "\n";
-    }
+    if (failed(codesign::checkLayersFound(module, "kiln-sparsify-nm", perLayer))) return signalPassFailure();
+    if (!reportPath.empty() && !observe && failed(codesign::writeReport(module, reportPath, std::move(report))))
+      return signalPassFailure();
   }
 };
 

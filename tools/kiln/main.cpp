@@ -223,6 +223,17 @@ Structured sparsity (see docs/COMPRESSION.md):
                             inputs (one-shot OBS), otherwise by magnitude; the per-layer
                             report is written as <name>.sparsity.json
   --sparsify-layers LIST    per-layer patterns, NAME=N:M or NAME=dense, comma separated
+
+Weight decomposition (see docs/SMARTDEAL.md):
+  --decompose smartdeal[:bB][:dD]   store each conv/matmul layer with a reduction of 32 or
+                            more as SmartDeal weights (W ~ C x B: a fraction D of 3-weight
+                            chunks kept, coefficients signed powers of two with B exponent
+                            bits; default b3:d0.75); with --calib, fitted to the layers'
+                            calibration inputs; the per-layer report is written as
+                            <name>.decompose.json. With --sparsify, a layer N:M pruning
+                            takes stays N:M (naming it in --decompose-layers is an error)
+  --decompose-layers LIST   per-layer settings, NAME=bB:dD[:gG] or NAME=dense, comma
+                            separated (G: chunks per basis; 0 or absent picks it)
 )";
 
 const char *kImportHelp = R"(kiln import MODEL.onnx [--shape NAME=d0,d1,...]... [--freeze NAME=FILE.npy]...
@@ -248,7 +259,7 @@ Options:
   --keep DIR                keep the compiled artifact and runner in DIR
   --dump-import, --dump-ir-after PASS   as for `kiln compile`
   --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
-  --sparsify, --sparsify-layers   as for `kiln compile`
+  --sparsify, --sparsify-layers, --decompose, --decompose-layers   as for `kiln compile`
 )";
 
 int usageError(const std::string &msg, const char *help) {
@@ -315,6 +326,24 @@ bool isNMPattern(const std::string &p) {
   auto [a, b] = llvm::StringRef(p).split(':');
   int n, m;
   return !a.getAsInteger(10, n) && !b.getAsInteger(10, m) && n >= 1 && n < m && m <= 16;
+}
+
+/// --decompose's value: "smartdeal", optionally ":bB" and ":dD" for the layers
+/// --decompose-layers does not name (B in 1..7, 0 < D <= 1). Leaves the method alone.
+bool parseDecompose(kiln::codegen::CompileOptions &c) {
+  llvm::SmallVector<llvm::StringRef> parts;
+  llvm::StringRef(c.decompose).split(parts, ':');
+  if (parts[0] != "smartdeal") return false;
+  for (llvm::StringRef p : llvm::ArrayRef(parts).drop_front()) {
+    if (p.consume_front("b")) {
+      if (p.getAsInteger(10, c.decomposeBits) || c.decomposeBits < 1 || c.decomposeBits > 7) return false;
+    } else if (!p.consume_front("d") || p.getAsDouble(c.decomposeDensity) ||
+               !(c.decomposeDensity > 0 && c.decomposeDensity <= 1)) {
+      return false;
+    }
+  }
+  c.decompose = "smartdeal";
+  return true;
 }
 
 int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *help = nullptr) {
@@ -386,6 +415,14 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
     } else if (a == "--sparsify-layers") {
       if (!value(o.compile.sparsifyLayers) || o.compile.sparsifyLayers.find('"') != std::string::npos)
         return usageError("--sparsify-layers takes NAME=N:M|dense,... (names as the report prints them)", help);
+    } else if (a == "--decompose") {
+      if (!value(o.compile.decompose) || !parseDecompose(o.compile))
+        return usageError("--decompose takes smartdeal[:bB][:dD] (B exponent bits in 1..7, D density in (0, 1])",
+                          help);
+    } else if (a == "--decompose-layers") {
+      if (!value(o.compile.decomposeLayers) || o.compile.decomposeLayers.find('"') != std::string::npos)
+        return usageError("--decompose-layers takes NAME=bB:dD[:gG]|dense,... (names as the report prints them)",
+                          help);
     } else if (a == "--calib") {
       if (!value(o.calibPath)) return usageError("--calib needs a file (.npy or IDX)", help);
     } else if (a == "--calib-limit") {
@@ -423,8 +460,10 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
   if (o.model.empty() && !o.printPipeline) return usageError("no model given", help);
   if (!o.quantize.empty() && o.quantize != "bf16" && o.calibPath.empty() && o.planIn.empty())
     return usageError("--quantize needs calibration data (--calib FILE) or a plan (--plan FILE)", help);
-  if (!o.calibPath.empty() && o.quantize.empty() && o.compile.sparsify.empty())
-    return usageError("--calib is used with --quantize or --sparsify", help);
+  if (!o.calibPath.empty() && o.quantize.empty() && o.compile.sparsify.empty() && o.compile.decompose.empty())
+    return usageError("--calib is used with --quantize, --sparsify or --decompose", help);
+  if (!o.compile.decomposeLayers.empty() && o.compile.decompose.empty())
+    return usageError("--decompose-layers is used with --decompose", help);
   if (!o.compile.sparsifyLayers.empty() && o.compile.sparsify.empty())
     return usageError("--sparsify-layers is used with --sparsify", help);
   if ((o.quantize == "mixed") != !o.budget.empty())
@@ -461,15 +500,16 @@ std::string makeTempDir(const std::string &near) {
 /// Imports and compiles; writes the artifact into `dir` (which must exist); with
 /// quantisation options, through kiln::tool::compileQuantized.
 int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
-  // N:M sparsity first (its calibration sees the dense model); quantisation then
-  // calibrates the sparse one.
+  // N:M sparsity and decomposition first (their calibration sees the dense model);
+  // quantisation then calibrates the compressed one.
   std::unique_ptr<kiln::tool::WorkDir> gramWork;
-  if (!o.compile.sparsify.empty()) {
-    o.compile.sparsifyReport = dir + "/" + o.compile.name + ".sparsity.json";
-    if (!o.calibPath.empty()) {
-      gramWork = std::make_unique<kiln::tool::WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/gram", "kiln-gram");
-      if (int rc = kiln::tool::calibrateGram(o, *gramWork)) return rc;
-    }
+  bool decompose = !o.compile.decompose.empty();
+  if (!o.compile.sparsify.empty()) o.compile.sparsifyReport = dir + "/" + o.compile.name + ".sparsity.json";
+  if (decompose) o.compile.decomposeReport = dir + "/" + o.compile.name + ".decompose.json";
+  // One calibration build observes the Gram matrices of both passes' layers.
+  if ((!o.compile.sparsify.empty() || decompose) && !o.calibPath.empty()) {
+    gramWork = std::make_unique<kiln::tool::WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/gram", "kiln-gram");
+    if (int rc = kiln::tool::calibrateGram(o, *gramWork)) return rc;
   }
   int rc = o.quantize.empty() && o.planIn.empty()
                ? int(failed(kiln::compileOnnxFile(o.model, o.import, o.compile, dir, artifact, llvm::errs(),
@@ -482,7 +522,16 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
     }
     artifact.files.push_back(o.compile.name + ".sparsity.json");
   }
+  if (rc == 0 && decompose) {
+    if (!kiln::tool::printDecomposeReport(o.compile.decomposeReport, artifact.weightsBytes,
+                                          !o.quantize.empty() || !o.planIn.empty(), llvm::outs())) {
+      llvm::errs() << "error: cannot read the decomposition report\n";
+      return 1;
+    }
+    artifact.files.push_back(o.compile.name + ".decompose.json");
+  }
   o.compile.sparsifyGram.clear();
+  o.compile.decomposeGram.clear();
   return rc;
 }
 
@@ -854,7 +903,7 @@ Options:
   --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
   --keep DIR                keep the compiled model and runner in DIR
   --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
-  --sparsify, --sparsify-layers   as for `kiln compile`
+  --sparsify, --sparsify-layers, --decompose, --decompose-layers   as for `kiln compile`
 )";
 
 /// Argmax of each row of a [rows, classes] float .npy output.

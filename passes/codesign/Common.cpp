@@ -1,0 +1,72 @@
+//===- Common.cpp - Gram file reader, constants and reports of the co-design passes ===//
+#include "passes/codesign/Common.h"
+
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstring>
+
+using namespace mlir;
+
+namespace kiln::codesign {
+
+LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64_t, Gram> &out) {
+  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
+  if (!buf) return module.emitError() << "cannot read the calibration Gram file '" << path << "'";
+  llvm::StringRef data = (*buf)->getBuffer();
+  size_t at = 0;
+  while (at < data.size()) {
+    int32_t id;
+    int64_t k, rows;
+    if (data.size() - at < 24 || data.substr(at, 4) != "KGRM")
+      return module.emitError() << "calibration Gram file '" << path << "' is malformed at byte " << at;
+    std::memcpy(&id, data.data() + at + 4, 4);
+    std::memcpy(&k, data.data() + at + 8, 8);
+    std::memcpy(&rows, data.data() + at + 16, 8);
+    at += 24;
+    if (k <= 0 || k > (1 << 15) || uint64_t(k * k) * 8 > data.size() - at)
+      return module.emitError() << "calibration Gram file '" << path << "': a record claims " << k
+                                << " inputs, more than the file holds";
+    Gram &g = out[id];
+    if (g.sum.empty()) {
+      g.k = k;
+      g.sum.assign(size_t(k * k), 0.0);
+    } else if (g.k != k) {
+      return module.emitError() << "calibration Gram file '" << path << "': layer " << id << " has two sizes";
+    }
+    const double *src = reinterpret_cast<const double *>(data.data() + at);
+    std::vector<double> tmp(size_t(k * k));
+    std::memcpy(tmp.data(), src, tmp.size() * 8);
+    for (size_t i = 0; i < tmp.size(); ++i) g.sum[i] += tmp[i];
+    g.rows += rows;
+    at += size_t(k * k) * 8;
+  }
+  return success();
+}
+
+Value newConstant(OpBuilder &b, ModuleOp module, Location loc, const std::string &name, Type elem,
+                  ArrayRef<int64_t> shape, ArrayRef<char> bytes) {
+  auto type = MemRefType::get(shape, elem);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, 64);
+    auto init = DenseResourceElementsAttr::get(RankedTensorType::get(shape, elem), name, std::move(blob));
+    memref::GlobalOp::create(b, loc, b.getStringAttr(name), b.getStringAttr("private"), TypeAttr::get(type), init,
+                             b.getUnitAttr(), b.getI64IntegerAttr(64));
+  }
+  return memref::GetGlobalOp::create(b, loc, type, name);
+}
+
+LogicalResult writeReport(ModuleOp module, const std::string &path, llvm::json::Array layers) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec) return module.emitError() << "cannot write '" << path << "': " << ec.message();
+  os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{{"layers", std::move(layers)}})) << "\n";
+  return success();
+}
+
+} // namespace kiln::codesign
