@@ -46,6 +46,14 @@ struct CompileOptions {
   /// calibration build that observes the Gram matrices instead.
   std::string sparsify, sparsifyLayers, sparsifyGram, sparsifyReport;
   bool sparsifyObserve = false;
+  /// Weight decomposition (kiln-decompose): the method ("smartdeal"; empty: none), the
+  /// setting of layers not named (exponent bits, density), per-layer settings
+  /// ("NAME=bB:dD|dense,..."), calibration Gram file, report path, and a calibration
+  /// build that observes the Gram matrices instead.
+  std::string decompose, decomposeLayers, decomposeGram, decomposeReport;
+  int decomposeBits = 3;
+  double decomposeDensity = 0.75;
+  bool decomposeObserve = false;
   /// Butterfly factorisation (kiln-butterfly): linear layers ("NAME,..." or "all";
   /// empty: none), calibration Gram file, report path, calibration build.
   std::string butterfly, butterflyGram, butterflyReport;

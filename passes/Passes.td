@@ -210,10 +210,53 @@ def KilnSparsifyNM : Pass<"kiln-sparsify-nm", "mlir::ModuleOp"> {
   let dependentDialects = ["::kiln::KilnDialect", "mlir::memref::MemRefDialect"];
 }
 
+def KilnDecompose : Pass<"kiln-decompose", "mlir::ModuleOp"> {
+  let summary = "SmartDeal weight decomposition (W ~ C x B) per layer, fitted to calibration inputs";
+  let description = [{
+    Runs on bufferized IR, after kiln-sparsify-nm and before kiln-quantize. Every layer
+    a packed kernel runs (KernelMatch.h) with a reduction of at least `min-reduction`
+    gets the SmartDeal setting `exponent-bits`/`density`, or the one `layers` names
+    for it ("NAME=b3:d0.75,NAME2=b2:d0.35:g4,NAME3=dense"; names as kiln-quantize gives
+    them; `g` fixes the basis group, 0 or absent picks it). Its weights become a
+    `kiln.smartdeal_weights` of four new constants (mask, row starts, codes, bases),
+    the format of docs/SMARTDEAL.md, fitted by codesign::decomposeSmartDeal.
+
+    With `gram` (the runner's `--observe-gram` file from a build with `observe`), the
+    fit minimises the change of the layer's output on the calibration inputs;
+    otherwise the weight error. A layer kiln-sparsify-nm made N:M sparse stays so
+    (an error when `layers` names it). `report` names a JSON file with, per layer, the
+    setting, weight and output errors and the bytes of the format, of dense int8 and
+    of fp32.
+
+    Example: `%w = memref.get_global @filter : memref<32x3x3x16xf32>` used by a
+    convolution becomes `%w = kiln.smartdeal_weights %mask, %row_start, %codes, %bases
+    {exponent_bits = 3, exponent_offset = 0, group = 2, layout = "taps3"}`.
+  }];
+  let options = [
+    Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"", "Name of the entry function">,
+    Option<"method", "method", "std::string", /*default=*/"\"smartdeal\"", "Decomposition (smartdeal)">,
+    Option<"exponentBits", "exponent-bits", "int64_t", /*default=*/"3",
+           "Exponent bits per coefficient (1..7) for layers layers does not name">,
+    Option<"density", "density", "double", /*default=*/"0.75",
+           "Fraction of chunks kept (0, 1] for layers layers does not name">,
+    Option<"layers", "layers", "std::string", /*default=*/"\"\"",
+           "Per-layer settings: NAME=bB:dD[:gG]|dense, comma separated">,
+    Option<"iterations", "iterations", "int64_t", /*default=*/"8", "Alternating-projection rounds">,
+    Option<"minReduction", "min-reduction", "int64_t", /*default=*/"32",
+           "Layers with a shorter reduction stay dense unless named in layers">,
+    Option<"gramPath", "gram", "std::string", /*default=*/"\"\"", "Calibration Gram matrices (runner --observe-gram)">,
+    Option<"observe", "observe", "bool", /*default=*/"false",
+           "Calibration build: mark each layer to be decomposed for Gram observation instead">,
+    Option<"reportPath", "report", "std::string", /*default=*/"\"\"", "Write the per-layer report (JSON) here">,
+  ];
+  let dependentDialects = ["::kiln::KilnDialect", "mlir::memref::MemRefDialect"];
+}
+
 def KilnButterfly : Pass<"kiln-butterfly", "mlir::ModuleOp"> {
   let summary = "Replace chosen linear layers' weights by fitted butterfly factors";
   let description = [{
-    Runs on bufferized IR, before kiln-sparsify-nm and kiln-quantize. Each linear layer
+    Runs on bufferized IR, before kiln-sparsify-nm, kiln-decompose and kiln-quantize
+    (which leave its layers alone, and reject naming one). Each linear layer
     (`linalg.batch_matmul` by a constant 1 x K x N weight: ONNX MatMul/Gemm) that
     `layers` names ("NAME,NAME2", names as kiln-quantize gives them, or "all") gets its
     weight fitted by a butterfly of size n = the power of two >= max(K, N)
@@ -261,7 +304,8 @@ def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
            "Name of the entry function">,
   ];
   let dependentDialects = ["mlir::memref::MemRefDialect", "mlir::arith::ArithDialect",
-                           "mlir::func::FuncDialect", "mlir::LLVM::LLVMDialect"];
+                           "mlir::func::FuncDialect", "mlir::LLVM::LLVMDialect",
+                           "mlir::linalg::LinalgDialect"];
 }
 
 #endif // KILN_PASSES_TD

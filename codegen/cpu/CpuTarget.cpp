@@ -31,6 +31,7 @@
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Triple.h"
 
+#include <cstdio>
 #include <cstring>
 
 using namespace mlir;
@@ -121,6 +122,27 @@ void stripKilnAttributes(ModuleOp module) {
   });
 }
 
+/// "kiln-decompose{...}," for the options given, or "" without --decompose.
+static std::string decomposePipeline(const CompileOptions &o, const std::string &entry) {
+  if (o.decompose.empty()) return "";
+  char density[32];
+  std::snprintf(density, sizeof density, "%.9g", o.decomposeDensity);
+  std::string p = "kiln-decompose{" + entry + " method=" + o.decompose + " exponent-bits=" +
+                  std::to_string(o.decomposeBits) + " density=" + density + (o.decomposeObserve ? " observe=true" : "");
+  if (!o.decomposeLayers.empty()) p += " layers=\"" + o.decomposeLayers + "\"";
+  if (!o.decomposeGram.empty()) p += " gram=\"" + o.decomposeGram + "\"";
+  if (!o.decomposeReport.empty()) p += " report=\"" + o.decomposeReport + "\"";
+  return p + "},";
+}
+
+static std::string butterflyPipeline(const CompileOptions &o, const std::string &entry) {
+  if (o.butterfly.empty()) return "";
+  std::string p = "kiln-butterfly{" + entry + " layers=\"" + o.butterfly + "\"" + (o.butterflyObserve ? " observe=true" : "");
+  if (!o.butterflyGram.empty()) p += " gram=\"" + o.butterflyGram + "\"";
+  if (!o.butterflyReport.empty()) p += " report=\"" + o.butterflyReport + "\"";
+  return p + "},";
+}
+
 class CpuTarget : public Target {
 public:
   explicit CpuTarget(llvm::StringRef arch) : arch(arch.str()) {}
@@ -144,13 +166,8 @@ public:
       if (!o.sparsifyReport.empty()) sparsify += " report=\"" + o.sparsifyReport + "\"";
       sparsify += "},";
     }
-    std::string butterfly;
-    if (!o.butterfly.empty()) {
-      butterfly = "kiln-butterfly{" + e + " layers=\"" + o.butterfly + "\"" + (o.butterflyObserve ? " observe=true" : "");
-      if (!o.butterflyGram.empty()) butterfly += " gram=\"" + o.butterflyGram + "\"";
-      if (!o.butterflyReport.empty()) butterfly += " report=\"" + o.butterflyReport + "\"";
-      butterfly += "},";
-    }
+    std::string decompose = decomposePipeline(o, e);
+    std::string butterfly = butterflyPipeline(o, e);
     return "func.func(tosa-optional-decompositions),canonicalize,func.func(tosa-reduce-transposes),"
            "canonicalize,"
            "func.func(tosa-to-linalg-named,tosa-to-linalg),tosa-to-arith,func.func(tosa-to-tensor),"
@@ -158,7 +175,7 @@ public:
            "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},"
            "kiln-unique-results{" + e + "},"
            "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},canonicalize,"
-           + butterfly + sparsify + quantize + "kiln-lower-to-kernels{" + e + "},"
+           + butterfly + sparsify + decompose + quantize + "kiln-lower-to-kernels{" + e + "},"
            "kiln-outline-weights{" + e + "},kiln-plan-arena{" + e + "},"
            "buffer-deallocation-pipeline,"
            "kiln-linalg-to-loops{parallel-work=32768},func.func(convert-linalg-to-loops,kiln-approximate-math),lower-affine,convert-scf-to-cf,canonicalize,"

@@ -12,7 +12,7 @@
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
 #include "passes/codesign/ButterflyFit.h"
-#include "passes/codesign/Codesign.h"
+#include "passes/codesign/Common.h"
 #include "passes/cpu/KernelMatch.h"
 
 #include "llvm/Support/FormatVariadic.h"
@@ -50,25 +50,25 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
     }
     // "all", or names (each must be found).
     bool all = llvm::StringRef(layers).trim() == "all";
-    std::map<std::string, bool> named;
+    codesign::LayerSettings<bool> named;
     if (!all) {
       llvm::SmallVector<llvm::StringRef> entries;
       llvm::StringRef(layers).split(entries, ',', -1, false);
       for (llvm::StringRef e : entries)
-        if (!e.trim().empty()) named[e.trim().str()] = false;
+        if (!e.trim().empty()) named[e.trim().str()] = {true, false};
     }
-    std::map<int64_t, Gram> grams;
-    if (!gramPath.empty() && failed(readGrams(module, gramPath, grams))) return signalPassFailure();
+    std::map<int64_t, codesign::Gram> grams;
+    if (!gramPath.empty() && failed(codesign::readGrams(module, gramPath, grams))) return signalPassFailure();
 
     SymbolTable symbols(module);
     OpBuilder b(module.getContext());
     llvm::json::Array report;
     int64_t made = 0;
     bool ok = true;
-    forEachPackedLayer(func, symbols, [&](Operation *op, kernels::PackedLayer &layer, const std::string &name,
+    codesign::forEachPackedLayer(func, symbols, [&](Operation *op, kernels::PackedLayer &layer, const std::string &name,
                                           int64_t id) {
       auto it = named.find(name);
-      if (it != named.end()) it->second = true;
+      if (it != named.end()) it->second.second = true;
       if (!all && it == named.end()) return;
       if (!isa<linalg::BatchMatmulOp>(op) || layer.nm || layer.butterfly) {
         if (it != named.end()) { // "all" passes over them
@@ -98,7 +98,7 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
       std::vector<float> w(size_t(k * n));
       for (int64_t j = 0; j < n; ++j)
         for (int64_t i = 0; i < k; ++i) w[size_t(i * n + j)] = layer.rows[size_t(j * k + i)];
-      const Gram *gram = findGram(grams, id, k);
+      const codesign::Gram *gram = codesign::findGram(grams, id, k);
       ButterflyFitOptions options;
       options.maxIterations = int(maxIterations);
       auto t0 = std::chrono::steady_clock::now();
@@ -127,20 +127,15 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
       // Next to the dense weights, not before the layer: the bias fill in front of
       // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
       b.setInsertionPointAfterValue(weight);
-      Value factors = weightConstant(b, module, loc, "kiln_butterfly_" + std::to_string(made++), b.getF32Type(),
+      Value factors = codesign::newConstant(b, module, loc, "kiln_butterfly_" + std::to_string(made++), b.getF32Type(),
                                      {stages, 2, size},
                                      ArrayRef<char>(reinterpret_cast<const char *>(fit.factors.data()),
                                                     fit.factors.size() * sizeof(float)));
       auto bf = ButterflyWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), factors, b.getUnitAttr());
       op->setOperand(1, bf.getResult());
     });
-    for (auto &[name, seen] : named)
-      if (!seen) {
-        module.emitError() << "kiln-butterfly: the model has no linear layer named '" << name << "'";
-        ok = false;
-      }
-    if (!ok) return signalPassFailure();
-    if (!reportPath.empty() && !observe && failed(writeLayerReport(module, reportPath, std::move(report))))
+    if (failed(codesign::checkLayersFound(module, "kiln-butterfly", named)) || !ok) return signalPassFailure();
+    if (!reportPath.empty() && !observe && failed(codesign::writeReport(module, reportPath, std::move(report))))
       return signalPassFailure();
   }
 };

@@ -17,13 +17,18 @@
 //===----------------------------------------------------------------------===//
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
-#include "passes/codesign/Codesign.h"
+#include "passes/codesign/Common.h"
 #include "passes/cpu/KernelMatch.h"
 
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 namespace kiln {
@@ -168,30 +173,21 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       return signalPassFailure();
     }
     // Per-layer overrides: "NAME=N:M" or "NAME=dense", comma separated.
-    std::map<std::string, std::pair<Pattern, bool>> perLayer;
-    llvm::SmallVector<llvm::StringRef> entries;
-    llvm::StringRef(layers).split(entries, ',', -1, false);
-    for (llvm::StringRef e : entries) {
-      auto [name, pat] = e.rsplit('=');
-      auto parsed = parsePattern(pat);
-      if (name.empty() || !parsed) {
-        module.emitError() << "kiln-sparsify-nm: layer entry '" << e << "' is not NAME=N:M or NAME=dense";
-        return signalPassFailure();
-      }
-      perLayer[name.trim().str()] = {*parsed, false};
-    }
-    std::map<int64_t, Gram> grams;
-    if (!gramPath.empty() && failed(readGrams(module, gramPath, grams))) return signalPassFailure();
+    auto inputs = codesign::readLayerInputs<Pattern>(module, "kiln-sparsify-nm", layers, "NAME=N:M or NAME=dense",
+                                                     parsePattern, gramPath);
+    if (failed(inputs)) return signalPassFailure();
+    auto &perLayer = inputs->layers;
+    auto &grams = inputs->grams;
 
     SymbolTable symbols(module);
     OpBuilder b(module.getContext());
     llvm::json::Array report;
     int64_t made = 0;
     bool ok = true;
-    forEachPackedLayer(func, symbols, [&](Operation *op, kernels::PackedLayer &layer, const std::string &name,
-                                          int64_t id) {
+    codesign::forEachPackedLayer(func, symbols, [&](Operation *op, kernels::PackedLayer &layer,
+                                                    const std::string &name, int64_t id) {
       int64_t k = layer.taps * layer.c;
-      if (layer.nm || layer.butterfly) {
+      if (layer.nm || layer.butterfly) { // compressed already: keeps its index, stays as it is
         if (auto it = perLayer.find(name); it != perLayer.end()) {
           it->second.second = true;
           if (layer.butterfly && it->second.first.n) {
@@ -224,7 +220,7 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
         return;
       }
       // Reconstruction from the Gram matrix when calibration recorded this layer.
-      const Gram *gram = findGram(grams, id, k);
+      const codesign::Gram *gram = codesign::findGram(grams, id, k);
       std::vector<double> w(layer.rows.begin(), layer.rows.end());
       std::vector<double> u, h;
       if (gram) {
@@ -289,23 +285,18 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
       b.setInsertionPointAfterValue(weight);
       std::string base = "kiln_nm_" + std::to_string(made++);
-      Value values = weightConstant(b, module, loc, base + "_values", b.getF32Type(), {layer.m, per},
+      Value values = codesign::newConstant(b, module, loc, base + "_values", b.getF32Type(), {layer.m, per},
                               ArrayRef<char>(reinterpret_cast<const char *>(pr.values.data()), pr.values.size() * 4));
       Value indices =
-          weightConstant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer.m, per},
+          codesign::newConstant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer.m, per},
                    ArrayRef<char>(reinterpret_cast<const char *>(pr.indices.data()), pr.indices.size()));
       auto nm = NMWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), values, indices,
                                     b.getI64IntegerAttr(p.n), b.getI64IntegerAttr(p.m),
                                     isa<linalg::BatchMatmulOp>(op) ? b.getUnitAttr() : UnitAttr());
       op->setOperand(1, nm.getResult());
     });
-    for (auto &[name, entry] : perLayer)
-      if (!entry.second) {
-        module.emitError() << "kiln-sparsify-nm: the model has no layer named '" << name << "'";
-        ok = false;
-      }
-    if (!ok) return signalPassFailure();
-    if (!reportPath.empty() && !observe && failed(writeLayerReport(module, reportPath, std::move(report))))
+    if (failed(codesign::checkLayersFound(module, "kiln-sparsify-nm", perLayer)) || !ok) return signalPassFailure();
+    if (!reportPath.empty() && !observe && failed(codesign::writeReport(module, reportPath, std::move(report))))
       return signalPassFailure();
   }
 };

@@ -10,6 +10,7 @@
 #include "mlir/IR/Location.h"
 #include "mlir/IR/Operation.h"
 #include "mlir/IR/SymbolTable.h"
+#include "runtime/include/kiln/smartdeal.h"
 
 #include <map>
 #include <optional>
@@ -33,6 +34,16 @@ struct NMWeights {
   mlir::Operation *op;          ///< the kiln.nm_weights op
 };
 
+/// SmartDeal weights (a kiln.smartdeal_weights filter with constant arrays).
+struct SmartDealWeights {
+  kiln_smartdeal_t header; ///< scalar fields; pointers null (the arrays stay the op's constants)
+  int64_t bytes;           ///< the whole format (kiln_smartdeal_bytes)
+  mlir::Operation *op;     ///< the kiln.smartdeal_weights op
+};
+
+/// The scalar fields of a kiln.smartdeal_weights op (`op`) as the runtime's header.
+kiln_smartdeal_t smartDealFields(mlir::Operation *op);
+
 /// Butterfly-factorised weights (a kiln.butterfly_weights matmul operand with constant
 /// factors).
 struct ButterflyWeights {
@@ -47,10 +58,11 @@ struct PackedLayer {
   int64_t m, taps, c;      ///< output channels, kernel taps (KH*KW), input channels
   std::vector<float> rows; ///< weights [m][taps * c], (kh, kw, c) order (decoded when sparse or butterfly)
   std::optional<NMWeights> nm;
+  std::optional<SmartDealWeights> smartdeal = std::nullopt;
   std::optional<ButterflyWeights> butterfly = std::nullopt;
 };
 /// The constant global (through reshapes) a layer's weight operand reads, or null: the
-/// operand kiln-sparsify-nm and kiln-butterfly replace.
+/// operand kiln-sparsify-nm, kiln-decompose and kiln-butterfly replace.
 mlir::Value weightOperand(mlir::Operation *op);
 std::optional<PackedLayer> matchPackedLayer(mlir::Operation *op, mlir::SymbolTable &symbols);
 

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <unordered_map>
@@ -107,6 +108,43 @@ static std::optional<NMWeights> nmWeights(Value v, SymbolTable &symbols, std::ve
   return NMWeights{int64_t(nm.getN()), int64_t(nm.getM()), std::move(*values), std::move(indices), nm};
 }
 
+kiln_smartdeal_t smartDealFields(Operation *op) {
+  auto sd = cast<SmartDealWeightsOp>(op);
+  auto [kh, kw, c] = sd.getTaps();
+  kiln_smartdeal_t h{};
+  h.m = sd.getRows();
+  h.kh = kh;
+  h.kw = kw;
+  h.c = c;
+  h.layout = sd.isFlat() ? KILN_SMARTDEAL_FLAT : KILN_SMARTDEAL_TAPS3;
+  h.exponent_bits = int32_t(sd.getExponentBits());
+  h.exponent_offset = int32_t(sd.getExponentOffset());
+  h.group = int64_t(sd.getGroup());
+  return h;
+}
+
+/// The SmartDeal weights `v` is, when it is a kiln.smartdeal_weights of constants:
+/// decoded rows[m][K] too (rows_last or not), so kiln-quantize and the int8 kernel see
+/// the rebuilt weights.
+static std::optional<SmartDealWeights> smartDealWeights(Value v, bool rowsLast, std::vector<float> &rows) {
+  auto sd = v.getDefiningOp<SmartDealWeightsOp>();
+  if (!sd || sd.getRowsLast() != rowsLast) return std::nullopt;
+  int64_t m = sd.getRows(), positions = sd.getPositions(), groups = sd.getGroups();
+  auto mask = constantArray<uint64_t>(sd, sd.getMask(), (m * positions + 63) / 64);
+  auto rowStart = constantArray<uint32_t>(sd, sd.getRowStart(), m + 1);
+  auto codes = constantArray<uint8_t>(sd, sd.getCodes(), cast<MemRefType>(sd.getCodes().getType()).getShape()[0]);
+  auto bases = constantArray<uint16_t>(sd, sd.getBases(), groups * 9);
+  if (mask.empty() || rowStart.empty() || codes.empty() || bases.empty()) return std::nullopt;
+  kiln_smartdeal_t h = smartDealFields(sd), view = h;
+  view.mask = mask.data();
+  view.row_start = rowStart.data();
+  view.codes = codes.data();
+  view.bases = bases.data();
+  rows.assign(size_t(m * sd.getReduction()), 0.f);
+  kiln_smartdeal_decode(&view, rows.data());
+  return SmartDealWeights{h, kiln_smartdeal_bytes(&view), sd};
+}
+
 /// The butterfly weights `v` is, when it is a kiln.butterfly_weights (rows last) of
 /// constant factors: decoded rows [N][K] too.
 static std::optional<ButterflyWeights> butterflyWeights(Value v, SymbolTable &symbols, std::vector<float> &rows) {
@@ -142,6 +180,8 @@ std::optional<PackedLayer> matchPackedLayer(Operation *op, SymbolTable &symbols)
     std::vector<float> rows;
     if (auto nm = nmWeights(filter, symbols, rows))
       return PackedLayer{"conv", fs[0], fs[1] * fs[2], fs[3], std::move(rows), std::move(nm)};
+    if (auto sd = smartDealWeights(filter, /*rowsLast=*/false, rows))
+      return PackedLayer{"conv", fs[0], fs[1] * fs[2], fs[3], std::move(rows), std::nullopt, std::move(sd)};
     auto data = constantData(filter, symbols);
     if (!data) return std::nullopt;
     return PackedLayer{"conv", fs[0], fs[1] * fs[2], fs[3], std::move(*data), std::nullopt};
@@ -158,8 +198,10 @@ std::optional<PackedLayer> matchPackedLayer(Operation *op, SymbolTable &symbols)
     std::vector<float> decoded;
     if (auto nm = nmWeights(w, symbols, decoded)) // rows last: decoded [N][K] already
       return PackedLayer{"matmul", ws[2], 1, ws[1], std::move(decoded), std::move(nm)};
+    if (auto sd = smartDealWeights(w, /*rowsLast=*/true, decoded))
+      return PackedLayer{"matmul", ws[2], 1, ws[1], std::move(decoded), std::nullopt, std::move(sd)};
     if (auto bf = butterflyWeights(w, symbols, decoded))
-      return PackedLayer{"matmul", ws[2], 1, ws[1], std::move(decoded), std::nullopt, std::move(bf)};
+      return PackedLayer{"matmul", ws[2], 1, ws[1], std::move(decoded), std::nullopt, std::nullopt, std::move(bf)};
     auto data = constantData(w, symbols);
     if (!data) return std::nullopt;
     int64_t K = ws[1], N = ws[2];
@@ -611,6 +653,66 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
   }
 
+  /// A kiln_smartdeal_t on the stack where `b` stands: the scalar fields of `h`, then
+  /// the addresses of `op`'s arrays (constants the weights file carries compressed).
+  Value smartDealHeader(OpBuilder &b, Location loc, SmartDealWeightsOp op, const kiln_smartdeal_t &h) {
+    static_assert(sizeof(kiln_smartdeal_t) == 11 * 8 && offsetof(kiln_smartdeal_t, layout) == 4 * 8 &&
+                      offsetof(kiln_smartdeal_t, group) == 6 * 8 && offsetof(kiln_smartdeal_t, mask) == 7 * 8,
+                  "kiln_smartdeal_t: 4 i64, 4 i32, group, 4 pointers");
+    Value hdr = memref::AllocaOp::create(b, loc, MemRefType::get({11}, b.getI64Type()), b.getI64IntegerAttr(8));
+    int64_t words[7] = {h.m, h.kh, h.kw, h.c, int64_t(uint32_t(h.layout) | uint64_t(uint32_t(h.exponent_bits)) << 32),
+                        int64_t(uint32_t(h.exponent_offset)), h.group};
+    auto store = [&](Value v, int64_t at) {
+      memref::StoreOp::create(b, loc, v, hdr, ValueRange{arith::ConstantIndexOp::create(b, loc, at)});
+    };
+    for (int64_t i = 0; i < 7; ++i) store(arith::ConstantIntOp::create(b, loc, b.getI64Type(), words[i]), i);
+    Value arrays[4] = {op.getMask(), op.getRowStart(), op.getCodes(), op.getBases()};
+    for (int64_t i = 0; i < 4; ++i) {
+      Value idx = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, b.getIndexType(), arrays[i]);
+      store(arith::IndexCastOp::create(b, loc, b.getI64Type(), idx), 7 + i);
+    }
+    return pointer(b, loc, hdr);
+  }
+
+  /// The SmartDeal form of a packed layer (kiln.smartdeal_weights, no quantisation): the
+  /// kernel rebuilds each reduction slice of the weights into a scratch buffer from the
+  /// arena and runs the fp32 tiles on it, bias and clamp fused. It has no implicit
+  /// padding: a padded input stays a copy.
+  void lowerSmartDeal(OpBuilder &b, Location loc, const PackedLayer &layer, Value inPtr, Value outPtr, Value g,
+                      Value bias, std::optional<std::pair<float, float>> clamp) {
+    const SmartDealWeights &sd = *layer.smartdeal;
+    Value header = smartDealHeader(b, loc, cast<SmartDealWeightsOp>(sd.op), sd.header);
+    auto scratchType = MemRefType::get({kiln_conv2d_smartdeal_scratch_bytes(&sd.header)}, b.getIntegerType(8));
+    Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
+    auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
+    Value biasPtr = bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+    call(b, loc, "kiln_conv2d_nhwc_smartdeal_f32",
+         {inPtr, header, pointer(b, loc, scratch), outPtr, g, biasPtr, i32(b, loc, clamp ? 1 : 0),
+          f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
+  }
+
+  /// SmartDeal weights no kernel took (another consumer, or a layer matchPackedLayer
+  /// does not run): decoded at run time into a dense buffer of the op's type.
+  void decodeSmartDeal(OpBuilder &b, SmartDealWeightsOp sd) {
+    Location loc = sd.getLoc();
+    b.setInsertionPoint(sd);
+    Value header = smartDealHeader(b, loc, sd, smartDealFields(sd));
+    Value dense = memref::AllocOp::create(b, loc, sd.getType(), b.getI64IntegerAttr(64));
+    if (!sd.getRowsLast()) {
+      call(b, loc, "kiln_smartdeal_decode", {header, pointer(b, loc, dense)});
+    } else { // the decoder writes rows[R][K]: transpose into [..., R]
+      int64_t r = sd.getRows(), k = sd.getReduction();
+      Value rows = memref::AllocOp::create(b, loc, MemRefType::get({r, k}, b.getF32Type()), b.getI64IntegerAttr(64));
+      call(b, loc, "kiln_smartdeal_decode", {header, pointer(b, loc, rows)});
+      int64_t rank = sd.getType().getRank();
+      SmallVector<ReassociationIndices> assoc{ReassociationIndices{}, ReassociationIndices{rank - 1}};
+      for (int64_t i = 0; i + 1 < rank; ++i) assoc[0].push_back(i);
+      Value kr = memref::CollapseShapeOp::create(b, loc, dense, assoc);
+      linalg::TransposeOp::create(b, loc, rows, kr, ArrayRef<int64_t>{1, 0});
+    }
+    sd.getResult().replaceAllUsesWith(dense);
+  }
+
   /// The butterfly form of a matmul (kiln.butterfly_weights, no quantisation): the
   /// factors as they are, the rows of the left operand (batch x M, through its strides),
   /// bias and clamp fused.
@@ -741,6 +843,10 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           if (implicit) deadPadding.append(implicit->dead);
           if (bias) done.push_back(prev);
           if (clamp) done.push_back(next);
+        } else if (layer->smartdeal) {
+          lowerSmartDeal(b, loc, *layer, inPtr, outPtr, g, bias, clamp);
+          if (bias) done.push_back(prev);
+          if (clamp) done.push_back(next);
         } else if (layer->butterfly) {
           lowerButterfly(b, loc, *layer, op->getOperand(0), out, bias, clamp);
           if (bias) done.push_back(prev);
@@ -855,6 +961,12 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
            {pointer(b, loc, bf.getFactors()), i64(loc, bf.getSize()), i64(loc, bf.getReduction()),
             i64(loc, bf.getOutputs()), i32(b, loc, bf.getRowsLast() ? 1 : 0), pointer(b, loc, dense)});
     });
+    SmallVector<SmartDealWeightsOp> sds;
+    func.walk([&](SmartDealWeightsOp sd) { sds.push_back(sd); });
+    for (SmartDealWeightsOp sd : sds) {
+      if (!sd->use_empty()) decodeSmartDeal(b, sd);
+      sd->erase();
+    }
     // Filters now read in packed form leave their original constants unused: drop
     // them, or the weights file would carry every filter twice.
     bool erased = true;

@@ -608,9 +608,13 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
 int calibrateGram(CommonOptions &o, const WorkDir &wd) {
   if (!wd.ok()) return 1;
   CommonOptions c = trialOptions(o, "");
-  c.compile.sparsifyObserve = c.compile.butterflyObserve = true;
+  c.compile.sparsifyObserve = true;
   c.compile.sparsifyGram.clear();
   c.compile.sparsifyReport.clear();
+  c.compile.decomposeObserve = true;
+  c.compile.decomposeGram.clear();
+  c.compile.decomposeReport.clear();
+  c.compile.butterflyObserve = true;
   c.compile.butterflyGram.clear();
   c.compile.butterflyReport.clear();
   kiln::codegen::Artifact artifact;
@@ -622,6 +626,7 @@ int calibrateGram(CommonOptions &o, const WorkDir &wd) {
                                     [](int64_t, const std::string &, const std::string &) {}))
     return rc;
   if (!o.compile.sparsify.empty()) o.compile.sparsifyGram = gram;
+  if (!o.compile.decompose.empty()) o.compile.decomposeGram = gram;
   if (!o.compile.butterfly.empty()) o.compile.butterflyGram = gram;
   return 0;
 }
@@ -655,6 +660,49 @@ bool printSparsityReport(const std::string &path, llvm::raw_ostream &os) {
   }
   os << llvm::format("N:M: %lld layer(s) sparse; their weights %lld -> %lld bytes (fp32 values + 1-byte positions)\n",
                      (long long)made, (long long)dense, (long long)sparse);
+  return true;
+}
+
+bool printDecomposeReport(const std::string &path, uint64_t weightsFileBytes, bool quantized, llvm::raw_ostream &os) {
+  auto report = readJson(path);
+  auto *root = report ? report->getAsObject() : nullptr;
+  auto *layers = root ? root->getArray("layers") : nullptr;
+  if (!layers) return false;
+  // Whole model: decomposed layers at their format's bytes, the others at dense int8
+  // (docs/SMARTDEAL.md counts them so), against every layer at int8 and at fp32.
+  int64_t stored = 0, int8 = 0, fp32 = 0, made = 0;
+  os << llvm::format("%-32s %-12s %-12s %10s %10s %8s %8s\n", "SmartDeal layer", "setting", "method", "weight err",
+                     "output err", "bytes", "int8");
+  for (const llvm::json::Value &v : *layers) {
+    const llvm::json::Object *l = v.getAsObject();
+    std::string name = l->getString("name").value_or("?").str(), set = l->getString("setting").value_or("?").str();
+    int64_t i8 = l->getInteger("int8_bytes").value_or(0);
+    int8 += i8;
+    fp32 += l->getInteger("fp32_bytes").value_or(0);
+    if (set == "dense") {
+      stored += i8;
+      os << llvm::format("%-32s %-12s %s\n", name.c_str(), "dense",
+                         l->getString("reason").value_or("not in the plan").str().c_str());
+      continue;
+    }
+    ++made;
+    int64_t bytes = l->getInteger("bytes").value_or(0);
+    stored += bytes;
+    auto out = l->getNumber("output_rel_error");
+    std::string outErr = out ? llvm::formatv("{0:f1}%", 100 * *out).str() : "-";
+    os << llvm::format("%-32s %-12s %-12s %9.1f%% %10s %8lld %8lld\n", name.c_str(), set.c_str(),
+                       l->getString("method").value_or("?").str().c_str(),
+                       100 * l->getNumber("weight_rel_error").value_or(0), outErr.c_str(), (long long)bytes,
+                       (long long)i8);
+  }
+  os << llvm::format("SmartDeal: %lld layer(s) decomposed; conv/matmul weights %lld bytes (dense layers at int8) vs "
+                     "%lld dense int8: %.2fx smaller; %lld fp32: %.2fx\n",
+                     (long long)made, (long long)stored, (long long)int8, stored ? double(int8) / double(stored) : 0.0,
+                     (long long)fp32, stored ? double(fp32) / double(stored) : 0.0);
+  os << "SmartDeal: weights file " << weightsFileBytes << " bytes\n";
+  if (quantized)
+    os << "SmartDeal: with quantisation, a quantised layer runs the int8 kernel on its rebuilt weights, which the "
+          "weights file holds at int8: the SmartDeal bytes above are not what it stores for that layer\n";
   return true;
 }
 

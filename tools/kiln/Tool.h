@@ -83,12 +83,17 @@ int runCalibrationChunks(CommonOptions &o, const std::string &wd, const codegen:
                          const std::function<void(int64_t, const std::string &, const std::string &)> &after,
                          int64_t *samples = nullptr);
 
-/// --sparsify or --butterfly with --calib: a calibration build records each chosen
-/// layer's input Gram matrix into <wd>/gram.bin, which o.compile.sparsifyGram and
-/// o.compile.butterflyGram then name. Returns an exit code.
+/// --sparsify, --decompose or --butterfly with --calib: a calibration build records each
+/// chosen layer's input Gram matrix into <wd>/gram.bin, which o.compile.sparsifyGram,
+/// decomposeGram and butterflyGram then name. Returns an exit code.
 int calibrateGram(CommonOptions &o, const WorkDir &wd);
 /// Prints the per-layer N:M report kiln-sparsify-nm wrote. Returns false if unreadable.
 bool printSparsityReport(const std::string &path, llvm::raw_ostream &os);
+/// Prints the per-layer report kiln-decompose wrote, the weight bytes of the model's
+/// conv/matmul layers against dense int8 and fp32, and the weights file's size.
+/// `quantized`: say that quantised layers run the int8 kernel on the rebuilt weights.
+/// Returns false if unreadable.
+bool printDecomposeReport(const std::string &path, uint64_t weightsFileBytes, bool quantized, llvm::raw_ostream &os);
 /// Prints the per-layer report kiln-butterfly wrote and the parameter reduction.
 /// Returns false if unreadable.
 bool printButterflyReport(const std::string &path, llvm::raw_ostream &os);

@@ -224,11 +224,21 @@ Structured sparsity (see docs/COMPRESSION.md):
                             report is written as <name>.sparsity.json
   --sparsify-layers LIST    per-layer patterns, NAME=N:M or NAME=dense, comma separated
 
+Weight decomposition (see docs/SMARTDEAL.md):
+  --decompose smartdeal[:bB][:dD]   store each conv/matmul layer with a reduction of 32 or
+                            more as SmartDeal weights (W ~ C x B: a fraction D of 3-weight
+                            chunks kept, coefficients signed powers of two with B exponent
+                            bits; default b3:d0.75); with --calib, fitted to the layers'
+                            calibration inputs; the per-layer report is written as
+                            <name>.decompose.json. With --sparsify, a layer N:M pruning
+                            takes stays N:M (naming it in --decompose-layers is an error)
+  --decompose-layers LIST   per-layer settings, NAME=bB:dD[:gG] or NAME=dense, comma
+                            separated (G: chunks per basis; 0 or absent picks it)
+
 Butterfly factorisation (see docs/BUTTERFLY.md):
   --butterfly LIST|all      replace these linear layers' weights (MatMul/Gemm, names as
                             the reports print them, comma separated; all: every one the
-                            format makes smaller) by
-                            fitted butterfly factors; with --calib the fit minimises the
+                            format makes smaller) by fitted butterfly factors; with --calib the fit minimises the
                             layer's output error on the calibration inputs; the per-layer
                             report is written as <name>.butterfly.json
 )";
@@ -256,7 +266,7 @@ Options:
   --keep DIR                keep the compiled artifact and runner in DIR
   --dump-import, --dump-ir-after PASS   as for `kiln compile`
   --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
-  --sparsify, --sparsify-layers, --butterfly   as for `kiln compile`
+  --sparsify, --sparsify-layers, --decompose, --decompose-layers, --butterfly   as for `kiln compile`
 )";
 
 int usageError(const std::string &msg, const char *help) {
@@ -323,6 +333,24 @@ bool isNMPattern(const std::string &p) {
   auto [a, b] = llvm::StringRef(p).split(':');
   int n, m;
   return !a.getAsInteger(10, n) && !b.getAsInteger(10, m) && n >= 1 && n < m && m <= 16;
+}
+
+/// --decompose's value: "smartdeal", optionally ":bB" and ":dD" for the layers
+/// --decompose-layers does not name (B in 1..7, 0 < D <= 1). Leaves the method alone.
+bool parseDecompose(kiln::codegen::CompileOptions &c) {
+  llvm::SmallVector<llvm::StringRef> parts;
+  llvm::StringRef(c.decompose).split(parts, ':');
+  if (parts[0] != "smartdeal") return false;
+  for (llvm::StringRef p : llvm::ArrayRef(parts).drop_front()) {
+    if (p.consume_front("b")) {
+      if (p.getAsInteger(10, c.decomposeBits) || c.decomposeBits < 1 || c.decomposeBits > 7) return false;
+    } else if (!p.consume_front("d") || p.getAsDouble(c.decomposeDensity) ||
+               !(c.decomposeDensity > 0 && c.decomposeDensity <= 1)) {
+      return false;
+    }
+  }
+  c.decompose = "smartdeal";
+  return true;
 }
 
 int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *help = nullptr) {
@@ -394,6 +422,14 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
     } else if (a == "--sparsify-layers") {
       if (!value(o.compile.sparsifyLayers) || o.compile.sparsifyLayers.find('"') != std::string::npos)
         return usageError("--sparsify-layers takes NAME=N:M|dense,... (names as the report prints them)", help);
+    } else if (a == "--decompose") {
+      if (!value(o.compile.decompose) || !parseDecompose(o.compile))
+        return usageError("--decompose takes smartdeal[:bB][:dD] (B exponent bits in 1..7, D density in (0, 1])",
+                          help);
+    } else if (a == "--decompose-layers") {
+      if (!value(o.compile.decomposeLayers) || o.compile.decomposeLayers.find('"') != std::string::npos)
+        return usageError("--decompose-layers takes NAME=bB:dD[:gG]|dense,... (names as the report prints them)",
+                          help);
     } else if (a == "--butterfly") {
       if (!value(o.compile.butterfly) || llvm::StringRef(o.compile.butterfly).trim(" ,").empty() ||
           o.compile.butterfly.find('"') != std::string::npos)
@@ -435,18 +471,25 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
   if (o.model.empty() && !o.printPipeline) return usageError("no model given", help);
   if (!o.quantize.empty() && o.quantize != "bf16" && o.calibPath.empty() && o.planIn.empty())
     return usageError("--quantize needs calibration data (--calib FILE) or a plan (--plan FILE)", help);
-  if (!o.calibPath.empty() && o.quantize.empty() && o.compile.sparsify.empty() && o.compile.butterfly.empty())
-    return usageError("--calib is used with --quantize, --sparsify or --butterfly", help);
-  // A layer is either N:M sparse or butterfly-factorised.
-  llvm::SmallVector<llvm::StringRef> nmEntries;
-  llvm::StringRef(o.compile.sparsifyLayers).split(nmEntries, ',', -1, false);
-  for (llvm::StringRef e : nmEntries) {
-    llvm::StringRef name = e.rsplit('=').first.trim(), pattern = e.rsplit('=').second.trim();
-    llvm::SmallVector<llvm::StringRef> bfNames;
-    llvm::StringRef(o.compile.butterfly).split(bfNames, ',', -1, false);
-    if (pattern != "dense" && llvm::any_of(bfNames, [&](llvm::StringRef b) { return b.trim() == name; }))
-      return usageError("layer '" + name.str() + "' is named both for N:M sparsity (--sparsify-layers) and "
-                        "for butterfly factorisation (--butterfly): choose one", help);
+  if (!o.calibPath.empty() && o.quantize.empty() && o.compile.sparsify.empty() && o.compile.decompose.empty() &&
+      o.compile.butterfly.empty())
+    return usageError("--calib is used with --quantize, --sparsify, --decompose or --butterfly", help);
+  if (!o.compile.decomposeLayers.empty() && o.compile.decompose.empty())
+    return usageError("--decompose-layers is used with --decompose", help);
+  // A butterfly layer is not also N:M sparse or decomposed.
+  llvm::SmallVector<llvm::StringRef> bfNames;
+  llvm::StringRef(o.compile.butterfly).split(bfNames, ',', -1, false);
+  for (auto [list, what] : {std::pair{&o.compile.sparsifyLayers, "N:M sparsity (--sparsify-layers)"},
+                            std::pair{&o.compile.decomposeLayers, "decomposition (--decompose-layers)"}}) {
+    llvm::SmallVector<llvm::StringRef> entries;
+    llvm::StringRef(*list).split(entries, ',', -1, false);
+    for (llvm::StringRef e : entries) {
+      llvm::StringRef name = e.rsplit('=').first.trim(), setting = e.rsplit('=').second.trim();
+      if (setting != "dense" && llvm::any_of(bfNames, [&](llvm::StringRef b) { return b.trim() == name; }))
+        return usageError("layer '" + name.str() + "' is named both for " + what +
+                              " and for butterfly factorisation (--butterfly): choose one",
+                          help);
+    }
   }
   if (!o.compile.sparsifyLayers.empty() && o.compile.sparsify.empty())
     return usageError("--sparsify-layers is used with --sparsify", help);
@@ -484,13 +527,15 @@ std::string makeTempDir(const std::string &near) {
 /// Imports and compiles; writes the artifact into `dir` (which must exist); with
 /// quantisation options, through kiln::tool::compileQuantized.
 int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
-  // N:M sparsity first (its calibration sees the dense model); quantisation then
-  // calibrates the sparse one.
-  // Butterfly factorisation and N:M sparsity share one Gram calibration of the dense model.
+  // N:M sparsity, decomposition and butterfly factorisation first (their calibration
+  // sees the dense model); quantisation then calibrates the compressed one.
   std::unique_ptr<kiln::tool::WorkDir> gramWork;
+  bool decompose = !o.compile.decompose.empty(), butterfly = !o.compile.butterfly.empty();
   if (!o.compile.sparsify.empty()) o.compile.sparsifyReport = dir + "/" + o.compile.name + ".sparsity.json";
-  if (!o.compile.butterfly.empty()) o.compile.butterflyReport = dir + "/" + o.compile.name + ".butterfly.json";
-  if ((!o.compile.sparsify.empty() || !o.compile.butterfly.empty()) && !o.calibPath.empty()) {
+  if (decompose) o.compile.decomposeReport = dir + "/" + o.compile.name + ".decompose.json";
+  if (butterfly) o.compile.butterflyReport = dir + "/" + o.compile.name + ".butterfly.json";
+  // One calibration build observes the Gram matrices of all their layers.
+  if ((!o.compile.sparsify.empty() || decompose || butterfly) && !o.calibPath.empty()) {
     gramWork = std::make_unique<kiln::tool::WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/gram", "kiln-gram");
     if (int rc = kiln::tool::calibrateGram(o, *gramWork)) return rc;
   }
@@ -505,7 +550,15 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
     }
     artifact.files.push_back(o.compile.name + ".sparsity.json");
   }
-  if (rc == 0 && !o.compile.butterfly.empty()) {
+  if (rc == 0 && decompose) {
+    if (!kiln::tool::printDecomposeReport(o.compile.decomposeReport, artifact.weightsBytes,
+                                          !o.quantize.empty() || !o.planIn.empty(), llvm::outs())) {
+      llvm::errs() << "error: cannot read the decomposition report\n";
+      return 1;
+    }
+    artifact.files.push_back(o.compile.name + ".decompose.json");
+  }
+  if (rc == 0 && butterfly) {
     if (!kiln::tool::printButterflyReport(o.compile.butterflyReport, llvm::outs())) {
       llvm::errs() << "error: cannot read the butterfly report\n";
       return 1;
@@ -513,6 +566,7 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
     artifact.files.push_back(o.compile.name + ".butterfly.json");
   }
   o.compile.sparsifyGram.clear();
+  o.compile.decomposeGram.clear();
   o.compile.butterflyGram.clear();
   return rc;
 }
@@ -670,7 +724,8 @@ Options:
                             the QDQ form of a Kiln quantisation plan (models/export_qdq.py)
   --quantize int8 --calib DATA | --plan FILE   Kiln runs the quantised model (see
                             kiln compile --help)
-  --sparsify, --butterfly, --freeze   Kiln runs the compressed model (as for kiln compile)
+  --sparsify, --decompose, --butterfly, --freeze   Kiln runs the compressed model (as for
+                            kiln compile)
 )";
 
 struct Timing {
@@ -886,7 +941,7 @@ Options:
   --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
   --keep DIR                keep the compiled model and runner in DIR
   --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
-  --sparsify, --sparsify-layers, --butterfly   as for `kiln compile`
+  --sparsify, --sparsify-layers, --decompose, --decompose-layers, --butterfly   as for `kiln compile`
 )";
 
 /// Argmax of each row of a [rows, classes] float .npy output.

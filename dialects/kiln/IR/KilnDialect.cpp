@@ -62,18 +62,17 @@ std::string checkNMIndices(const int8_t *indices, int64_t rows, int64_t k, int64
   return "";
 }
 
-int64_t NMWeightsOp::getRows() {
-  auto shape = getResult().getType().getShape();
-  return getRowsLast() ? shape.back() : shape.front();
+/// Rows and reduction length of a compressed op's dense result: rows first (a filter) or
+/// last (a matmul's right operand).
+static std::pair<int64_t, int64_t> rowsAndReduction(MemRefType result, bool rowsLast) {
+  int64_t rows = rowsLast ? result.getShape().back() : result.getShape().front();
+  return {rows, rows ? result.getNumElements() / rows : 0};
 }
 
-int64_t NMWeightsOp::getReduction() {
-  int64_t rows = getRows();
-  return rows ? getResult().getType().getNumElements() / rows : 0;
-}
+int64_t NMWeightsOp::getRows() { return rowsAndReduction(getType(), getRowsLast()).first; }
+int64_t NMWeightsOp::getReduction() { return rowsAndReduction(getType(), getRowsLast()).second; }
 
-/// The bytes of a constant global that `v` reads, if it does.
-static std::optional<ArrayRef<char>> constantBytes(Operation *from, Value v) {
+std::optional<ArrayRef<char>> constantBytes(Operation *from, Value v) {
   auto get = v.getDefiningOp<memref::GetGlobalOp>();
   if (!get) return std::nullopt;
   auto global = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(from, get.getNameAttr());
@@ -81,7 +80,8 @@ static std::optional<ArrayRef<char>> constantBytes(Operation *from, Value v) {
   if (auto r = dyn_cast<DenseResourceElementsAttr>(*global.getInitialValue()))
     if (AsmResourceBlob *blob = r.getRawHandle().getBlob()) return blob->getData();
   if (auto d = dyn_cast<DenseElementsAttr>(*global.getInitialValue()))
-    if (!d.isSplat()) return d.getRawData();
+    return d.getRawData(); // one element when a splat
+
   return std::nullopt;
 }
 
@@ -105,6 +105,87 @@ LogicalResult NMWeightsOp::verify() {
     std::string why = checkNMIndices(reinterpret_cast<const int8_t *>(bytes->data()), rows, k, n, m);
     if (!why.empty()) return emitOpError("indices: ") << why;
   }
+  return success();
+}
+
+std::string checkSmartDeal(int64_t rows, int64_t positions, int64_t exponentBits, ArrayRef<uint64_t> mask,
+                           ArrayRef<uint32_t> rowStart, int64_t codesBytes, ArrayRef<uint16_t> bases) {
+  const int64_t bits = rows * positions;
+  if (!mask.empty() && bits % 64 && mask.back() >> (bits % 64))
+    return "mask has bits set past the " + std::to_string(bits) + " chunks";
+  if (!rowStart.empty()) {
+    if (rowStart[0] != 0) return "row_start[0] is " + std::to_string(rowStart[0]) + ", not 0";
+    for (int64_t o = 0; o < rows && !mask.empty(); ++o) {
+      int64_t kept = 0;
+      for (int64_t p = o * positions; p < (o + 1) * positions; ++p) kept += (mask[size_t(p / 64)] >> (p % 64)) & 1;
+      if (int64_t(rowStart[size_t(o + 1)]) - int64_t(rowStart[size_t(o)]) != kept)
+        return "row " + std::to_string(o) + " keeps " + std::to_string(kept) + " chunks in the mask but row_start counts " +
+               std::to_string(int64_t(rowStart[size_t(o + 1)]) - int64_t(rowStart[size_t(o)]));
+    }
+    int64_t need = (int64_t(rowStart.back()) * 3 * (exponentBits + 1) + 7) / 8 + 8;
+    if (codesBytes != need)
+      return "codes hold " + std::to_string(codesBytes) + " bytes; " + std::to_string(rowStart.back()) +
+             " kept chunks need " + std::to_string(need) + " (with 8 bytes of padding)";
+  }
+  for (size_t i = 0; i < bases.size(); ++i)
+    if ((bases[i] & 0x7f80) == 0x7f80)
+      return "basis " + std::to_string(i / 9) + " entry " + std::to_string(i % 9) + " is not finite";
+  return "";
+}
+
+int64_t SmartDealWeightsOp::getRows() { return rowsAndReduction(getType(), getRowsLast()).first; }
+int64_t SmartDealWeightsOp::getReduction() { return rowsAndReduction(getType(), getRowsLast()).second; }
+
+std::array<int64_t, 3> SmartDealWeightsOp::getTaps() {
+  auto shape = getResult().getType().getShape();
+  if (!getRowsLast() && shape.size() == 4) return {shape[1], shape[2], shape[3]};
+  return {1, 1, getReduction()};
+}
+
+int64_t SmartDealWeightsOp::getPositions() {
+  auto [kh, kw, c] = getTaps();
+  return isFlat() ? (kh * kw * c + 2) / 3 : kh * c;
+}
+
+int64_t SmartDealWeightsOp::getGroups() {
+  int64_t span = isFlat() ? getPositions() : getTaps()[2];
+  return (span + int64_t(getGroup()) - 1) / int64_t(getGroup());
+}
+
+LogicalResult SmartDealWeightsOp::verify() {
+  auto result = getResult().getType();
+  if (result.getRank() < 2) return emitOpError("result must have rank 2 or more, got ") << result.getRank();
+  if (!result.getElementType().isF32()) return emitOpError("result must be f32");
+  if (getLayout() != "taps3" && getLayout() != "flat")
+    return emitOpError("layout must be \"taps3\" or \"flat\", got \"") << getLayout() << "\"";
+  auto [kh, kw, c] = getTaps();
+  if (!isFlat() && kw != 3)
+    return emitOpError("layout \"taps3\" needs a filter [F, KH, 3, C] (rows first), got ") << result;
+  int64_t b = getExponentBits(), e = getExponentOffset();
+  // Every coefficient 2^(e - t), 0 <= t <= 2^b - 2, must be a normal f32: the rebuild is exact.
+  if (e > 127 || e - ((int64_t(1) << b) - 2) < -126)
+    return emitOpError("exponent_offset ") << e << " with exponent_bits " << b
+                                           << " puts coefficients outside the normal f32 range";
+  const int64_t rows = getRows(), positions = getPositions(), groups = getGroups();
+  auto size = [](Value v) { return cast<MemRefType>(v.getType()).getShape(); };
+  for (Value v : {getMask(), getRowStart(), getCodes(), getBases()})
+    if (!cast<MemRefType>(v.getType()).hasStaticShape()) return emitOpError("operands must have static shapes");
+  if (size(getMask())[0] != (rows * positions + 63) / 64)
+    return emitOpError("mask must hold ceil(") << rows << " rows x " << positions << " chunks / 64) = "
+                                               << (rows * positions + 63) / 64 << " words, got " << size(getMask())[0];
+  if (size(getRowStart())[0] != rows + 1)
+    return emitOpError("row_start must hold rows + 1 = ") << rows + 1 << " counts, got " << size(getRowStart())[0];
+  int64_t maxCodes = (rows * positions * 3 * (b + 1) + 7) / 8 + 8;
+  if (size(getCodes())[0] < 8 || size(getCodes())[0] > maxCodes)
+    return emitOpError("codes must hold 8 to ") << maxCodes << " bytes (every chunk kept, plus 8 of padding), got "
+                                                << size(getCodes())[0];
+  if (size(getBases())[0] != groups || size(getBases())[1] != 9)
+    return emitOpError("bases must be ") << groups << "x9 (" << groups << " groups of a 3x3 basis), got "
+                                         << getBases().getType();
+  std::string why = checkSmartDeal(rows, positions, b, constantArray<uint64_t>(*this, getMask(), size(getMask())[0]),
+                                   constantArray<uint32_t>(*this, getRowStart(), rows + 1), size(getCodes())[0],
+                                   constantArray<uint16_t>(*this, getBases(), groups * 9));
+  if (!why.empty()) return emitOpError(why);
   return success();
 }
 

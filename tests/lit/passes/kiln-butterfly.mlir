@@ -6,6 +6,8 @@
 // RUN: FileCheck %s --check-prefix=ALLREPORT < %t.all.json
 // RUN: kiln-opt %s -kiln-butterfly="layers=fc1" -kiln-quantize="default-bits=16" -kiln-lower-to-kernels | FileCheck %s --check-prefix=QUANT
 // RUN: kiln-opt %s -kiln-butterfly="layers=fc1" -kiln-sparsify-nm="min-reduction=4" | FileCheck %s --check-prefix=NM
+// RUN: kiln-opt %s -kiln-butterfly="layers=fc1" -kiln-decompose="min-reduction=4" | FileCheck %s --check-prefix=SD
+// RUN: not kiln-opt %s -kiln-butterfly="layers=fc1" -kiln-decompose="layers=fc1=b3:d0.75" 2>&1 | FileCheck %s --check-prefix=BOTHSD
 // RUN: not kiln-opt %s -kiln-butterfly="layers=conv1" 2>&1 | FileCheck %s --check-prefix=CONV
 // RUN: not kiln-opt %s -kiln-butterfly="layers=fc1,nope" 2>&1 | FileCheck %s --check-prefix=NOLAYER
 // RUN: not kiln-opt %s -kiln-butterfly="layers=fc1" -kiln-sparsify-nm="layers=fc1=2:4" 2>&1 | FileCheck %s --check-prefix=BOTH
@@ -78,9 +80,17 @@
 // NM: kiln.nm_weights
 // NM-NOT: kiln.nm_weights
 
+// So does SmartDeal decomposition.
+// SD: kiln.smartdeal_weights
+// SD: kiln.butterfly_weights %{{.*}} {rows_last} : memref<2x2x4xf32>
+// SD: kiln.smartdeal_weights
+// SD: kiln.smartdeal_weights
+// SD-NOT: kiln.smartdeal_weights
+
 // CONV: error: loc("conv1"): kiln-butterfly: layer 'conv1' is a convolution; only linear layers (MatMul, Gemm) can be butterfly-factorised
-// NOLAYER: error: kiln-butterfly: the model has no linear layer named 'nope'
+// NOLAYER: error: kiln-butterfly: the model has no layer named 'nope'
 // BOTH: error: loc("fc1"): kiln-sparsify-nm: layer 'fc1' is butterfly-factorised; it cannot also be N:M sparse
+// BOTHSD: error: loc("fc1"): kiln-decompose: layer 'fc1' is butterfly-factorised (kiln-butterfly); it cannot also be decomposed
 
 #bias = affine_map<(b, m, n) -> (n)>
 #id = affine_map<(b, m, n) -> (b, m, n)>

@@ -88,6 +88,136 @@ func.func @bad_bits(%a: memref<1x4x8xf32>, %b: memref<1x8x2xf32>, %c: memref<1x4
 
 // -----
 
+// SmartDeal layouts are "taps3" and "flat".
+func.func @sd_layout(%m: memref<1xi64>, %r: memref<2xi32>, %c: memref<10xi8>, %b: memref<1x9xbf16>) -> memref<1x3xf32> {
+  // expected-error @+1 {{layout must be "taps3" or "flat", got "blocks"}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 1, layout = "blocks"}
+      : memref<1xi64>, memref<2xi32>, memref<10xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
+// taps3 chunks are the three kw taps: a 1x1 filter has none.
+func.func @sd_taps3_1x1(%m: memref<1xi64>, %r: memref<5xi32>, %c: memref<10xi8>, %b: memref<1x9xbf16>) -> memref<4x1x1x8xf32> {
+  // expected-error @+1 {{layout "taps3" needs a filter [F, KH, 3, C] (rows first), got 'memref<4x1x1x8xf32>'}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 8, layout = "taps3"}
+      : memref<1xi64>, memref<5xi32>, memref<10xi8>, memref<1x9xbf16> -> memref<4x1x1x8xf32>
+  return %w : memref<4x1x1x8xf32>
+}
+
+// -----
+
+// Exponent bits are 1..7 (b + 1 bits per code).
+func.func @sd_bits(%m: memref<1xi64>, %r: memref<2xi32>, %c: memref<10xi8>, %b: memref<1x9xbf16>) -> memref<1x3xf32> {
+  // expected-error @+1 {{attribute 'exponent_bits' failed to satisfy constraint}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 8, exponent_offset = 0, group = 1, layout = "flat"}
+      : memref<1xi64>, memref<2xi32>, memref<10xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
+// Every coefficient must be a normal f32 power of two, or the rebuild is not exact.
+func.func @sd_offset(%m: memref<1xi64>, %r: memref<2xi32>, %c: memref<10xi8>, %b: memref<1x9xbf16>) -> memref<1x3xf32> {
+  // expected-error @+1 {{exponent_offset -125 with exponent_bits 3 puts coefficients outside the normal f32 range}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = -125, group = 1, layout = "flat"}
+      : memref<1xi64>, memref<2xi32>, memref<10xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
+// The mask holds a bit per chunk: 8 rows x 48 positions is 6 words.
+func.func @sd_mask_size(%m: memref<4xi64>, %r: memref<9xi32>, %c: memref<10xi8>, %b: memref<4x9xbf16>) -> memref<8x3x3x16xf32> {
+  // expected-error @+1 {{mask must hold ceil(8 rows x 48 chunks / 64) = 6 words, got 4}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 4, layout = "taps3"}
+      : memref<4xi64>, memref<9xi32>, memref<10xi8>, memref<4x9xbf16> -> memref<8x3x3x16xf32>
+  return %w : memref<8x3x3x16xf32>
+}
+
+// -----
+
+// row_start holds rows + 1 running counts.
+func.func @sd_row_start(%m: memref<1xi64>, %r: memref<1xi32>, %c: memref<10xi8>, %b: memref<1x9xbf16>) -> memref<1x3xf32> {
+  // expected-error @+1 {{row_start must hold rows + 1 = 2 counts, got 1}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 1, layout = "flat"}
+      : memref<1xi64>, memref<1xi32>, memref<10xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
+// Codes cannot be longer than every chunk kept needs (1 chunk x 12 bits + 8 bytes).
+func.func @sd_codes_size(%m: memref<1xi64>, %r: memref<2xi32>, %c: memref<11xi8>, %b: memref<1x9xbf16>) -> memref<1x3xf32> {
+  // expected-error @+1 {{codes must hold 8 to 10 bytes (every chunk kept, plus 8 of padding), got 11}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 1, layout = "flat"}
+      : memref<1xi64>, memref<2xi32>, memref<11xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
+// One 3x3 basis per group: 16 channels in groups of 4 are 4 bases.
+func.func @sd_bases(%m: memref<1xi64>, %r: memref<2xi32>, %c: memref<10xi8>, %b: memref<2x9xbf16>) -> memref<1x3x3x16xf32> {
+  // expected-error @+1 {{bases must be 4x9 (4 groups of a 3x3 basis), got 'memref<2x9xbf16>'}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 4, layout = "taps3"}
+      : memref<1xi64>, memref<2xi32>, memref<10xi8>, memref<2x9xbf16> -> memref<1x3x3x16xf32>
+  return %w : memref<1x3x3x16xf32>
+}
+
+// -----
+
+// A constant mask with a bit past the last chunk.
+memref.global "private" constant @sd_mask2 : memref<1xi64> = dense<[3]>
+func.func @sd_mask_tail(%r: memref<2xi32>, %c: memref<10xi8>, %b: memref<1x9xbf16>) -> memref<1x3xf32> {
+  %m = memref.get_global @sd_mask2 : memref<1xi64>
+  // expected-error @+1 {{mask has bits set past the 1 chunks}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 1, layout = "flat"}
+      : memref<1xi64>, memref<2xi32>, memref<10xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
+// Constant row starts must count each row's kept chunks.
+memref.global "private" constant @sd_mask1 : memref<1xi64> = dense<[1]>
+memref.global "private" constant @sd_rows0 : memref<2xi32> = dense<[0, 0]>
+func.func @sd_row_count(%c: memref<10xi8>, %b: memref<1x9xbf16>) -> memref<1x3xf32> {
+  %m = memref.get_global @sd_mask1 : memref<1xi64>
+  %r = memref.get_global @sd_rows0 : memref<2xi32>
+  // expected-error @+1 {{row 0 keeps 1 chunks in the mask but row_start counts 0}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 1, layout = "flat"}
+      : memref<1xi64>, memref<2xi32>, memref<10xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
+// With constant row starts, the codes are exactly as long as the kept chunks need.
+memref.global "private" constant @sd_rows1 : memref<2xi32> = dense<[0, 1]>
+func.func @sd_codes_exact(%m: memref<1xi64>, %c: memref<9xi8>, %b: memref<1x9xbf16>) -> memref<1x3xf32> {
+  %r = memref.get_global @sd_rows1 : memref<2xi32>
+  // expected-error @+1 {{codes hold 9 bytes; 1 kept chunks need 10 (with 8 bytes of padding)}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 1, layout = "flat"}
+      : memref<1xi64>, memref<2xi32>, memref<9xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
+// Constant bases must be finite.
+memref.global "private" constant @sd_inf : memref<1x9xbf16> = dense<[[0x7F80, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]]>
+func.func @sd_basis_inf(%m: memref<1xi64>, %r: memref<2xi32>, %c: memref<10xi8>) -> memref<1x3xf32> {
+  %b = memref.get_global @sd_inf : memref<1x9xbf16>
+  // expected-error @+1 {{basis 0 entry 0 is not finite}}
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 1, layout = "flat"}
+      : memref<1xi64>, memref<2xi32>, memref<10xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
 // A butterfly's size must be a power of two.
 func.func @butterfly_not_pow2(%f: memref<3x2x6xf32>) -> memref<1x6x6xf32> {
   // expected-error @+1 {{butterfly size n = 6 must be a power of two of at least 2}}

@@ -43,6 +43,50 @@ func.func @quant_attr(%a: memref<1x4x8xf32>, %b: memref<1x8x2xf32>, %c: memref<1
 
 // -----
 
+// SmartDeal weights of a 3x3 convolution filter round-trip: taps3, P = KH * C = 48 chunk
+// positions per row, 32 * 48 bits of mask in 24 words, 4 bases of 4 channels each.
+// CHECK-LABEL: func @smartdeal_conv_filter
+// CHECK: kiln.smartdeal_weights %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {exponent_bits = 3 : i64, exponent_offset = 0 : i64, group = 4 : i64, layout = "taps3"} : memref<24xi64>, memref<33xi32>, memref<14xi8>, memref<4x9xbf16> -> memref<32x3x3x16xf32>
+func.func @smartdeal_conv_filter(%m: memref<24xi64>, %r: memref<33xi32>, %c: memref<14xi8>, %b: memref<4x9xbf16>) -> memref<32x3x3x16xf32> {
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 4, layout = "taps3"}
+      : memref<24xi64>, memref<33xi32>, memref<14xi8>, memref<4x9xbf16> -> memref<32x3x3x16xf32>
+  return %w : memref<32x3x3x16xf32>
+}
+
+// -----
+
+// A matmul's right operand (rows last), flat chunks: K = 20 is 7 positions (the last
+// chunk 2 wide), 6 rows, one basis for all 7 positions.
+// CHECK-LABEL: func @smartdeal_matmul_rhs
+// CHECK: kiln.smartdeal_weights {{.*}} {exponent_bits = 2 : i64, exponent_offset = -1 : i64, group = 7 : i64, layout = "flat", rows_last} : memref<1xi64>, memref<7xi32>, memref<20xi8>, memref<1x9xbf16> -> memref<1x20x6xf32>
+func.func @smartdeal_matmul_rhs(%m: memref<1xi64>, %r: memref<7xi32>, %c: memref<20xi8>, %b: memref<1x9xbf16>) -> memref<1x20x6xf32> {
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 2, exponent_offset = -1, group = 7, layout = "flat", rows_last}
+      : memref<1xi64>, memref<7xi32>, memref<20xi8>, memref<1x9xbf16> -> memref<1x20x6xf32>
+  return %w : memref<1x20x6xf32>
+}
+
+// -----
+
+// Constant arrays are checked and accepted when consistent: one row of K = 3, its one
+// chunk kept (mask 1, row_start [0, 1]), 12 bits of codes in 2 bytes + 8 of padding.
+// CHECK-LABEL: func @smartdeal_constants
+// CHECK: kiln.smartdeal_weights
+memref.global "private" constant @sd_mask : memref<1xi64> = dense<[1]>
+memref.global "private" constant @sd_rows : memref<2xi32> = dense<[0, 1]>
+memref.global "private" constant @sd_codes : memref<10xi8> = dense<[1, 2, 0, 0, 0, 0, 0, 0, 0, 0]>
+memref.global "private" constant @sd_bases : memref<1x9xbf16> = dense<[[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]]>
+func.func @smartdeal_constants() -> memref<1x3xf32> {
+  %m = memref.get_global @sd_mask : memref<1xi64>
+  %r = memref.get_global @sd_rows : memref<2xi32>
+  %c = memref.get_global @sd_codes : memref<10xi8>
+  %b = memref.get_global @sd_bases : memref<1x9xbf16>
+  %w = kiln.smartdeal_weights %m, %r, %c, %b {exponent_bits = 3, exponent_offset = 0, group = 1, layout = "flat"}
+      : memref<1xi64>, memref<2xi32>, memref<10xi8>, memref<1x9xbf16> -> memref<1x3xf32>
+  return %w : memref<1x3xf32>
+}
+
+// -----
+
 // Butterfly factors of a 64 x 192 matmul weight (n = 256, 8 stages) round-trip.
 // CHECK-LABEL: func @butterfly_rhs
 // CHECK: kiln.butterfly_weights %{{.*}} {rows_last} : memref<8x2x256xf32> -> memref<1x64x192xf32>

@@ -1,5 +1,5 @@
-//===- Codesign.cpp - What the weight-compressing passes share -------------===//
-#include "passes/codesign/Codesign.h"
+//===- Common.cpp - Gram file reader, constants and reports of the co-design passes ===//
+#include "passes/codesign/Common.h"
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -11,7 +11,17 @@
 
 using namespace mlir;
 
-namespace kiln {
+namespace kiln::codesign {
+
+void forEachPackedLayer(
+    func::FuncOp func, SymbolTable &symbols,
+    llvm::function_ref<void(Operation *, kernels::PackedLayer &, const std::string &, int64_t)> fn) {
+  kernels::LayerNamer namer;
+  int64_t index = 0;
+  func.walk([&](Operation *op) {
+    if (auto layer = kernels::matchPackedLayer(op, symbols)) fn(op, *layer, namer(op), index++);
+  });
+}
 
 LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64_t, Gram> &out) {
   auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
@@ -47,23 +57,8 @@ LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64
   return success();
 }
 
-const Gram *findGram(const std::map<int64_t, Gram> &grams, int64_t id, int64_t k) {
-  auto it = grams.find(id);
-  return it != grams.end() && it->second.k == k && it->second.rows > 0 ? &it->second : nullptr;
-}
-
-void forEachPackedLayer(
-    func::FuncOp func, SymbolTable &symbols,
-    llvm::function_ref<void(Operation *, kernels::PackedLayer &, const std::string &, int64_t)> fn) {
-  kernels::LayerNamer namer;
-  int64_t index = 0;
-  func.walk([&](Operation *op) {
-    if (auto layer = kernels::matchPackedLayer(op, symbols)) fn(op, *layer, namer(op), index++);
-  });
-}
-
-Value weightConstant(OpBuilder &b, ModuleOp module, Location loc, const std::string &name, Type elem,
-                     ArrayRef<int64_t> shape, ArrayRef<char> bytes) {
+Value newConstant(OpBuilder &b, ModuleOp module, Location loc, const std::string &name, Type elem,
+                  ArrayRef<int64_t> shape, ArrayRef<char> bytes) {
   auto type = MemRefType::get(shape, elem);
   {
     OpBuilder::InsertionGuard guard(b);
@@ -76,7 +71,7 @@ Value weightConstant(OpBuilder &b, ModuleOp module, Location loc, const std::str
   return memref::GetGlobalOp::create(b, loc, type, name);
 }
 
-LogicalResult writeLayerReport(ModuleOp module, const std::string &path, llvm::json::Array layers) {
+LogicalResult writeReport(ModuleOp module, const std::string &path, llvm::json::Array layers) {
   std::error_code ec;
   llvm::raw_fd_ostream os(path, ec);
   if (ec) return module.emitError() << "cannot write '" << path << "': " << ec.message();
@@ -84,4 +79,4 @@ LogicalResult writeLayerReport(ModuleOp module, const std::string &path, llvm::j
   return success();
 }
 
-} // namespace kiln
+} // namespace kiln::codesign
