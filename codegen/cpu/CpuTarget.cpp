@@ -137,7 +137,8 @@ static std::string decomposePipeline(const CompileOptions &o, const std::string 
 
 static std::string butterflyPipeline(const CompileOptions &o, const std::string &entry) {
   if (o.butterfly.empty()) return "";
-  std::string p = "kiln-butterfly{" + entry + " layers=\"" + o.butterfly + "\"" + (o.butterflyObserve ? " observe=true" : "");
+  std::string p = "kiln-butterfly{" + entry + " layers=\"" + o.butterfly + "\"";
+  if (o.butterflyObserve) p += " observe=true";
   if (!o.butterflyGram.empty()) p += " gram=\"" + o.butterflyGram + "\"";
   if (!o.butterflyReport.empty()) p += " report=\"" + o.butterflyReport + "\"";
   return p + "},";

@@ -65,8 +65,8 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
     llvm::json::Array report;
     int64_t made = 0;
     bool ok = true;
-    codesign::forEachPackedLayer(func, symbols, [&](Operation *op, kernels::PackedLayer &layer, const std::string &name,
-                                          int64_t id) {
+    codesign::forEachPackedLayer(func, symbols, [&](Operation *op, kernels::PackedLayer &layer,
+                                                    const std::string &name, int64_t id) {
       auto it = named.find(name);
       if (it != named.end()) it->second.second = true;
       if (!all && it == named.end()) return;
@@ -127,10 +127,9 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
       // Next to the dense weights, not before the layer: the bias fill in front of
       // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
       b.setInsertionPointAfterValue(weight);
-      Value factors = codesign::newConstant(b, module, loc, "kiln_butterfly_" + std::to_string(made++), b.getF32Type(),
-                                     {stages, 2, size},
-                                     ArrayRef<char>(reinterpret_cast<const char *>(fit.factors.data()),
-                                                    fit.factors.size() * sizeof(float)));
+      Value factors = codesign::newConstant(
+          b, module, loc, "kiln_butterfly_" + std::to_string(made++), b.getF32Type(), {stages, 2, size},
+          ArrayRef<char>(reinterpret_cast<const char *>(fit.factors.data()), fit.factors.size() * sizeof(float)));
       auto bf = ButterflyWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), factors, b.getUnitAttr());
       op->setOperand(1, bf.getResult());
     });

@@ -218,5 +218,6 @@ void kiln_ref_butterfly_f32(const float *x, int64_t rows, int64_t x_stride, int6
 void kiln_butterfly_decode_f32(const float *factors, int64_t n, int64_t k, int64_t n_out, int32_t rows_last,
                                float *out) {
   for (int64_t i = 0; i < k; ++i)
-    for (int64_t j = 0; j < n_out; ++j) out[rows_last ? i * n_out + j : j * k + i] = (float)path_weight(factors, n, i, j);
+    for (int64_t j = 0; j < n_out; ++j)
+      out[rows_last ? i * n_out + j : j * k + i] = (float)path_weight(factors, n, i, j);
 }
