@@ -42,22 +42,21 @@ struct CompileOptions {
   int quantDefaultBits = 32; ///< precision of layers the plan does not name (16: bf16)
   std::string quantPlan, quantReport;
   /// N:M sparsity (kiln-sparsify-nm): the pattern ("2:4"; empty: none), per-layer
-  /// overrides ("NAME=N:M|dense,..."), calibration Gram file, report path, and a
-  /// calibration build that observes the Gram matrices instead.
-  std::string sparsify, sparsifyLayers, sparsifyGram, sparsifyReport;
-  bool sparsifyObserve = false;
+  /// overrides ("NAME=N:M|dense,..."), report path.
+  std::string sparsify, sparsifyLayers, sparsifyReport;
   /// Weight decomposition (kiln-decompose): the method ("smartdeal"; empty: none), the
   /// setting of layers not named (exponent bits, density), per-layer settings
-  /// ("NAME=bB:dD|dense,..."), calibration Gram file, report path, and a calibration
-  /// build that observes the Gram matrices instead.
-  std::string decompose, decomposeLayers, decomposeGram, decomposeReport;
+  /// ("NAME=bB:dD|dense,..."), report path.
+  std::string decompose, decomposeLayers, decomposeReport;
   int decomposeBits = 3;
   double decomposeDensity = 0.75;
-  bool decomposeObserve = false;
   /// Butterfly factorisation (kiln-butterfly): linear layers ("NAME,..." or "all";
-  /// empty: none), calibration Gram file, report path, calibration build.
-  std::string butterfly, butterflyGram, butterflyReport;
-  bool butterflyObserve = false;
+  /// empty: none), report path.
+  std::string butterfly, butterflyReport;
+  /// What the three passes above share: the calibration Gram file they read, or a
+  /// calibration build in which they observe their layers' Gram matrices instead.
+  std::string compressGram;
+  bool compressObserve = false;
   /// Print the IR after these passes ("all" for every pass) to stderr.
   std::vector<std::string> dumpIrAfter;
 };

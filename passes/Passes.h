@@ -22,6 +22,14 @@ namespace kiln {
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 
+/// The entry function `name` of `module`; null after reporting "no entry function
+/// 'NAME'" on the module (the pass then signals failure).
+inline mlir::func::FuncOp lookupEntry(mlir::ModuleOp module, llvm::StringRef name) {
+  auto func = module.lookupSymbol<mlir::func::FuncOp>(name);
+  if (!func) module.emitError() << "no entry function '" << name << "'";
+  return func;
+}
+
 /// Module attribute names shared by the passes and the code generators.
 inline constexpr const char *kWeightsAttr = "kiln.weights";
 inline constexpr const char *kWeightsSizeAttr = "kiln.weights_size";

@@ -122,26 +122,38 @@ void stripKilnAttributes(ModuleOp module) {
   });
 }
 
+/// The options every weight-compression pass takes: calibration (observe, or the Gram
+/// file) and its report; then the closing "},".
+static std::string compressionTail(const CompileOptions &o, const std::string &report) {
+  std::string p = o.compressObserve ? " observe=true" : "";
+  if (!o.compressGram.empty()) p += " gram=\"" + o.compressGram + "\"";
+  if (!report.empty()) p += " report=\"" + report + "\"";
+  return p + "},";
+}
+
+/// "kiln-sparsify-nm{...}," for the options given, or "" without --sparsify.
+static std::string sparsifyPipeline(const CompileOptions &o, const std::string &entry) {
+  if (o.sparsify.empty()) return "";
+  std::string p = "kiln-sparsify-nm{" + entry + " pattern=\"" + o.sparsify + "\"";
+  if (!o.sparsifyLayers.empty()) p += " layers=\"" + o.sparsifyLayers + "\"";
+  return p + compressionTail(o, o.sparsifyReport);
+}
+
 /// "kiln-decompose{...}," for the options given, or "" without --decompose.
 static std::string decomposePipeline(const CompileOptions &o, const std::string &entry) {
   if (o.decompose.empty()) return "";
   char density[32];
   std::snprintf(density, sizeof density, "%.9g", o.decomposeDensity);
   std::string p = "kiln-decompose{" + entry + " method=" + o.decompose + " exponent-bits=" +
-                  std::to_string(o.decomposeBits) + " density=" + density + (o.decomposeObserve ? " observe=true" : "");
+                  std::to_string(o.decomposeBits) + " density=" + density;
   if (!o.decomposeLayers.empty()) p += " layers=\"" + o.decomposeLayers + "\"";
-  if (!o.decomposeGram.empty()) p += " gram=\"" + o.decomposeGram + "\"";
-  if (!o.decomposeReport.empty()) p += " report=\"" + o.decomposeReport + "\"";
-  return p + "},";
+  return p + compressionTail(o, o.decomposeReport);
 }
 
+/// "kiln-butterfly{...}," for the options given, or "" without --butterfly.
 static std::string butterflyPipeline(const CompileOptions &o, const std::string &entry) {
   if (o.butterfly.empty()) return "";
-  std::string p = "kiln-butterfly{" + entry + " layers=\"" + o.butterfly + "\"";
-  if (o.butterflyObserve) p += " observe=true";
-  if (!o.butterflyGram.empty()) p += " gram=\"" + o.butterflyGram + "\"";
-  if (!o.butterflyReport.empty()) p += " report=\"" + o.butterflyReport + "\"";
-  return p + "},";
+  return "kiln-butterfly{" + entry + " layers=\"" + o.butterfly + "\"" + compressionTail(o, o.butterflyReport);
 }
 
 class CpuTarget : public Target {
@@ -159,14 +171,7 @@ public:
       if (!o.quantReport.empty()) quantize += " report=\"" + o.quantReport + "\"";
       quantize += "},";
     }
-    std::string sparsify;
-    if (!o.sparsify.empty()) {
-      sparsify = "kiln-sparsify-nm{" + e + " pattern=\"" + o.sparsify + "\"" + (o.sparsifyObserve ? " observe=true" : "");
-      if (!o.sparsifyLayers.empty()) sparsify += " layers=\"" + o.sparsifyLayers + "\"";
-      if (!o.sparsifyGram.empty()) sparsify += " gram=\"" + o.sparsifyGram + "\"";
-      if (!o.sparsifyReport.empty()) sparsify += " report=\"" + o.sparsifyReport + "\"";
-      sparsify += "},";
-    }
+    std::string sparsify = sparsifyPipeline(o, e);
     std::string decompose = decomposePipeline(o, e);
     std::string butterfly = butterflyPipeline(o, e);
     return "func.func(tosa-optional-decompositions),canonicalize,func.func(tosa-reduce-transposes),"

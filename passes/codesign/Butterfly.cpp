@@ -39,11 +39,8 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto func = module.lookupSymbol<func::FuncOp>(entryName);
-    if (!func) {
-      module.emitError() << "no entry function '" << entryName << "'";
-      return signalPassFailure();
-    }
+    auto func = lookupEntry(module, entryName);
+    if (!func) return signalPassFailure();
     if (maxIterations < 1) {
       module.emitError() << "kiln-butterfly: max-iterations must be at least 1, got " << maxIterations;
       return signalPassFailure();
@@ -122,14 +119,10 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
       }
       report.push_back(std::move(row));
 
-      Value weight = kernels::weightOperand(op);
       Location loc = op->getLoc();
-      // Next to the dense weights, not before the layer: the bias fill in front of
-      // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
-      b.setInsertionPointAfterValue(weight);
-      Value factors = codesign::newConstant(
-          b, module, loc, "kiln_butterfly_" + std::to_string(made++), b.getF32Type(), {stages, 2, size},
-          ArrayRef<char>(reinterpret_cast<const char *>(fit.factors.data()), fit.factors.size() * sizeof(float)));
+      Value weight = codesign::atWeights(b, op);
+      Value factors = codesign::newConstant(b, module, loc, "kiln_butterfly_" + std::to_string(made++),
+                                            b.getF32Type(), {stages, 2, size}, codesign::bytesOf(fit.factors));
       auto bf = ButterflyWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), factors, b.getUnitAttr());
       op->setOperand(1, bf.getResult());
     });

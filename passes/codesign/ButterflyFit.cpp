@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "passes/codesign/ButterflyFit.h"
+#include "Numerics.h"
 
 #include <algorithm>
 #include <cassert>
@@ -114,26 +115,6 @@ private:
   std::vector<double> X_;     // activations after each stage, (L + 1) x rows x n
   std::vector<double> G_, G2_; // loss gradient wrt the current stage's output / input
 };
-
-// In-place lower Cholesky of the K x K matrix A; false when a pivot is not positive.
-bool cholesky(std::vector<double> &A, int64_t K) {
-  for (int64_t j = 0; j < K; ++j) {
-    double *rj = &A[size_t(j * K)];
-    double d = rj[j];
-    for (int64_t k = 0; k < j; ++k) d -= rj[k] * rj[k];
-    if (!(d > 0)) return false;
-    d = std::sqrt(d);
-    rj[j] = d;
-    for (int64_t i = j + 1; i < K; ++i) {
-      double *ri = &A[size_t(i * K)];
-      double s = ri[j];
-      for (int64_t k = 0; k < j; ++k) s -= ri[k] * rj[k];
-      ri[j] = s / d;
-    }
-    for (int64_t k = j + 1; k < K; ++k) rj[k] = 0;
-  }
-  return true;
-}
 
 // Unconstrained L-BFGS with an Armijo backtracking line search: every accepted step
 // lowers the loss, so the history is non-increasing.
@@ -272,7 +253,7 @@ ButterflyFitResult fitButterfly(const std::vector<float> &W, int64_t K, int64_t 
     for (double ridge = options.gramRidge;; ridge *= 100) {
       C = *gram;
       for (int64_t i = 0; i < K; ++i) C[size_t(i * K + i)] += std::max(ridge, 1e-300) * meanDiag;
-      if (cholesky(C, K)) break;
+      if (codesign::cholesky(C, K)) break;
       assert(ridge < 1e6 && "Gram matrix is not symmetric positive semidefinite");
     }
     for (int64_t r = 0; r < K; ++r)

@@ -23,6 +23,15 @@ void forEachPackedLayer(
   });
 }
 
+std::optional<NMPattern> parseNMPattern(llvm::StringRef s) {
+  s = s.trim();
+  if (s == "dense") return NMPattern{};
+  auto [a, b] = s.split(':');
+  int64_t n, m;
+  if (a.getAsInteger(10, n) || b.getAsInteger(10, m) || n < 1 || m < 2 || m > 16 || n >= m) return std::nullopt;
+  return NMPattern{n, m};
+}
+
 LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64_t, Gram> &out) {
   auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
   if (!buf) return module.emitError() << "cannot read the calibration Gram file '" << path << "'";
@@ -47,10 +56,11 @@ LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64
     } else if (g.k != k) {
       return module.emitError() << "calibration Gram file '" << path << "': layer " << id << " has two sizes";
     }
-    const double *src = reinterpret_cast<const double *>(data.data() + at);
-    std::vector<double> tmp(size_t(k * k));
-    std::memcpy(tmp.data(), src, tmp.size() * 8);
-    for (size_t i = 0; i < tmp.size(); ++i) g.sum[i] += tmp[i];
+    for (size_t i = 0; i < g.sum.size(); ++i) { // the data need not be aligned for double
+      double v;
+      std::memcpy(&v, data.data() + at + i * 8, 8);
+      g.sum[i] += v;
+    }
     g.rows += rows;
     at += size_t(k * k) * 8;
   }
@@ -69,6 +79,12 @@ Value newConstant(OpBuilder &b, ModuleOp module, Location loc, const std::string
                              b.getUnitAttr(), b.getI64IntegerAttr(64));
   }
   return memref::GetGlobalOp::create(b, loc, type, name);
+}
+
+Value atWeights(OpBuilder &b, Operation *op) {
+  Value weight = kernels::weightOperand(op);
+  b.setInsertionPointAfterValue(weight);
+  return weight;
 }
 
 LogicalResult writeReport(ModuleOp module, const std::string &path, llvm::json::Array layers) {

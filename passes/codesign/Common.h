@@ -32,6 +32,13 @@ struct Gram {
   std::vector<double> sum; ///< k x k, row-major, symmetric
 };
 
+/// An N:M pattern: keep n of every m consecutive weights (n = 0: dense).
+struct NMPattern {
+  int64_t n = 0, m = 0;
+};
+/// "N:M" (1 <= N < M <= 16) or "dense" (kiln-sparsify-nm's options, kiln --sparsify).
+std::optional<NMPattern> parseNMPattern(llvm::StringRef s);
+
 /// Reads `path` into `out` (by layer index); errors are reported on `module`.
 mlir::LogicalResult readGrams(mlir::ModuleOp module, const std::string &path, std::map<int64_t, Gram> &out);
 
@@ -52,6 +59,17 @@ void forEachPackedLayer(
 /// aligned), and its memref.get_global where `b` stands.
 mlir::Value newConstant(mlir::OpBuilder &b, mlir::ModuleOp module, mlir::Location loc, const std::string &name,
                         mlir::Type elem, llvm::ArrayRef<int64_t> shape, llvm::ArrayRef<char> bytes);
+
+/// `v`'s elements as the bytes newConstant takes.
+template <typename T> llvm::ArrayRef<char> bytesOf(const std::vector<T> &v) {
+  return llvm::ArrayRef<char>(reinterpret_cast<const char *>(v.data()), v.size() * sizeof(T));
+}
+
+/// Sets `b` where a pass builds the compressed form of `op`'s weights and returns the
+/// dense weight operand it replaces: right after the dense weights are read, not before
+/// the layer, so that the bias fill in front of the layer stays its neighbour for
+/// kiln-lower-to-kernels to fuse.
+mlir::Value atWeights(mlir::OpBuilder &b, mlir::Operation *op);
 
 /// Per-layer settings from a pass's `layers` option, "NAME=SETTING,...": by name, the
 /// setting and whether the model has a layer of that name (set by the pass).

@@ -73,20 +73,17 @@ std::optional<Setting> parseSetting(llvm::StringRef s, const Setting &defaults) 
   return out;
 }
 
-template <typename T> ArrayRef<char> bytesOf(const std::vector<T> &v) {
-  return ArrayRef<char>(reinterpret_cast<const char *>(v.data()), v.size() * sizeof(T));
-}
+using codesign::bytesOf;
 
 struct DecomposePass : impl::KilnDecomposeBase<DecomposePass> {
   using Base::Base;
 
-  /// The four constants of `f` and the kiln.smartdeal_weights that reads them, next to
-  /// the dense weights `weight` of `op` (not before the layer: the bias fill in front of
-  /// the layer stays its neighbour, for kiln-lower-to-kernels to fuse).
-  SmartDealWeightsOp materialize(OpBuilder &b, ModuleOp module, Operation *op, Value weight,
-                                 const codesign::SmartDealFormat &f, const std::string &base) {
+  /// The four constants of `f` and the kiln.smartdeal_weights that reads them, where
+  /// codesign::atWeights puts them.
+  SmartDealWeightsOp materialize(OpBuilder &b, ModuleOp module, Operation *op, const codesign::SmartDealFormat &f,
+                                 const std::string &base) {
     Location loc = op->getLoc();
-    b.setInsertionPointAfterValue(weight);
+    Value weight = codesign::atWeights(b, op);
     const kiln_smartdeal_t &h = f.header;
     Value mask = codesign::newConstant(b, module, loc, base + "_mask", b.getI64Type(), {int64_t(f.mask.size())},
                                        bytesOf(f.mask));
@@ -105,11 +102,8 @@ struct DecomposePass : impl::KilnDecomposeBase<DecomposePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto func = module.lookupSymbol<func::FuncOp>(entryName);
-    if (!func) {
-      module.emitError() << "no entry function '" << entryName << "'";
-      return signalPassFailure();
-    }
+    auto func = lookupEntry(module, entryName);
+    if (!func) return signalPassFailure();
     if (method != "smartdeal") {
       module.emitError() << "kiln-decompose: method '" << method << "' is not known (smartdeal)";
       return signalPassFailure();
@@ -202,7 +196,7 @@ struct DecomposePass : impl::KilnDecomposeBase<DecomposePass> {
       row["chunks"] = layer.m * kiln_smartdeal_positions(&h);
       row["bytes"] = r.bytes;
       report.push_back(std::move(row));
-      auto sd = materialize(b, module, op, weight, r.format, "kiln_smartdeal_" + std::to_string(made++));
+      auto sd = materialize(b, module, op, r.format, "kiln_smartdeal_" + std::to_string(made++));
       op->setOperand(1, sd.getResult());
     });
     if (!ok || failed(codesign::checkLayersFound(module, "kiln-decompose", perLayer))) return signalPassFailure();

@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------------------===//
 #include "SmartDeal.h"
+#include "Numerics.h"
 
 #include <algorithm>
 #include <array>
@@ -458,28 +459,6 @@ struct Decomposer {
   }
 };
 
-// tr(D H D^T) for D = a - b (rows[m][k]), in double; H = I without a Gram.
-double weightedEnergy(const std::vector<float> &a, const std::vector<float> *b, int64_t m, int64_t k,
-                      const std::vector<double> *gram) {
-  double total = 0;
-  std::vector<double> d(static_cast<size_t>(k));
-  for (int64_t o = 0; o < m; ++o) {
-    for (int64_t i = 0; i < k; ++i) d[size_t(i)] = double(a[size_t(o * k + i)]) - (b ? double((*b)[size_t(o * k + i)]) : 0.0);
-    if (!gram) {
-      for (double v : d) total += v * v;
-      continue;
-    }
-    for (int64_t i = 0; i < k; ++i) {
-      if (d[size_t(i)] == 0) continue;
-      const double *hr = &(*gram)[size_t(i * k)];
-      double s = 0;
-      for (int64_t j = 0; j < k; ++j) s += hr[j] * d[size_t(j)];
-      total += d[size_t(i)] * s;
-    }
-  }
-  return total;
-}
-
 } // namespace
 
 kiln_smartdeal_t SmartDealFormat::view() const {
@@ -582,20 +561,20 @@ SmartDealResult decomposeSmartDeal(const std::vector<float> &rows, int64_t m, in
 
   SmartDealResult result;
   result.int8Bytes = m * k + 4 * m;
-  const double signal = weightedEnergy(rows, nullptr, m, k, gram);
-  const double plain = gram ? weightedEnergy(rows, nullptr, m, k, nullptr) : signal;
+  const double signal = gramEnergy(rows, nullptr, m, k, gram);
+  const double plain = gram ? gramEnergy(rows, nullptr, m, k, nullptr) : signal;
   double best = INFINITY;
   auto evaluate = [&]() { // decode exactly as the runtime does; keep the best round
     SmartDealFormat f = dec.pack();
     kiln_smartdeal_t v = f.view();
     std::vector<float> rebuilt(size_t(m * k));
     kiln_smartdeal_decode(&v, rebuilt.data());
-    double err = signal > 0 ? std::sqrt(weightedEnergy(rows, &rebuilt, m, k, gram) / signal) : 0;
+    double err = signal > 0 ? std::sqrt(gramEnergy(rows, &rebuilt, m, k, gram) / signal) : 0;
     result.history.push_back(err);
     if (err < best) {
       best = err;
       result.outputError = err;
-      result.weightError = plain > 0 ? std::sqrt(weightedEnergy(rows, &rebuilt, m, k, nullptr) / plain) : 0;
+      result.weightError = plain > 0 ? std::sqrt(gramEnergy(rows, &rebuilt, m, k, nullptr) / plain) : 0;
       result.rebuilt = std::move(rebuilt);
       result.format = std::move(f);
     }

@@ -18,6 +18,7 @@
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
 #include "passes/codesign/Common.h"
+#include "passes/codesign/Numerics.h"
 #include "passes/cpu/KernelMatch.h"
 
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -41,37 +42,8 @@ using namespace mlir;
 namespace kiln {
 namespace {
 
-struct Pattern {
-  int64_t n = 0, m = 0; ///< n = 0: dense
-};
-
-/// "N:M" (1 <= N < M <= 16) or "dense".
-std::optional<Pattern> parsePattern(llvm::StringRef s) {
-  s = s.trim();
-  if (s == "dense") return Pattern{};
-  auto [a, b] = s.split(':');
-  int64_t n, m;
-  if (a.getAsInteger(10, n) || b.getAsInteger(10, m) || n < 1 || m < 2 || m > 16 || n >= m) return std::nullopt;
-  return Pattern{n, m};
-}
-
-/// In-place Cholesky factor (lower) of a symmetric positive definite a[k][k].
-bool cholesky(std::vector<double> &a, int64_t k) {
-  for (int64_t j = 0; j < k; ++j) {
-    double d = a[j * k + j];
-    for (int64_t p = 0; p < j; ++p) d -= a[j * k + p] * a[j * k + p];
-    if (!(d > 0)) return false;
-    d = std::sqrt(d);
-    a[j * k + j] = d;
-    for (int64_t i = j + 1; i < k; ++i) {
-      double s = a[i * k + j];
-      for (int64_t p = 0; p < j; ++p) s -= a[i * k + p] * a[j * k + p];
-      a[i * k + j] = s / d;
-    }
-    for (int64_t i = 0; i < j; ++i) a[i * k + j] = 0;
-  }
-  return true;
-}
+using codesign::cholesky;
+using Pattern = codesign::NMPattern;
 
 /// U with H^-1 = U^T U (upper triangular), for H symmetric positive definite.
 bool inverseCholeskyUpper(const std::vector<double> &h, int64_t k, std::vector<double> &u) {
@@ -162,19 +134,16 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto func = module.lookupSymbol<func::FuncOp>(entryName);
-    if (!func) {
-      module.emitError() << "no entry function '" << entryName << "'";
-      return signalPassFailure();
-    }
-    auto fallback = parsePattern(pattern);
+    auto func = lookupEntry(module, entryName);
+    if (!func) return signalPassFailure();
+    auto fallback = codesign::parseNMPattern(pattern);
     if (!fallback) {
       module.emitError() << "kiln-sparsify-nm: pattern '" << pattern << "' is not N:M with 1 <= N < M <= 16 or 'dense'";
       return signalPassFailure();
     }
     // Per-layer overrides: "NAME=N:M" or "NAME=dense", comma separated.
     auto inputs = codesign::readLayerInputs<Pattern>(module, "kiln-sparsify-nm", layers, "NAME=N:M or NAME=dense",
-                                                     parsePattern, gramPath);
+                                                     codesign::parseNMPattern, gramPath);
     if (failed(inputs)) return signalPassFailure();
     auto &perLayer = inputs->layers;
     auto &grams = inputs->grams;
@@ -243,34 +212,14 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       }
       Pruned pr = prune(w, layer.m, k, p, u.empty() ? nullptr : &u);
       // Errors: weights, and the layer's output on the calibration data.
-      double wsig = 0, wnoise = 0;
-      for (size_t i = 0; i < layer.rows.size(); ++i) {
-        double d = double(layer.rows[i]) - pr.dense[i];
-        wsig += double(layer.rows[i]) * layer.rows[i];
-        wnoise += d * d;
-      }
+      double wsig = codesign::gramEnergy(layer.rows, nullptr, layer.m, k, nullptr);
+      double wnoise = codesign::gramEnergy(layer.rows, &pr.dense, layer.m, k, nullptr);
       row["pattern"] = std::to_string(p.n) + ":" + std::to_string(p.m);
       row["method"] = pr.reconstructed ? "reconstruction" : "magnitude";
       row["weight_rel_error"] = wsig > 0 ? std::sqrt(wnoise / wsig) : 0.0;
       if (gram) {
-        double osig = 0, onoise = 0;
-        std::vector<double> d(static_cast<size_t>(k)), x(static_cast<size_t>(k));
-        for (int64_t r = 0; r < layer.m; ++r) {
-          for (int64_t i = 0; i < k; ++i) {
-            x[i] = layer.rows[size_t(r * k + i)];
-            d[i] = x[i] - pr.dense[size_t(r * k + i)];
-          }
-          for (int64_t i = 0; i < k; ++i) {
-            const double *hr = gram->sum.data() + i * k;
-            double hx = 0, hd = 0;
-            for (int64_t j = 0; j < k; ++j) {
-              hx += hr[j] * x[j];
-              hd += hr[j] * d[j];
-            }
-            osig += x[i] * hx;
-            onoise += d[i] * hd;
-          }
-        }
+        double osig = codesign::gramEnergy(layer.rows, nullptr, layer.m, k, &gram->sum);
+        double onoise = codesign::gramEnergy(layer.rows, &pr.dense, layer.m, k, &gram->sum);
         row["output_rel_error"] = osig > 0 ? std::sqrt(std::max(0.0, onoise) / osig) : 0.0;
         row["calibration_rows"] = gram->rows;
       }
@@ -279,17 +228,13 @@ struct SparsifyNMPass : impl::KilnSparsifyNMBase<SparsifyNMPass> {
       row["sparse_bytes"] = layer.m * per * 5;
       report.push_back(std::move(row));
 
-      Value weight = kernels::weightOperand(op);
       Location loc = op->getLoc();
-      // Next to the dense weights, not before the layer: the bias fill in front of
-      // the layer stays its neighbour, for kiln-lower-to-kernels to fuse.
-      b.setInsertionPointAfterValue(weight);
+      Value weight = codesign::atWeights(b, op);
       std::string base = "kiln_nm_" + std::to_string(made++);
       Value values = codesign::newConstant(b, module, loc, base + "_values", b.getF32Type(), {layer.m, per},
-                              ArrayRef<char>(reinterpret_cast<const char *>(pr.values.data()), pr.values.size() * 4));
-      Value indices =
-          codesign::newConstant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer.m, per},
-                   ArrayRef<char>(reinterpret_cast<const char *>(pr.indices.data()), pr.indices.size()));
+                                           codesign::bytesOf(pr.values));
+      Value indices = codesign::newConstant(b, module, loc, base + "_indices", b.getIntegerType(8), {layer.m, per},
+                                            codesign::bytesOf(pr.indices));
       auto nm = NMWeightsOp::create(b, loc, cast<MemRefType>(weight.getType()), values, indices,
                                     b.getI64IntegerAttr(p.n), b.getI64IntegerAttr(p.m),
                                     isa<linalg::BatchMatmulOp>(op) ? b.getUnitAttr() : UnitAttr());

@@ -88,20 +88,9 @@ static std::optional<NMWeights> nmWeights(Value v, SymbolTable &symbols, std::ve
   auto nm = v.getDefiningOp<NMWeightsOp>();
   if (!nm) return std::nullopt;
   auto values = constantData(nm.getValues(), symbols);
-  auto get = nm.getIndices().getDefiningOp<memref::GetGlobalOp>();
-  auto global = get ? symbols.lookup<memref::GlobalOp>(get.getName()) : memref::GlobalOp();
-  if (!values || !global || !global.getConstant() || !global.getInitialValue()) return std::nullopt;
-  std::vector<uint8_t> indices;
-  if (auto r = dyn_cast<DenseResourceElementsAttr>(*global.getInitialValue())) {
-    AsmResourceBlob *blob = r.getRawHandle().getBlob();
-    if (!blob) return std::nullopt;
-    indices.assign(blob->getData().begin(), blob->getData().end());
-  } else if (auto d = dyn_cast<DenseIntElementsAttr>(*global.getInitialValue())) {
-    for (const APInt &x : d.getValues<APInt>()) indices.push_back(uint8_t(x.getZExtValue()));
-  } else {
-    return std::nullopt;
-  }
-  if (indices.size() != values->size()) return std::nullopt;
+  if (!values) return std::nullopt;
+  auto indices = constantArray<uint8_t>(nm, nm.getIndices(), int64_t(values->size()));
+  if (indices.empty()) return std::nullopt;
   int64_t r = nm.getRows(), k = nm.getReduction();
   rows.assign(size_t(r * k), 0.f);
   kiln_nm_decode_f32(values->data(), indices.data(), rows.data(), r, k, int32_t(nm.getN()), int32_t(nm.getM()), 0);
@@ -499,6 +488,12 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     return LLVM::IntToPtrOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()), ValueRange{i64});
   }
 
+  /// The address of `memref`, or a null pointer when there is none (an optional bias).
+  Value pointerOrNull(OpBuilder &b, Location loc, Value memref) {
+    if (memref) return pointer(b, loc, memref);
+    return LLVM::ZeroOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()));
+  }
+
   /// A kiln_conv_geometry_t as a constant global kept in the object; returns its address.
   Value geometry(OpBuilder &b, Location loc, ArrayRef<int64_t> given) {
     // kiln_conv_geometry_t: 14 fields of shape and strides, then 4 of implicit padding.
@@ -578,8 +573,7 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     std::memcpy(&gg, geom.data(), std::min(sizeof gg, geom.size() * sizeof(int64_t)));
     auto scratchType = MemRefType::get({kiln_conv2d_bf16_scratch_bytes(&gg)}, b.getIntegerType(8));
     Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
-    auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
-    Value biasPtr = bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+    Value biasPtr = pointerOrNull(b, loc, bias);
     int32_t flags = (bias ? 0 : KILN_S8_ACCUMULATE) | (clamp ? KILN_S8_CLAMP : 0);
     call(b, loc, "kiln_conv2d_nhwc_bf16_packed",
          {inPtr, pointer(b, loc, scratch), pointer(b, loc, readGlobal(b, loc, bytes)), biasPtr, outPtr, g,
@@ -644,8 +638,7 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     std::memcpy(&gg, geom.data(), std::min(sizeof gg, geom.size() * sizeof(int64_t)));
     auto scratchType = MemRefType::get({kiln_conv2d_nm_scratch_bytes(&gg, int32_t(nm.m))}, b.getIntegerType(8));
     Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
-    auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
-    Value biasPtr = bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+    Value biasPtr = pointerOrNull(b, loc, bias);
     int32_t flags = (bias ? 0 : KILN_S8_ACCUMULATE) | (clamp ? KILN_S8_CLAMP : 0);
     call(b, loc, "kiln_conv2d_nhwc_f32_nm",
          {inPtr, pointer(b, loc, readGlobal(b, loc, packed)), pointer(b, loc, readGlobal(b, loc, positions)), outPtr, g,
@@ -684,33 +677,33 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     Value header = smartDealHeader(b, loc, cast<SmartDealWeightsOp>(sd.op), sd.header);
     auto scratchType = MemRefType::get({kiln_conv2d_smartdeal_scratch_bytes(&sd.header)}, b.getIntegerType(8));
     Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
-    auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
-    Value biasPtr = bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+    Value biasPtr = pointerOrNull(b, loc, bias);
     call(b, loc, "kiln_conv2d_nhwc_smartdeal_f32",
          {inPtr, header, pointer(b, loc, scratch), outPtr, g, biasPtr, i32(b, loc, clamp ? 1 : 0),
           f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
   }
 
   /// SmartDeal weights no kernel took (another consumer, or a layer matchPackedLayer
-  /// does not run): decoded at run time into a dense buffer of the op's type.
-  void decodeSmartDeal(OpBuilder &b, SmartDealWeightsOp sd) {
+  /// does not run): decoded at run time, where `b` stands, into a new dense buffer of
+  /// the op's type, which it returns.
+  Value decodeSmartDeal(OpBuilder &b, SmartDealWeightsOp sd) {
     Location loc = sd.getLoc();
-    b.setInsertionPoint(sd);
     Value header = smartDealHeader(b, loc, sd, smartDealFields(sd));
     Value dense = memref::AllocOp::create(b, loc, sd.getType(), b.getI64IntegerAttr(64));
     if (!sd.getRowsLast()) {
       call(b, loc, "kiln_smartdeal_decode", {header, pointer(b, loc, dense)});
-    } else { // the decoder writes rows[R][K]: transpose into [..., R]
-      int64_t r = sd.getRows(), k = sd.getReduction();
-      Value rows = memref::AllocOp::create(b, loc, MemRefType::get({r, k}, b.getF32Type()), b.getI64IntegerAttr(64));
-      call(b, loc, "kiln_smartdeal_decode", {header, pointer(b, loc, rows)});
-      int64_t rank = sd.getType().getRank();
-      SmallVector<ReassociationIndices> assoc{ReassociationIndices{}, ReassociationIndices{rank - 1}};
-      for (int64_t i = 0; i + 1 < rank; ++i) assoc[0].push_back(i);
-      Value kr = memref::CollapseShapeOp::create(b, loc, dense, assoc);
-      linalg::TransposeOp::create(b, loc, rows, kr, ArrayRef<int64_t>{1, 0});
+      return dense;
     }
-    sd.getResult().replaceAllUsesWith(dense);
+    // The decoder writes rows[R][K]: transpose into [..., R].
+    int64_t r = sd.getRows(), k = sd.getReduction();
+    Value rows = memref::AllocOp::create(b, loc, MemRefType::get({r, k}, b.getF32Type()), b.getI64IntegerAttr(64));
+    call(b, loc, "kiln_smartdeal_decode", {header, pointer(b, loc, rows)});
+    int64_t rank = sd.getType().getRank();
+    SmallVector<ReassociationIndices> assoc{ReassociationIndices{}, ReassociationIndices{rank - 1}};
+    for (int64_t i = 0; i + 1 < rank; ++i) assoc[0].push_back(i);
+    Value kr = memref::CollapseShapeOp::create(b, loc, dense, assoc);
+    linalg::TransposeOp::create(b, loc, rows, kr, ArrayRef<int64_t>{1, 0});
+    return dense;
   }
 
   /// The butterfly form of a matmul (kiln.butterfly_weights, no quantisation): the
@@ -732,13 +725,12 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     auto scratchType = MemRefType::get({kiln_butterfly_scratch_floats(rows, bf.n)}, b.getF32Type());
     Value scratch = memref::AllocOp::create(b, loc, scratchType, b.getI64IntegerAttr(64));
     Value factors = readGlobal(b, loc, bf.factors);
-    auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
     auto i64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v).getResult(); };
     int32_t flags = (bias ? 0 : KILN_BUTTERFLY_ACCUMULATE) | (clamp ? KILN_BUTTERFLY_CLAMP : 0);
     for (int64_t c = 0; c < calls; ++c)
       call(b, loc, "kiln_butterfly_f32",
            {pointer(b, loc, in, offset + c * strides[0]), i64(rows), i64(xStride), i64(k), pointer(b, loc, factors),
-            i64(bf.n), bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult(),
+            i64(bf.n), pointerOrNull(b, loc, bias),
             pointer(b, loc, out, c * m * n), i64(n), i64(n), pointer(b, loc, scratch), i32(b, loc, flags),
             f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
   }
@@ -753,11 +745,8 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     module = getOperation();
     packedByHash.clear();
     packedCount = geometryCount = 0;
-    auto func = module.lookupSymbol<func::FuncOp>(entryName);
-    if (!func) {
-      module.emitError() << "no entry function '" << entryName << "'";
-      return signalPassFailure();
-    }
+    auto func = lookupEntry(module, entryName);
+    if (!func) return signalPassFailure();
     SymbolTable symbols(module);
     OpBuilder b(module.getContext());
     SmallVector<Operation *> done, deadPadding;
@@ -819,8 +808,7 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
             shadow = memref::AllocOp::create(b, loc, MemRefType::get(outType.getShape(), outType.getElementType()),
                                              b.getI64IntegerAttr(64));
             Value packed = readGlobal(b, loc, pack(layer->rows, layer->m, layer->taps * layer->c));
-            auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
-            Value biasPtr = biasData ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+            Value biasPtr = pointerOrNull(b, loc, biasData ? bias : Value());
             if (!biasData) memref::CopyOp::create(b, loc, out, shadow); // both accumulate onto out's values
             call(b, loc, "kiln_conv2d_nhwc_f32_packed_fused",
                  {inPtr, pointer(b, loc, packed), pointer(b, loc, shadow), g, biasPtr, i32(b, loc, clamp ? 1 : 0),
@@ -853,8 +841,7 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           if (clamp) done.push_back(next);
         } else if (bias || clamp) {
           Value packed = readGlobal(b, loc, pack(layer->rows, layer->m, layer->taps * layer->c));
-          auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
-          Value biasPtr = bias ? pointer(b, loc, bias) : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+          Value biasPtr = pointerOrNull(b, loc, bias);
           call(b, loc, "kiln_conv2d_nhwc_f32_packed_fused",
                {inPtr, pointer(b, loc, packed), outPtr, g, biasPtr, i32(b, loc, clamp ? 1 : 0),
                 f32(b, loc, clamp ? clamp->first : 0.f), f32(b, loc, clamp ? clamp->second : 0.f)});
@@ -933,15 +920,14 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     for (Operation *op : deadPadding) op->erase();
     // Compressed weights that a kernel did not take (another consumer, a quantised
     // layer) are decoded into a dense buffer where they stand.
+    // decode(w) writes w's dense form into a new buffer where w stands and returns it.
     auto decodeLeftovers = [&](auto kind, auto decode) {
       SmallVector<decltype(kind)> ops;
       func.walk([&](decltype(kind) w) { ops.push_back(w); });
       for (auto w : ops) {
         if (!w->use_empty()) {
           b.setInsertionPoint(w);
-          Value dense = memref::AllocOp::create(b, w.getLoc(), w.getType(), b.getI64IntegerAttr(64));
-          decode(w, w.getLoc(), dense);
-          w.getResult().replaceAllUsesWith(dense);
+          w.getResult().replaceAllUsesWith(decode(w, w.getLoc()));
         }
         w->erase();
       }
@@ -949,24 +935,26 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
     auto i64 = [&](Location loc, int64_t v) {
       return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v).getResult();
     };
-    decodeLeftovers(NMWeightsOp(), [&](NMWeightsOp nm, Location loc, Value dense) {
+    auto denseBuffer = [&](Location loc, MemRefType type) -> Value {
+      return memref::AllocOp::create(b, loc, type, b.getI64IntegerAttr(64));
+    };
+    decodeLeftovers(NMWeightsOp(), [&](NMWeightsOp nm, Location loc) {
+      Value dense = denseBuffer(loc, nm.getType());
       call(b, loc, "kiln_nm_decode_f32",
            {pointer(b, loc, nm.getValues()), pointer(b, loc, nm.getIndices()), pointer(b, loc, dense),
             i64(loc, nm.getRows()), i64(loc, nm.getReduction()), i32(b, loc, nm.getN()), i32(b, loc, nm.getM()),
             i32(b, loc, nm.getRowsLast() ? 1 : 0)});
+      return dense;
     });
     // Butterfly factors stay in the weights file; the dense form is built at run time.
-    decodeLeftovers(ButterflyWeightsOp(), [&](ButterflyWeightsOp bf, Location loc, Value dense) {
+    decodeLeftovers(ButterflyWeightsOp(), [&](ButterflyWeightsOp bf, Location loc) {
+      Value dense = denseBuffer(loc, bf.getType());
       call(b, loc, "kiln_butterfly_decode_f32",
            {pointer(b, loc, bf.getFactors()), i64(loc, bf.getSize()), i64(loc, bf.getReduction()),
             i64(loc, bf.getOutputs()), i32(b, loc, bf.getRowsLast() ? 1 : 0), pointer(b, loc, dense)});
+      return dense;
     });
-    SmallVector<SmartDealWeightsOp> sds;
-    func.walk([&](SmartDealWeightsOp sd) { sds.push_back(sd); });
-    for (SmartDealWeightsOp sd : sds) {
-      if (!sd->use_empty()) decodeSmartDeal(b, sd);
-      sd->erase();
-    }
+    decodeLeftovers(SmartDealWeightsOp(), [&](SmartDealWeightsOp sd, Location) { return decodeSmartDeal(b, sd); });
     // Filters now read in packed form leave their original constants unused: drop
     // them, or the weights file would carry every filter twice.
     bool erased = true;

@@ -102,11 +102,8 @@ struct QuantizePass : impl::KilnQuantizeBase<QuantizePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto func = module.lookupSymbol<func::FuncOp>(entryName);
-    if (!func) {
-      module.emitError() << "no entry function '" << entryName << "'";
-      return signalPassFailure();
-    }
+    auto func = lookupEntry(module, entryName);
+    if (!func) return signalPassFailure();
     std::map<std::string, PlanEntry> plan;
     if (!planPath.empty() && failed(readPlan(module, plan))) return signalPassFailure();
 

@@ -43,11 +43,8 @@ struct OutlineWeightsPass : impl::KilnOutlineWeightsBase<OutlineWeightsPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto func = module.lookupSymbol<func::FuncOp>(entryName);
-    if (!func) {
-      module.emitError() << "no entry function '" << entryName << "'";
-      return signalPassFailure();
-    }
+    auto func = lookupEntry(module, entryName);
+    if (!func) return signalPassFailure();
     SymbolTable symbols(module);
     std::vector<char> blob;
     llvm::MapVector<Operation *, int64_t> offsets; // global -> byte offset

@@ -24,11 +24,8 @@ struct PlanArenaPass : impl::KilnPlanArenaBase<PlanArenaPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto func = module.lookupSymbol<func::FuncOp>(entryName);
-    if (!func) {
-      module.emitError() << "no entry function '" << entryName << "'";
-      return signalPassFailure();
-    }
+    auto func = lookupEntry(module, entryName);
+    if (!func) return signalPassFailure();
     if (alignment <= 0 || (alignment & (alignment - 1))) {
       module.emitError() << "alignment must be a power of two, got " << static_cast<int64_t>(alignment);
       return signalPassFailure();

@@ -17,11 +17,8 @@ struct UniqueResultsPass : impl::KilnUniqueResultsBase<UniqueResultsPass> {
   using Base::Base;
 
   void runOnOperation() override {
-    auto func = getOperation().lookupSymbol<func::FuncOp>(entryName);
-    if (!func) {
-      getOperation().emitError() << "no entry function '" << entryName << "'";
-      return signalPassFailure();
-    }
+    auto func = lookupEntry(getOperation(), entryName);
+    if (!func) return signalPassFailure();
     func.walk([&](func::ReturnOp ret) {
       llvm::SmallPtrSet<Value, 8> seen;
       OpBuilder b(ret);

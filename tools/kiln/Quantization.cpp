@@ -608,14 +608,10 @@ int compileQuantized(CommonOptions &o, const std::string &dir, codegen::Artifact
 int calibrateGram(CommonOptions &o, const WorkDir &wd) {
   if (!wd.ok()) return 1;
   CommonOptions c = trialOptions(o, "");
-  c.compile.sparsifyObserve = true;
-  c.compile.sparsifyGram.clear();
+  c.compile.compressObserve = true;
+  c.compile.compressGram.clear();
   c.compile.sparsifyReport.clear();
-  c.compile.decomposeObserve = true;
-  c.compile.decomposeGram.clear();
   c.compile.decomposeReport.clear();
-  c.compile.butterflyObserve = true;
-  c.compile.butterflyGram.clear();
   c.compile.butterflyReport.clear();
   kiln::codegen::Artifact artifact;
   if (failed(kiln::compileOnnxFile(c.model, c.import, c.compile, wd.path, artifact, llvm::errs(), false)))
@@ -625,9 +621,7 @@ int calibrateGram(CommonOptions &o, const WorkDir &wd) {
   if (int rc = runCalibrationChunks(o, wd.path, artifact, {"--observe-gram", gram},
                                     [](int64_t, const std::string &, const std::string &) {}))
     return rc;
-  if (!o.compile.sparsify.empty()) o.compile.sparsifyGram = gram;
-  if (!o.compile.decompose.empty()) o.compile.decomposeGram = gram;
-  if (!o.compile.butterfly.empty()) o.compile.butterflyGram = gram;
+  o.compile.compressGram = gram;
   return 0;
 }
 

@@ -84,8 +84,8 @@ int runCalibrationChunks(CommonOptions &o, const std::string &wd, const codegen:
                          int64_t *samples = nullptr);
 
 /// --sparsify, --decompose or --butterfly with --calib: a calibration build records each
-/// chosen layer's input Gram matrix into <wd>/gram.bin, which o.compile.sparsifyGram,
-/// decomposeGram and butterflyGram then name. Returns an exit code.
+/// chosen layer's input Gram matrix into <wd>/gram.bin, which o.compile.compressGram
+/// then names. Returns an exit code.
 int calibrateGram(CommonOptions &o, const WorkDir &wd);
 /// Prints the per-layer N:M report kiln-sparsify-nm wrote. Returns false if unreadable.
 bool printSparsityReport(const std::string &path, llvm::raw_ostream &os);

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/Driver.h"
+#include "passes/codesign/Common.h"
 #include "tools/kiln/Dataset.h"
 #include "tools/kiln/Tool.h"
 #include "codegen/Target.h"
@@ -327,12 +328,10 @@ std::optional<kiln::onnx_frontend::HostTensor> readNpy(const std::string &path, 
   return h;
 }
 
-/// Parses options shared by compile and run; returns a non-negative exit code to stop.
-/// "N:M" with 1 <= N < M <= 16.
+/// "N:M" with 1 <= N < M <= 16 (as kiln-sparsify-nm reads it; "dense" is not a pattern here).
 bool isNMPattern(const std::string &p) {
-  auto [a, b] = llvm::StringRef(p).split(':');
-  int n, m;
-  return !a.getAsInteger(10, n) && !b.getAsInteger(10, m) && n >= 1 && n < m && m <= 16;
+  auto parsed = kiln::codesign::parseNMPattern(p);
+  return parsed && parsed->n > 0;
 }
 
 /// --decompose's value: "smartdeal", optionally ":bB" and ":dD" for the layers
@@ -353,6 +352,7 @@ bool parseDecompose(kiln::codegen::CompileOptions &c) {
   return true;
 }
 
+/// Parses options shared by compile and run; returns a non-negative exit code to stop.
 int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *help = nullptr) {
   if (!help) help = isRun ? kRunHelp : kCompileHelp;
   for (int k = 2; k < argc; ++k) {
@@ -565,9 +565,7 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
     }
     artifact.files.push_back(o.compile.name + ".butterfly.json");
   }
-  o.compile.sparsifyGram.clear();
-  o.compile.decomposeGram.clear();
-  o.compile.butterflyGram.clear();
+  o.compile.compressGram.clear();
   return rc;
 }
 

@@ -69,7 +69,7 @@ struct nm_job {
   const uint8_t *positions;
   float *out, *scratch;
   const kiln_conv_geometry_t *g;
-  int64_t n, m, groups, stride, rows; /* stride: floats per gathered row; rows: per block */
+  int64_t n, m, groups, stride, rows, slots; /* stride: floats per gathered row; rows: per block */
   const float *bias;
   int32_t flags;
   float lo, hi;
@@ -190,9 +190,8 @@ static void nm_slots(void *ctx, int64_t slot_begin, int64_t slot_end) {
   const int64_t blocks = (pixels + per_block - 1) / per_block, panels = (g->m + NM_LANES - 1) / NM_LANES;
   float *a = job->scratch + slot_begin * per_block * job->stride;
   /* Slots share blocks round-robin; one call owns slots [slot_begin, slot_end). */
-  const int64_t slots = slot_count(g, (int32_t)job->m);
   for (int64_t blk = 0; blk < blocks; ++blk) {
-    int64_t slot = blk % slots;
+    int64_t slot = blk % job->slots;
     if (slot < slot_begin || slot >= slot_end) continue;
     int64_t b0 = blk * per_block, nb = pixels - b0 < per_block ? pixels - b0 : per_block;
     gather(job, b0, nb, a);
@@ -209,12 +208,11 @@ static void nm_slots(void *ctx, int64_t slot_begin, int64_t slot_end) {
 void kiln_conv2d_nhwc_f32_nm(const float *in, const float *packed, const uint8_t *positions, float *out,
                              const kiln_conv_geometry_t *g, int32_t n, int32_t m, float *scratch,
                              const float *bias, int32_t flags, float lo, float hi) {
-  int64_t k = g->kh * g->kw * g->c, pixels = g->n * g->oh * g->ow, rows = block_rows(g, m);
-  struct nm_job job = {in, packed, positions, out, scratch, g, n, m, (k + m - 1) / m, row_floats(g, m), rows,
-                       bias, flags, lo, hi};
-  if (pixels == 0 || g->m == 0) return;
-  (void)rows;
-  kiln_parallel_for(slot_count(g, m), nm_slots, &job);
+  int64_t k = g->kh * g->kw * g->c;
+  if (g->n * g->oh * g->ow == 0 || g->m == 0) return;
+  struct nm_job job = {in,     packed, positions, out, scratch, g, n, m, (k + m - 1) / m, row_floats(g, m),
+                       block_rows(g, m), slot_count(g, m), bias, flags, lo, hi};
+  kiln_parallel_for(job.slots, nm_slots, &job);
 }
 
 void kiln_ref_conv2d_nhwc_f32_nm(const float *in, const float *values, const uint8_t *indices, float *out,
@@ -248,7 +246,7 @@ void kiln_nm_decode_f32(const float *values, const uint8_t *indices, float *dens
   for (int64_t o = 0; o < rows; ++o)
     for (int64_t e = 0; e < per_row; ++e) {
       int64_t kk = e / n * m + indices[o * per_row + e];
-      if (kk >= k) continue; /* never, for verified indices */
+      if (kk >= k) continue; /* the padded last group */
       dense[rows_last ? kk * rows + o : o * k + kk] += values[o * per_row + e];
     }
 }

@@ -13,6 +13,20 @@
 
 #define BINS 2048
 
+/* `table` (*size elements of `elem` bytes) grown so that index `id` exists, the new
+ * elements zeroed (*size updated; *old, if given, gets the previous size); NULL when out
+ * of memory, `table` then left as it was. */
+static void *reserve(void *table, int32_t *size, int32_t id, size_t elem, int32_t *old) {
+  if (old) *old = *size;
+  if (id < *size) return table;
+  int32_t grown_size = id + 16;
+  char *grown = realloc(table, (size_t)grown_size * elem);
+  if (!grown) return NULL;
+  memset(grown + (size_t)*size * elem, 0, (size_t)(grown_size - *size) * elem);
+  *size = grown_size;
+  return grown;
+}
+
 /* Magnitudes of one sign in BINS equal bins over [0, range); range is a power of two
  * that doubles (merging bin pairs) when a larger value arrives. */
 struct histogram {
@@ -38,14 +52,9 @@ static int32_t errors_size;
 
 void kiln_observe_error(int32_t id, const float *ref, const float *got, int64_t count) {
   if (id < 0) return;
-  if (id >= errors_size) {
-    int32_t size = id + 16;
-    struct error_sum *grown = realloc(errors, (size_t)size * sizeof *grown);
-    if (!grown) return;
-    memset(grown + errors_size, 0, (size_t)(size - errors_size) * sizeof *grown);
-    errors = grown;
-    errors_size = size;
-  }
+  struct error_sum *grown = reserve(errors, &errors_size, id, sizeof *errors, NULL);
+  if (!grown) return;
+  errors = grown;
   double signal = 0, noise = 0;
   for (int64_t i = 0; i < count; ++i) {
     double r = ref[i], d = (double)got[i] - r;
@@ -77,17 +86,13 @@ static inline void add(struct histogram *h, float magnitude) {
 
 void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g) {
   if (id < 0) return;
-  if (id >= table_size) {
-    int32_t size = id + 16;
-    struct observed *grown = realloc(table, (size_t)size * sizeof *grown);
-    if (!grown) return;
-    for (int32_t k = table_size; k < size; ++k) {
-      memset(&grown[k], 0, sizeof grown[k]);
-      grown[k].lo = INFINITY;
-      grown[k].hi = -INFINITY;
-    }
-    table = grown;
-    table_size = size;
+  int32_t old;
+  struct observed *grown = reserve(table, &table_size, id, sizeof *table, &old);
+  if (!grown) return;
+  table = grown;
+  for (int32_t k = old; k < table_size; ++k) {
+    table[k].lo = INFINITY;
+    table[k].hi = -INFINITY;
   }
   int64_t ih = kiln_view_extent(g->oh, g->stride_h, g->kh, g->dilation_h);
   int64_t iw = kiln_view_extent(g->ow, g->stride_w, g->kw, g->dilation_w);
@@ -160,14 +165,9 @@ static int32_t grams_size;
 void kiln_observe_gram(int32_t id, const float *in, const kiln_conv_geometry_t *g) {
   if (id < 0) return;
   const int64_t c = g->c, k = g->kh * g->kw * c;
-  if (id >= grams_size) {
-    int32_t size = id + 16;
-    struct gram *grown = realloc(grams, (size_t)size * sizeof *grown);
-    if (!grown) return;
-    memset(grown + grams_size, 0, (size_t)(size - grams_size) * sizeof *grown);
-    grams = grown;
-    grams_size = size;
-  }
+  struct gram *grown = reserve(grams, &grams_size, id, sizeof *grams, NULL);
+  if (!grown) return;
+  grams = grown;
   struct gram *gr = &grams[id];
   if (!gr->sum) {
     gr->sum = calloc((size_t)(k * k), sizeof(double));
