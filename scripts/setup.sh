@@ -12,6 +12,7 @@ DEB_PACKAGES=(
   qemu-user g++-aarch64-linux-gnu libc6-dev-arm64-cross
   python3-onnx python3-numpy python3-torch python3-torchvision
   dataset-fashion-mnist espeak-ng
+  verilator  # the accelerator's RTL simulation (hw_gen/, tests/hw/)
 
 )
 
