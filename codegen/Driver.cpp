@@ -17,7 +17,7 @@ void registerCompilerDialects(mlir::DialectRegistry &registry) {
   mlir::registerAllExtensions(registry);
   mlir::registerAllToLLVMIRTranslations(registry);
   onnx_frontend::registerImporterDialects(registry);
-  registry.insert<KilnDialect>();
+  registry.insert<KilnDialect, accel::AccelDialect>();
 }
 
 void registerCompilerPasses() {

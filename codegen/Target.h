@@ -57,6 +57,8 @@ struct CompileOptions {
   /// calibration build in which they observe their layers' Gram matrices instead.
   std::string compressGram;
   bool compressObserve = false;
+  /// Accelerator description (JSON) for the accel target; empty: hw_gen/default.json.
+  std::string accelConfig;
   /// Print the IR after these passes ("all" for every pass) to stderr.
   std::vector<std::string> dumpIrAfter;
 };
@@ -94,6 +96,10 @@ mlir::LogicalResult compileModule(mlir::ModuleOp module, Target &target, const C
 // Per-target factories.
 std::unique_ptr<Target> createCpuTarget(llvm::StringRef arch);
 std::unique_ptr<Target> createNullTarget();
+std::unique_ptr<Target> createAccelTarget();
+/// The passes every target that reads bufferized IR shares (graph clean-up, linalg,
+/// bufferization, compression, quantisation), each followed by a comma.
+std::string frontPipeline(const CompileOptions &o);
 
 } // namespace kiln::codegen
 

@@ -308,4 +308,31 @@ def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
                            "mlir::linalg::LinalgDialect"];
 }
 
+def KilnLowerToAccel : Pass<"kiln-lower-to-accel", "mlir::ModuleOp"> {
+  let summary = "Compile a quantised model into the accelerator's instruction stream (accel dialect)";
+  let description = [{
+    Runs on bufferized IR after kiln-quantize (and the compression passes). Every
+    int8 convolution and matmul by a constant (`kiln.quant`, bits 8) becomes a
+    tiled GEMM program for the configured PE array: im2col gathers of `cols`
+    output pixels (`accel.load_win`, padding included), weight tiles of `rows`
+    output channels quantised per channel to int8 (N:M sparse weights whose group
+    size is the accelerator's `nm_m` keep their packed form and run in N:M mode),
+    requantisation to the next layer's input scale in fixed point (bias, zero
+    point and ReLU/clip folded), and stores. Max pooling runs as a gather and the
+    pool unit; an NHWC -> NCHW transpose (the flatten before a classifier) as an
+    identity GEMM. Weights stay resident in the buffers when they fit, else the
+    loop order that moves fewer bytes is chosen. The model output is written as
+    raw int32 accumulators with their per-channel scale. The entry function is
+    replaced by `accel.layer`, `accel.data`, `accel.input` and `accel.output` ops;
+    an op the accelerator cannot run is an error naming it.
+  }];
+  let options = [
+    Option<"config", "config", "std::string", /*default=*/"\"\"",
+           "Accelerator description (JSON, docs/ACCELERATOR.md); empty: the default">,
+    Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"",
+           "Name of the entry function">,
+  ];
+  let dependentDialects = ["::kiln::accel::AccelDialect"];
+}
+
 #endif // KILN_PASSES_TD

@@ -156,6 +156,32 @@ static std::string butterflyPipeline(const CompileOptions &o, const std::string 
   return "kiln-butterfly{" + entry + " layers=\"" + o.butterfly + "\"" + compressionTail(o, o.butterflyReport);
 }
 
+} // namespace
+
+/// The passes every target that reads bufferized IR shares: graph clean-up, lowering to
+/// linalg, bufferization, the compression passes and quantisation.
+std::string frontPipeline(const CompileOptions &o) {
+  std::string e = "entry=" + o.entryName;
+  std::string quantize;
+  if (o.quantObserve || !o.quantPlan.empty() || !o.quantReport.empty()) {
+    quantize = "kiln-quantize{" + e + (o.quantObserve ? " observe=true" : "") + (o.quantCompare ? " compare=true" : "") +
+               (o.quantDefaultBits != 32 ? " default-bits=" + std::to_string(o.quantDefaultBits) : "");
+    if (!o.quantPlan.empty()) quantize += " plan=\"" + o.quantPlan + "\"";
+    if (!o.quantReport.empty()) quantize += " report=\"" + o.quantReport + "\"";
+    quantize += "},";
+  }
+  return "func.func(tosa-optional-decompositions),canonicalize,func.func(tosa-reduce-transposes),"
+         "canonicalize,"
+         "func.func(tosa-to-linalg-named,tosa-to-linalg),tosa-to-arith,func.func(tosa-to-tensor),"
+         "canonicalize,func.func(kiln-fuse-elementwise),canonicalize,cse,func.func(kiln-split-fills),"
+         "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},"
+         "kiln-unique-results{" + e + "},"
+         "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},canonicalize,"
+         + butterflyPipeline(o, e) + sparsifyPipeline(o, e) + decomposePipeline(o, e) + quantize;
+}
+
+namespace {
+
 class CpuTarget : public Target {
 public:
   explicit CpuTarget(llvm::StringRef arch) : arch(arch.str()) {}
@@ -163,25 +189,7 @@ public:
 
   std::string pipeline(const CompileOptions &o) const override {
     std::string e = "entry=" + o.entryName;
-    std::string quantize;
-    if (o.quantObserve || !o.quantPlan.empty() || !o.quantReport.empty()) {
-      quantize = "kiln-quantize{" + e + (o.quantObserve ? " observe=true" : "") + (o.quantCompare ? " compare=true" : "") +
-                 (o.quantDefaultBits != 32 ? " default-bits=" + std::to_string(o.quantDefaultBits) : "");
-      if (!o.quantPlan.empty()) quantize += " plan=\"" + o.quantPlan + "\"";
-      if (!o.quantReport.empty()) quantize += " report=\"" + o.quantReport + "\"";
-      quantize += "},";
-    }
-    std::string sparsify = sparsifyPipeline(o, e);
-    std::string decompose = decomposePipeline(o, e);
-    std::string butterfly = butterflyPipeline(o, e);
-    return "func.func(tosa-optional-decompositions),canonicalize,func.func(tosa-reduce-transposes),"
-           "canonicalize,"
-           "func.func(tosa-to-linalg-named,tosa-to-linalg),tosa-to-arith,func.func(tosa-to-tensor),"
-           "canonicalize,func.func(kiln-fuse-elementwise),canonicalize,cse,func.func(kiln-split-fills),"
-           "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},"
-           "kiln-unique-results{" + e + "},"
-           "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},canonicalize,"
-           + butterfly + sparsify + decompose + quantize + "kiln-lower-to-kernels{" + e + "},"
+    return frontPipeline(o) + "kiln-lower-to-kernels{" + e + "},"
            "kiln-outline-weights{" + e + "},kiln-plan-arena{" + e + "},"
            "buffer-deallocation-pipeline,"
            "kiln-linalg-to-loops{parallel-work=32768},func.func(convert-linalg-to-loops,kiln-approximate-math),lower-affine,convert-scf-to-cf,canonicalize,"

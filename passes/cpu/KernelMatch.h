@@ -83,6 +83,31 @@ struct LayerNamer {
 /// The ONNX node name a location carries (the first name found in it), or "".
 std::string locationName(mlir::Location loc);
 
+/// The bias `prev` broadcasts into `out` along its last dimension (the way
+/// tosa.conv2d's lowering initialises the output), or null.
+mlir::Value biasFill(mlir::Operation *prev, mlir::Value out);
+/// The clamp [lo, hi] the rest of `body` applies to the result of `first` (one of its
+/// ops): a chain of min/max with constants ending at the yield; `count` ops long (0:
+/// none). Null if the rest is anything else.
+std::optional<std::pair<float, float>> clampTail(mlir::Block &body, mlir::Operation *first, int &count);
+/// [lo, hi] when `next` clamps `out` in place with constant bounds (ReLU, ReLU6, Clip).
+std::optional<std::pair<float, float>> clampAfter(mlir::Operation *next, mlir::Value out);
+/// The buffer a memref value views (through subviews, reshapes and casts).
+mlir::Value rootBuffer(mlir::Value v);
+/// True if `op` only fills `buf` with +0.0 (linalg.fill, or a linalg.map of no input).
+bool isZeroFill(mlir::Operation *op, mlir::Value buf);
+/// A convolution input that is only a zero-padded copy of another buffer: `pad` =
+/// alloc, zero fill, subview of the interior, copy of `src` into it. The kernel can read
+/// `src` with implicit padding instead; the fill, the copy and the buffer go.
+struct ImplicitPad {
+  mlir::Value src;
+  int64_t padH, padW, h, w, offset;
+  llvm::SmallVector<int64_t> strides;
+  llvm::SmallVector<mlir::Operation *> dead; ///< in the order they can be erased (after the consumer)
+};
+
+std::optional<ImplicitPad> implicitPad(mlir::Value in, mlir::Operation *consumer);
+
 } // namespace kiln::kernels
 
 #endif

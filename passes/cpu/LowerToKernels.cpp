@@ -263,13 +263,11 @@ std::string locationName(Location loc) {
 
 } // namespace kiln::kernels
 
-namespace kiln {
-namespace {
-using namespace kiln::kernels;
+namespace kiln::kernels {
 
 /// The bias `prev` broadcasts into `out` along its last dimension (the way
 /// tosa.conv2d's lowering initialises the output), or null.
-static Value biasFill(Operation *prev, Value out) {
+Value biasFill(Operation *prev, Value out) {
   auto g = dyn_cast_or_null<linalg::GenericOp>(prev);
   if (!g || g.getNumDpsInputs() != 1 || g.getNumDpsInits() != 1 || g.getDpsInits()[0] != out) return {};
   Value bias = g.getDpsInputs()[0];
@@ -311,8 +309,13 @@ static std::optional<std::pair<float, float>> clampChain(Block &body, Range ops,
   return std::make_pair(lo, hi);
 }
 
+std::optional<std::pair<float, float>> clampTail(Block &body, Operation *first, int &count) {
+  auto ops = body.without_terminator();
+  return clampChain(body, llvm::make_range(std::next(first->getIterator()), ops.end()), first->getResult(0), count);
+}
+
 /// [lo, hi] when `next` clamps `out` in place with constant bounds (ReLU, ReLU6, Clip).
-static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value out) {
+std::optional<std::pair<float, float>> clampAfter(Operation *next, Value out) {
   auto g = dyn_cast_or_null<linalg::GenericOp>(next);
   if (!g || g.getNumDpsInputs() != 1 || g.getNumDpsInits() != 1 || g.getDpsInputs()[0] != out ||
       g.getDpsInits()[0] != out)
@@ -326,13 +329,77 @@ static std::optional<std::pair<float, float>> clampAfter(Operation *next, Value 
 }
 
 /// The buffer a memref value views (through subviews, reshapes and casts).
-static Value rootBuffer(Value v) {
+Value rootBuffer(Value v) {
   while (Operation *def = v.getDefiningOp()) {
     if (auto vi = dyn_cast<ViewLikeOpInterface>(def)) v = vi.getViewSource();
     else break;
   }
   return v;
 }
+
+/// True if `op` only fills `buf` with +0.0 (linalg.fill, or a linalg.map of no input).
+bool isZeroFill(Operation *op, Value buf) {
+  auto isZero = [](Value v) {
+    auto c = v.getDefiningOp<arith::ConstantOp>();
+    auto f = c ? dyn_cast<FloatAttr>(c.getValue()) : FloatAttr();
+    return f && f.getValue().isPosZero();
+  };
+  if (auto fill = dyn_cast<linalg::FillOp>(op))
+    return fill.getDpsInits()[0] == buf && isZero(fill.getDpsInputs()[0]);
+  if (auto map = dyn_cast<linalg::MapOp>(op)) {
+    if (map.getDpsInputs().size() != 0 || map.getInit() != buf) return false;
+    auto yield = dyn_cast<linalg::YieldOp>(map.getMapper().front().getTerminator());
+    return yield && yield.getNumOperands() == 1 && isZero(yield.getOperand(0));
+  }
+  return false;
+}
+
+std::optional<ImplicitPad> implicitPad(Value in, Operation *consumer) {
+  auto alloc = in.getDefiningOp<memref::AllocOp>();
+  if (!alloc || alloc->getBlock() != consumer->getBlock()) return std::nullopt;
+  Operation *fill = nullptr;
+  memref::SubViewOp sv;
+  for (Operation *user : alloc->getUsers()) {
+    if (user == consumer) continue;
+    if (auto s = dyn_cast<memref::SubViewOp>(user); s && !sv) sv = s;
+    else if (!fill && isZeroFill(user, alloc)) fill = user;
+    else return std::nullopt;
+  }
+  if (!fill || !sv || !sv->hasOneUse()) return std::nullopt;
+  auto copy = dyn_cast<memref::CopyOp>(*sv->getUsers().begin());
+  if (!copy || copy.getTarget() != sv.getResult() || copy->getBlock() != consumer->getBlock() ||
+      fill->getBlock() != consumer->getBlock() || !fill->isBeforeInBlock(copy) || !copy->isBeforeInBlock(consumer))
+    return std::nullopt;
+  // The interior: offsets [0, top, left, 0], full batch and channels, unit steps.
+  auto offs = sv.getStaticOffsets(), sizes = sv.getStaticSizes(), steps = sv.getStaticStrides();
+  auto padShape = alloc.getType().getShape();
+  if (offs.size() != 4 || llvm::any_of(offs, ShapedType::isDynamic) || llvm::any_of(sizes, ShapedType::isDynamic) ||
+      llvm::any_of(steps, [](int64_t x) { return x != 1; }) || offs[0] != 0 || offs[3] != 0 ||
+      sizes[0] != padShape[0] || sizes[3] != padShape[3])
+    return std::nullopt;
+  Value src = copy.getSource();
+  auto layout = unitStrided(src);
+  if (!layout) return std::nullopt;
+  // Nothing between the copy and the convolution may touch the source.
+  Value root = rootBuffer(src);
+  for (Operation *op = copy->getNextNode(); op && op != consumer; op = op->getNextNode()) {
+    bool touches = false;
+    op->walk([&](Operation *inner) {
+      for (Value v : inner->getOperands())
+        if (isa<MemRefType>(v.getType()) && rootBuffer(v) == root) touches = true;
+    });
+    if (touches) return std::nullopt;
+  }
+  ImplicitPad p{src, offs[1], offs[2], sizes[1], sizes[2], layout->second, layout->first, {}};
+  p.dead = {copy, sv, fill, alloc};
+  return p;
+}
+
+} // namespace kiln::kernels
+
+namespace kiln {
+namespace {
+using namespace kiln::kernels;
 
 /// What follows a depthwise convolution in TOSA's lowering: its 5-D output collapsed to
 /// NHWC, then y = clamp(bias[c] + x) into a new buffer. The kernel can write y itself.
@@ -401,74 +468,6 @@ static std::optional<DepthwiseEpilogue> depthwiseEpilogue(linalg::DepthwiseConv2
   if (count) e.clamp = clamp;
   e.dead = {g, collapse, fill, alloc};
   return e;
-}
-
-/// True if `op` only fills `buf` with +0.0 (linalg.fill, or a linalg.map of no input).
-static bool isZeroFill(Operation *op, Value buf) {
-  auto isZero = [](Value v) {
-    auto c = v.getDefiningOp<arith::ConstantOp>();
-    auto f = c ? dyn_cast<FloatAttr>(c.getValue()) : FloatAttr();
-    return f && f.getValue().isPosZero();
-  };
-  if (auto fill = dyn_cast<linalg::FillOp>(op))
-    return fill.getDpsInits()[0] == buf && isZero(fill.getDpsInputs()[0]);
-  if (auto map = dyn_cast<linalg::MapOp>(op)) {
-    if (map.getDpsInputs().size() != 0 || map.getInit() != buf) return false;
-    auto yield = dyn_cast<linalg::YieldOp>(map.getMapper().front().getTerminator());
-    return yield && yield.getNumOperands() == 1 && isZero(yield.getOperand(0));
-  }
-  return false;
-}
-
-/// A convolution input that is only a zero-padded copy of another buffer: `pad` =
-/// alloc, zero fill, subview of the interior, copy of `src` into it. The kernel can read
-/// `src` with implicit padding instead; the fill, the copy and the buffer go.
-struct ImplicitPad {
-  Value src;
-  int64_t padH, padW, h, w, offset;
-  SmallVector<int64_t> strides;
-  SmallVector<Operation *> dead; ///< in the order they can be erased (after the consumer)
-};
-
-static std::optional<ImplicitPad> implicitPad(Value in, Operation *consumer) {
-  auto alloc = in.getDefiningOp<memref::AllocOp>();
-  if (!alloc || alloc->getBlock() != consumer->getBlock()) return std::nullopt;
-  Operation *fill = nullptr;
-  memref::SubViewOp sv;
-  for (Operation *user : alloc->getUsers()) {
-    if (user == consumer) continue;
-    if (auto s = dyn_cast<memref::SubViewOp>(user); s && !sv) sv = s;
-    else if (!fill && isZeroFill(user, alloc)) fill = user;
-    else return std::nullopt;
-  }
-  if (!fill || !sv || !sv->hasOneUse()) return std::nullopt;
-  auto copy = dyn_cast<memref::CopyOp>(*sv->getUsers().begin());
-  if (!copy || copy.getTarget() != sv.getResult() || copy->getBlock() != consumer->getBlock() ||
-      fill->getBlock() != consumer->getBlock() || !fill->isBeforeInBlock(copy) || !copy->isBeforeInBlock(consumer))
-    return std::nullopt;
-  // The interior: offsets [0, top, left, 0], full batch and channels, unit steps.
-  auto offs = sv.getStaticOffsets(), sizes = sv.getStaticSizes(), steps = sv.getStaticStrides();
-  auto padShape = alloc.getType().getShape();
-  if (offs.size() != 4 || llvm::any_of(offs, ShapedType::isDynamic) || llvm::any_of(sizes, ShapedType::isDynamic) ||
-      llvm::any_of(steps, [](int64_t x) { return x != 1; }) || offs[0] != 0 || offs[3] != 0 ||
-      sizes[0] != padShape[0] || sizes[3] != padShape[3])
-    return std::nullopt;
-  Value src = copy.getSource();
-  auto layout = unitStrided(src);
-  if (!layout) return std::nullopt;
-  // Nothing between the copy and the convolution may touch the source.
-  Value root = rootBuffer(src);
-  for (Operation *op = copy->getNextNode(); op && op != consumer; op = op->getNextNode()) {
-    bool touches = false;
-    op->walk([&](Operation *inner) {
-      for (Value v : inner->getOperands())
-        if (isa<MemRefType>(v.getType()) && rootBuffer(v) == root) touches = true;
-    });
-    if (touches) return std::nullopt;
-  }
-  ImplicitPad p{src, offs[1], offs[2], sizes[1], sizes[2], layout->second, layout->first, {}};
-  p.dead = {copy, sv, fill, alloc};
-  return p;
 }
 
 struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {

@@ -3,6 +3,7 @@
 #define KILN_TOOLS_KILN_TOOL_H
 
 #include "codegen/Target.h"
+#include "tools/kiln/Dataset.h"
 #include "frontend/onnx/Importer.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -61,6 +62,11 @@ struct WorkDir {
   bool ok() const { return !path.empty(); }
 };
 
+
+/// Sets the shape of the model's one input for samples of `data` (`perSample` values
+/// each) in batches of `batch`; returns 0 or an exit code after printing why.
+int shapeFromData(CommonOptions &o, const kiln::tools::Array &data, int64_t perSample, int64_t batch,
+                  std::string &inputName, const char *command);
 
 /// Runs a program; returns its exit code (or -1 if it could not start).
 int execute(const std::vector<std::string> &args, std::string *errMsg);

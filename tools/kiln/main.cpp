@@ -177,9 +177,14 @@ Usage:
                                              top-1 accuracy of the compiled model on a labelled set
   kiln bench MODEL.onnx [--vs onnxruntime] [--threads 1,2]
                                              time Kiln (and ONNX Runtime) on this machine
+  kiln sim MODEL.onnx (--input NAME=FILE.npy | --data X --labels Y) --calib DATA
+                                             run on the Verilated accelerator, checked bit for
+                                             bit; cycles, PE utilisation, bytes per layer
+  kiln hw-gen [--config FILE] -o DIR          write the accelerator's RTL for a configuration
   kiln COMMAND --help                        options of a command
 
-Targets: x86-64 (default, this machine), aarch64 (run under qemu-aarch64), null (writes IR)
+Targets: x86-64 (default, this machine), aarch64 (run under qemu-aarch64), null (writes IR),
+         accel (Kiln's accelerator: writes <name>.kaccel and its accel IR)
 )";
 
 const char *kCompileHelp = R"(kiln compile MODEL.onnx -o DIR [options]
@@ -501,7 +506,7 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
     return usageError("--calib and --plan exclude each other: a plan already holds its calibration", help);
   auto targets = kiln::codegen::targetNames();
   if (std::find(targets.begin(), targets.end(), o.compile.target) == targets.end())
-    return usageError("unknown target '" + o.compile.target + "' (known: x86-64, aarch64, null)", help);
+    return usageError("unknown target '" + o.compile.target + "' (known: x86-64, aarch64, null, accel)", help);
   o.compile.name = o.nameOverride.empty() ? sanitizeName(llvm::sys::path::stem(o.model)) : sanitizeName(o.nameOverride);
   return -1;
 }
@@ -963,6 +968,82 @@ bool argmaxRows(const std::string &path, int64_t rows, std::vector<int64_t> &out
   return ok;
 }
 
+} // namespace
+
+namespace kiln::tool {
+
+/// Sets the shape of the model's one input for samples of `data` (`perSample` values
+/// each) in batches of `batch`: the dimensions the model fixes, the rest from the data.
+/// Returns 0, or an exit code after printing why.
+int shapeFromData(CommonOptions &o, const kiln::tools::Array &data, int64_t perSample, int64_t batch,
+                  std::string &inputName, const char *command) {
+  // The model's one input: its batch dimension becomes --batch; the other dimensions
+  // come from the model where it fixes them, else from the data.
+  onnx::ModelProto model;
+  {
+    auto buf = llvm::MemoryBuffer::getFile(o.model);
+    if (!buf || !model.ParseFromArray((*buf)->getBufferStart(), int((*buf)->getBufferSize()))) {
+      llvm::errs() << "error: cannot read '" << o.model << "' as an ONNX model\n";
+      return 1;
+    }
+  }
+  std::set<std::string> inits;
+  for (const auto &t : model.graph().initializer()) inits.insert(t.name());
+  std::vector<const onnx::ValueInfoProto *> inputs;
+  for (const auto &i : model.graph().input())
+    if (!inits.count(i.name())) inputs.push_back(&i);
+  if (inputs.size() != 1) {
+    llvm::errs() << "error: " << command << " takes models with one input; this one has " << inputs.size() << "\n";
+    return 1;
+  }
+  inputName = inputs[0]->name();
+  std::vector<int64_t> shape{batch};
+  const auto &mdims = inputs[0]->type().tensor_type().shape().dim();
+  std::vector<int64_t> sampleDims(data.dims.begin() + 1, data.dims.end());
+  if (mdims.size() == 0) {
+    llvm::errs() << "error: input '" << inputName << "' has no shape\n";
+    return 1;
+  }
+  if (size_t(mdims.size()) - 1 == sampleDims.size()) {
+    for (int d = 1; d < mdims.size(); ++d)
+      shape.push_back(mdims[d].has_dim_value() && mdims[d].dim_value() > 0 ? mdims[d].dim_value() : sampleDims[d - 1]);
+  } else {
+    for (int d = 1; d < mdims.size(); ++d) {
+      if (!mdims[d].has_dim_value() || mdims[d].dim_value() <= 0) {
+        llvm::errs() << "error: input '" << inputName << "' has rank " << mdims.size() << " but samples have rank "
+                     << sampleDims.size() << "; cannot infer its symbolic dimensions\n";
+        return 1;
+      }
+      shape.push_back(mdims[d].dim_value());
+    }
+  }
+  int64_t modelPerSample = 1;
+  for (size_t d = 1; d < shape.size(); ++d) modelPerSample *= shape[d];
+  if (modelPerSample != perSample) {
+    llvm::errs() << "error: the model takes " << modelPerSample << " values per sample, the data has " << perSample
+                 << "\n";
+    return 1;
+  }
+  o.import.inputShapes[inputName] = shape;
+  return 0;
+}
+
+// kiln sim (Sim.cpp) shares compile's option parsing and compile step.
+int parseArgsForSim(int argc, char **argv, CommonOptions &o, const char *help) {
+  return parseArgs(argc, argv, false, o, help);
+}
+int compileIntoForSim(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
+  return compileInto(o, dir, artifact);
+}
+int simUsage(const std::string &msg, const char *help) { return usageError(msg, help); }
+
+int cmdSim(int argc, char **argv);
+int cmdHwGen(int argc, char **argv);
+
+} // namespace kiln::tool
+
+namespace {
+
 int cmdEval(int argc, char **argv) {
   std::vector<char *> rest{argv[0], argv[1]};
   std::string dataPath, labelPath, keep;
@@ -1026,54 +1107,9 @@ int cmdEval(int argc, char **argv) {
   }
   int64_t perSample = n ? int64_t(data.f.size()) / data.dims[0] : 0;
 
-  // The model's one input: its batch dimension becomes --batch; the other dimensions
-  // come from the model where it fixes them, else from the data.
-  onnx::ModelProto model;
-  {
-    auto buf = llvm::MemoryBuffer::getFile(o.model);
-    if (!buf || !model.ParseFromArray((*buf)->getBufferStart(), int((*buf)->getBufferSize()))) {
-      llvm::errs() << "error: cannot read '" << o.model << "' as an ONNX model\n";
-      return 1;
-    }
-  }
-  std::set<std::string> inits;
-  for (const auto &t : model.graph().initializer()) inits.insert(t.name());
-  std::vector<const onnx::ValueInfoProto *> inputs;
-  for (const auto &i : model.graph().input())
-    if (!inits.count(i.name())) inputs.push_back(&i);
-  if (inputs.size() != 1) {
-    llvm::errs() << "error: kiln eval takes models with one input; this one has " << inputs.size() << "\n";
-    return 1;
-  }
-  std::string inputName = inputs[0]->name();
-  std::vector<int64_t> shape{batch};
-  const auto &mdims = inputs[0]->type().tensor_type().shape().dim();
-  std::vector<int64_t> sampleDims(data.dims.begin() + 1, data.dims.end());
-  if (mdims.size() == 0) {
-    llvm::errs() << "error: input '" << inputName << "' has no shape\n";
-    return 1;
-  }
-  if (size_t(mdims.size()) - 1 == sampleDims.size()) {
-    for (int d = 1; d < mdims.size(); ++d)
-      shape.push_back(mdims[d].has_dim_value() && mdims[d].dim_value() > 0 ? mdims[d].dim_value() : sampleDims[d - 1]);
-  } else {
-    for (int d = 1; d < mdims.size(); ++d) {
-      if (!mdims[d].has_dim_value() || mdims[d].dim_value() <= 0) {
-        llvm::errs() << "error: input '" << inputName << "' has rank " << mdims.size() << " but samples have rank "
-                     << sampleDims.size() << "; cannot infer its symbolic dimensions\n";
-        return 1;
-      }
-      shape.push_back(mdims[d].dim_value());
-    }
-  }
-  int64_t modelPerSample = 1;
-  for (size_t d = 1; d < shape.size(); ++d) modelPerSample *= shape[d];
-  if (modelPerSample != perSample) {
-    llvm::errs() << "error: the model takes " << modelPerSample << " values per sample, the data has " << perSample
-                 << "\n";
-    return 1;
-  }
-  o.import.inputShapes[inputName] = shape;
+  std::string inputName;
+  if (int rc = kiln::tool::shapeFromData(o, data, perSample, batch, inputName, "kiln eval")) return rc;
+  const std::vector<int64_t> shape = o.import.inputShapes[inputName];
   o.compile.name = "model";
 
   WorkDir wd(keep, "kiln-eval");
@@ -1170,6 +1206,8 @@ int main(int argc, char **argv) {
   if (cmd == "bench") return cmdBench(argc, argv);
   if (cmd == "eval") return cmdEval(argc, argv);
   if (cmd == "inspect") return cmdInspect(argc, argv);
+  if (cmd == "sim") return kiln::tool::cmdSim(argc, argv);
+  if (cmd == "hw-gen") return kiln::tool::cmdHwGen(argc, argv);
   llvm::errs() << "error: unknown command '" << cmd << "'\n\n" << kMainHelp;
   return 2;
 }

@@ -157,6 +157,51 @@ typedef struct kiln_accel_counters_t {
 kiln_status_t kiln_accel_run_program(kiln_accel_device_t *dev, uint64_t prog_addr, uint64_t max_cycles,
                                      kiln_accel_counters_t *counters, char *error, size_t error_size);
 
+/* ---- compiled models (.kaccel) -------------------------------------------------------
+ * Written by `kiln compile --target accel`, read by kiln_accel_model_open. Little-endian:
+ *   header (48 bytes): magic "KACL", version u32, config_id u32, n_layers u32,
+ *     mem_bytes u64 (device memory the model needs), image_bytes u64 (loaded at address
+ *     0: activations, weights, programs), n_scales u32, zero u32, zero u64
+ *   input (88 bytes): addr u64, ndims u32, zero_point i32, scale f32, zero u32, dims i64[8]
+ *   output (80 bytes): addr u64, ndims u32, zero u32, dims i64[8]  (int32 values)
+ *   scales f32[n_scales]: output y = value x scales[index along the last dimension]
+ *   layers, 120 bytes each: name[64], kind[32] (NUL-padded), macs u64, prog_addr u64,
+ *     n_insns u64
+ *   image (image_bytes)
+ *   checksum u64: FNV-1a 64 of every byte before it */
+#define KILN_ACCEL_FILE_VERSION 1u
+#define KILN_ACCEL_MAX_DIMS 8
+#define KILN_ACCEL_NAME_BYTES 64
+#define KILN_ACCEL_KIND_BYTES 32
+
+typedef struct kiln_accel_model_t kiln_accel_model_t;
+
+/* Reads and checks a .kaccel file (sizes, offsets, checksum); on failure writes why into
+ * `error` and returns KILN_ERROR_BAD_WEIGHTS or KILN_ERROR_IO. */
+kiln_status_t kiln_accel_model_open(const char *path, kiln_accel_model_t **out, char *error, size_t error_size);
+void kiln_accel_model_free(kiln_accel_model_t *model);
+uint32_t kiln_accel_model_config_id(const kiln_accel_model_t *model);
+size_t kiln_accel_model_layer_count(const kiln_accel_model_t *model);
+const char *kiln_accel_model_layer_name(const kiln_accel_model_t *model, size_t i);
+const char *kiln_accel_model_layer_kind(const kiln_accel_model_t *model, size_t i);
+uint64_t kiln_accel_model_layer_macs(const kiln_accel_model_t *model, size_t i);
+/* Elements of the input and the output, and their shapes (up to KILN_ACCEL_MAX_DIMS). */
+size_t kiln_accel_model_input_size(const kiln_accel_model_t *model, int64_t *dims, size_t *ndims);
+size_t kiln_accel_model_output_size(const kiln_accel_model_t *model, int64_t *dims, size_t *ndims);
+/* Device memory the model needs. */
+uint64_t kiln_accel_model_mem_bytes(const kiln_accel_model_t *model);
+/* Checks the device's configuration and memory, then writes the image (weights and
+ * programs) into device memory. */
+kiln_status_t kiln_accel_model_load(const kiln_accel_model_t *model, kiln_accel_device_t *dev, char *error,
+                                    size_t error_size);
+/* One inference: quantises `input` (the model's input scale and zero point, round half
+ * to even, clamped to u8) into device memory, runs every layer's program, reads the
+ * int32 output and scales it into `output`. `per_layer` (n_layers entries) or null. */
+kiln_status_t kiln_accel_model_run(const kiln_accel_model_t *model, kiln_accel_device_t *dev, const float *input,
+                                   size_t input_size, float *output, size_t output_size,
+                                   kiln_accel_counters_t *per_layer, uint64_t max_cycles, char *error,
+                                   size_t error_size);
+
 #ifdef __cplusplus
 }
 #endif
