@@ -159,7 +159,7 @@ struct Gen {
   void gemm(Prog &pr) {
     bool nm = p(40);
     uint32_t a = (nm ? KILN_ACCEL_GEMM_NM : 0) | (p(40) ? KILN_ACCEL_GEMM_ACC : 0);
-    uint32_t k = p(5) ? 0 : uint32_t(u(1, 200)), n = uint32_t(u(1, M));
+    uint32_t k = p(5) ? 0 : p(50) ? uint32_t(u(1, 64)) : uint32_t(u(1, 700)), n = uint32_t(u(1, M));
     if (nm) k = k / M * M;
     uint64_t steps = nm ? k / M * n : k;
     uint32_t woff = uint32_t(u(0, (kCfg.wbuf_bytes - steps * R) / R)) * R;
@@ -270,7 +270,7 @@ TEST_P(HwAccelRandom, LegalPrograms) {
   unsigned n = sc.programs * sweep();
   Result totals;
   for (unsigned i = 0; i < n && !HasFailure(); ++i) {
-    Prog pr = g.program(unsigned(g.u(1, 12)));
+    Prog pr = g.program(unsigned(g.u(1, 20)));
     uint64_t at = g.u(0, (kData - pr.w.size() * 8) / 8) * 8;
     pair.writeProg(at, pr);
     Result r = pair.run(at, "program " + std::to_string(i));
@@ -288,8 +288,8 @@ TEST_P(HwAccelRandom, LegalPrograms) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sim, HwAccelRandom,
-                         ::testing::Values(SimCase{4, 0, 60}, SimCase{1, 0, 30}, SimCase{7, 30, 30},
-                                           SimCase{2, 60, 20}),
+                         ::testing::Values(SimCase{4, 0, 400}, SimCase{1, 0, 200}, SimCase{7, 30, 200},
+                                           SimCase{2, 60, 150}, SimCase{23, 10, 100}),
                          [](const ::testing::TestParamInfo<SimCase> &i) {
                            return "lat" + std::to_string(i.param.latency) + "_stall" + std::to_string(i.param.stall);
                          });
