@@ -105,12 +105,24 @@ module kiln_ctrl
   logic [63:0]   fq_in;
   logic [31:0]   flush_addr;
 
+  // The instruction a returning beat holds (one instruction per request, BUS_BYTES >= 8).
+  logic [63:0] beat_insn;
+  if (NP == 1) begin : g_slot
+    always_comb begin
+      beat_insn = f_rdata[63:0];
+      for (int sl = 1; sl < B / 8; sl++)
+        if (f_rtag[3:0] == 4'(sl)) beat_insn = f_rdata[64*sl +: 64];
+    end
+  end else begin : g_half
+    assign beat_insn = '0;
+  end
+
   assign fetch_en = st == S_RUN || st == S_COMP_WAIT;
   always_comb begin
     f_req = fetch_en && (fpart || (fq_cnt + inflight < (QW+1)'(FQ_DEPTH)));
     if (NP == 1) begin
       f_addr = {faddr[31:LB], LB'(0)};
-      f_tag  = TAG_BITS'({epoch, 4'(faddr[LB-1:0] >> 3)});
+      f_tag  = TAG_BITS'({epoch, faddr[6:3] & 4'(B / 8 - 1)});  // the instruction's slot in the beat
     end else begin
       f_addr = faddr + (fpart ? 32'd4 : 32'd0);
       f_tag  = TAG_BITS'({epoch, 3'd0, fpart});
@@ -120,7 +132,7 @@ module kiln_ctrl
     if (f_rvalid && f_rtag[5:4] == epoch) begin
       if (NP == 1) begin
         fq_push = 1'b1;
-        fq_in   = f_rdata[64*f_rtag[$clog2(B/8+1)-1:0] +: 64];
+        fq_in   = beat_insn;
       end else if (f_rtag[0]) begin
         fq_push = 1'b1;
         fq_in   = {f_rdata[31:0], lowhalf};

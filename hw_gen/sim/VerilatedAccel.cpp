@@ -19,11 +19,11 @@ constexpr unsigned kBus = KILN_ACCEL_CFG_BUS_BYTES;
 using Beat = std::array<uint8_t, kBus>;
 
 // Beat <-> Verilator signal of 8*kBus bits (IData, QData or VlWide).
-void putBeat(IData &s, const Beat &b) {
+[[maybe_unused]] void putBeat(IData &s, const Beat &b) {
   s = 0;
   for (unsigned i = 0; i < kBus && i < 4; ++i) s |= IData(b[i]) << (8 * i);
 }
-void putBeat(QData &s, const Beat &b) {
+[[maybe_unused]] void putBeat(QData &s, const Beat &b) {
   s = 0;
   for (unsigned i = 0; i < kBus && i < 8; ++i) s |= QData(b[i]) << (8 * i);
 }
@@ -31,8 +31,8 @@ template <std::size_t N> void putBeat(VlWide<N> &s, const Beat &b) {
   for (std::size_t w = 0; w < N; ++w) s[w] = 0;
   for (unsigned i = 0; i < kBus; ++i) s[i / 4] |= EData(b[i]) << (8 * (i % 4));
 }
-uint8_t beatByte(IData s, unsigned i) { return uint8_t(s >> (8 * i)); }
-uint8_t beatByte(QData s, unsigned i) { return uint8_t(s >> (8 * i)); }
+[[maybe_unused]] uint8_t beatByte(IData s, unsigned i) { return uint8_t(s >> (8 * i)); }
+[[maybe_unused]] uint8_t beatByte(QData s, unsigned i) { return uint8_t(s >> (8 * i)); }
 template <std::size_t N> uint8_t beatByte(const VlWide<N> &s, unsigned i) { return uint8_t(s[i / 4] >> (8 * (i % 4))); }
 
 struct Response {

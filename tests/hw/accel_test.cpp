@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -253,6 +254,7 @@ struct SimCase {
   uint32_t latency, stall;
   unsigned programs;
 };
+void PrintTo(const SimCase &c, std::ostream *os) { *os << "latency " << c.latency << ", stall " << c.stall << "%"; }
 
 class HwAccelRandom : public ::testing::TestWithParam<SimCase> {};
 
@@ -317,7 +319,7 @@ std::vector<ErrCase> errorCases() {
       {"load_src_align", [=](P &p) { S(p, KILN_ACCEL_R_SRC, kData + 1); S(p, KILN_ACCEL_R_LEN, 16); p.op(KILN_ACCEL_OP_LOAD, 0); }, KILN_ACCEL_ERR_PARAM},
       {"load_boff_align", [=](P &p) { S(p, KILN_ACCEL_R_BOFF, B / 2); p.op(KILN_ACCEL_OP_LOAD, 3); }, KILN_ACCEL_ERR_PARAM},
       {"load_bounds", [=](P &p) { S(p, KILN_ACCEL_R_BOFF, kCfg.ibuf_bytes - B); S(p, KILN_ACCEL_R_LEN, B + 1); p.op(KILN_ACCEL_OP_LOAD, 1); }, KILN_ACCEL_ERR_BOUNDS},
-      {"load_bounds_huge", [=](P &p) { S(p, KILN_ACCEL_R_BOFF, 0xFFFFFFF0u); S(p, KILN_ACCEL_R_LEN, 0xFFFFFFFFu); p.op(KILN_ACCEL_OP_LOAD, 2); }, KILN_ACCEL_ERR_BOUNDS},
+      {"load_bounds_huge", [=](P &p) { S(p, KILN_ACCEL_R_BOFF, 0xFFFFFFFFu / B * B); S(p, KILN_ACCEL_R_LEN, 0xFFFFFFFFu); p.op(KILN_ACCEL_OP_LOAD, 2); }, KILN_ACCEL_ERR_BOUNDS},
       {"load_align_before_bounds", [=](P &p) { S(p, KILN_ACCEL_R_SRC, 3); S(p, KILN_ACCEL_R_LEN, 0xFFFFFFFFu); p.op(KILN_ACCEL_OP_LOAD, 0); }, KILN_ACCEL_ERR_PARAM},
   };
   auto win = [=](P &p) { // a legal LOAD_WIN set-up
@@ -339,14 +341,14 @@ std::vector<ErrCase> errorCases() {
   v.push_back(W(KILN_ACCEL_R_C, 0x10000000u, KILN_ACCEL_ERR_BOUNDS, "win_bounds_big_c"));
   v.push_back(W(KILN_ACCEL_R_AOFF, kCfg.abuf_bytes - 27 * C, 0, "win_fits_exactly"));
   auto gemm = [=](P &p) {
-    S(p, KILN_ACCEL_R_K, 8); S(p, KILN_ACCEL_R_NM_N, 2); S(p, KILN_ACCEL_R_WOFF, 0); S(p, KILN_ACCEL_R_AOFF, 0);
+    S(p, KILN_ACCEL_R_K, 2 * M); S(p, KILN_ACCEL_R_NM_N, 2); S(p, KILN_ACCEL_R_WOFF, 0); S(p, KILN_ACCEL_R_AOFF, 0);
     S(p, KILN_ACCEL_R_IOFF, 0);
   };
   auto G = [=](uint32_t reg, uint32_t val, uint32_t a, uint32_t code, const char *name) {
     return ErrCase{name, [=](P &p) { gemm(p); p.set(reg, val); p.op(KILN_ACCEL_OP_GEMM, a); }, code};
   };
   const uint32_t slot = R * kiln_accel_idx_bits(&kCfg) / 8;
-  v.push_back(G(KILN_ACCEL_R_K, 8, 4, KILN_ACCEL_ERR_PARAM, "gemm_flags"));
+  v.push_back(G(KILN_ACCEL_R_K, 2 * M, 4, KILN_ACCEL_ERR_PARAM, "gemm_flags"));
   v.push_back(G(KILN_ACCEL_R_WOFF, R + 1, 0, KILN_ACCEL_ERR_PARAM, "gemm_woff_align"));
   v.push_back(G(KILN_ACCEL_R_AOFF, C + 1, 0, KILN_ACCEL_ERR_PARAM, "gemm_aoff_align"));
   v.push_back(G(KILN_ACCEL_R_K, M + 1, 2, KILN_ACCEL_ERR_PARAM, "gemm_nm_k"));
@@ -355,10 +357,10 @@ std::vector<ErrCase> errorCases() {
   v.push_back(G(KILN_ACCEL_R_NM_N, M + 1, 2, KILN_ACCEL_ERR_PARAM, "gemm_nm_n_big"));
   if (slot > 1) v.push_back(G(KILN_ACCEL_R_IOFF, 1, 2, KILN_ACCEL_ERR_PARAM, "gemm_ioff_align"));
   v.push_back(G(KILN_ACCEL_R_IOFF, 1, 0, 0, "gemm_dense_ignores_ioff"));
-  v.push_back(G(KILN_ACCEL_R_WOFF, kCfg.wbuf_bytes - 7 * R, 0, KILN_ACCEL_ERR_BOUNDS, "gemm_w_bounds"));
+  v.push_back(G(KILN_ACCEL_R_WOFF, kCfg.wbuf_bytes - (2 * M - 1) * R, 0, KILN_ACCEL_ERR_BOUNDS, "gemm_w_bounds"));
   v.push_back(G(KILN_ACCEL_R_WOFF, kCfg.wbuf_bytes - 4 * R, 2 | 1, 0, "gemm_nm_w_fits"));
   v.push_back(G(KILN_ACCEL_R_WOFF, kCfg.wbuf_bytes - 3 * R, 2, KILN_ACCEL_ERR_BOUNDS, "gemm_nm_w_bounds"));
-  v.push_back(G(KILN_ACCEL_R_AOFF, kCfg.abuf_bytes - 7 * C, 2, KILN_ACCEL_ERR_BOUNDS, "gemm_a_bounds"));
+  v.push_back(G(KILN_ACCEL_R_AOFF, kCfg.abuf_bytes - (2 * M - 1) * C, 2, KILN_ACCEL_ERR_BOUNDS, "gemm_a_bounds"));
   v.push_back(G(KILN_ACCEL_R_IOFF, kCfg.ibuf_bytes / slot * slot - 3 * slot, 2, KILN_ACCEL_ERR_BOUNDS, "gemm_i_bounds"));
   v.push_back(G(KILN_ACCEL_R_K, 0xFFFFFFFFu, 0, KILN_ACCEL_ERR_BOUNDS, "gemm_k_huge"));
   v.push_back(G(KILN_ACCEL_R_WOFF, R + 1, 8, KILN_ACCEL_ERR_PARAM, "gemm_flags_first"));
@@ -543,6 +545,7 @@ TEST(HwAccel, Performance) {
   }
   // LOAD: cycles per beat, against an empty program with the same SETs.
   for (uint32_t len : {1024u, 16384u}) {
+    len = std::min(len, kCfg.wbuf_bytes / kCfg.bus_bytes * kCfg.bus_bytes);
     Prog empty = base([&](Prog &q) {
       q.set(KILN_ACCEL_R_SRC, kData);
       q.set(KILN_ACCEL_R_LEN, len);
@@ -556,7 +559,7 @@ TEST(HwAccel, Performance) {
     Result r;
     uint32_t c = cycles(p, &r) - cycles(empty);
     std::printf("[ perf ] LOAD %u bytes: %u beats in %u cycles (%.2f beats/cycle)\n", len, r.rd, c, double(r.rd) / c);
-    EXPECT_GE(double(r.rd) / c, 0.8);
+    if (r.rd >= 256) EXPECT_GE(double(r.rd) / c, 0.9);
   }
   // LOAD_WIN: a 3x3 convolution window over C channels, COLS pixels.
   for (uint32_t ch : {3u, 16u, 64u}) {
