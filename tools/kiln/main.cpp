@@ -196,7 +196,10 @@ compile succeeds.
 
 Options:
   -o, --output DIR          artifact directory (created if missing)
-  --target T                x86-64 (default) | aarch64 | null
+  --target T                x86-64 (default) | aarch64 | null | accel (Kiln's accelerator,
+                            int8: needs --quantize int8 --calib DATA or --plan FILE)
+  --accel-config FILE       with --target accel: the accelerator description (JSON,
+                            docs/ACCELERATOR.md; default hw_gen/default.json)
   --shape NAME=d0,d1,...    fix the shape of input NAME (repeat per input); needed
                             for symbolic dimensions such as a batch size
   --freeze NAME=FILE.npy    fix input NAME to this value at compile time: it becomes
@@ -375,6 +378,8 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
       if (!value(o.outDir)) return usageError(a + " needs a directory", help);
     } else if (a == "--target") {
       if (!value(o.compile.target)) return usageError("--target needs a value", help);
+    } else if (a == "--accel-config") {
+      if (!value(o.compile.accelConfig)) return usageError("--accel-config needs a file", help);
     } else if (a == "--cpu") {
       if (!value(o.compile.cpu)) return usageError("--cpu needs a value", help);
     } else if (a == "--name" && !isRun) {
