@@ -909,6 +909,66 @@ def case_silero_vad(env, case):
         raise Failure("; ".join(problems))
 
 
+SIM_TOTAL = re.compile(r"^total\s+(\d+)\s+(\d+)\s+([0-9.]+)%\s+(\d+)\s+(\d+)\s+(\d+)$", re.M)
+SIM_EXACT = re.compile(r"^bit-exact vs the reference model: (\d+) of (\d+) inferences$", re.M)
+SIM_SAMPLES = 500
+
+
+def run_kiln_sim(env, extra, log_name):
+    """`kiln sim` of the Fashion-MNIST CNN on the first SIM_SAMPLES test images (plus
+    `extra`); returns (top-1 right, n, total cycles, GEMM cycles, weight bytes) after
+    checking that every inference was bit-exact with the reference model."""
+    images_path, labels_path = fmnist_test_set(env)
+    cmd = [env.kiln, "sim", FMNIST_MODEL, "--data", images_path, "--labels", labels_path,
+           "--limit", str(SIM_SAMPLES)] + list(extra)
+    log("$ " + " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, timeout=env.timeout, stdout=subprocess.PIPE, text=True)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"kiln sim ({log_name}): timed out after {env.timeout} s")
+    log(proc.stdout.rstrip())
+    if proc.returncode != 0:
+        raise Failure(f"kiln sim ({log_name}) failed with exit status {proc.returncode}")
+    mt, me, mk = SIM_TOTAL.search(proc.stdout), SIM_EXACT.search(proc.stdout), EVAL_KILN.search(proc.stdout)
+    if not mt or not me or not mk:
+        raise Failure(f"kiln sim ({log_name}): cannot find the totals, the bit-exact line and top-1")
+    if me.group(1) != me.group(2) or int(me.group(2)) != SIM_SAMPLES:
+        raise Failure(f"kiln sim ({log_name}): only {me.group(1)} of {me.group(2)} inferences bit-exact")
+    return int(mk.group(2)), int(mk.group(3)), int(mt.group(1)), int(mt.group(2)), int(mt.group(5))
+
+
+def case_fmnist_accel(env, case):
+    """The int8 Fashion-MNIST CNN on the Verilated accelerator (kiln sim), on the first
+    500 test images: every inference bit-exact with the reference model, and the same
+    top-1 as Kiln's CPU int8 path with the same plan (calibrated on 500 training
+    images). Then 2:4 (N:M mode): bit-exact too; its cycles and weight bytes against
+    dense must stay within the recorded ratios (docs/ACCELERATOR.md has the figures)."""
+    tol = load_tolerances(case)
+    images_path, labels_path = fmnist_test_set(env)
+    if not os.path.isfile(FMNIST_TRAIN_IMAGES):
+        raise Failure(f"calibration images not found: {FMNIST_TRAIN_IMAGES} (Debian dataset-fashion-mnist)")
+    d = env.case_dir(case)
+    cpu = run_kiln_eval(env, FMNIST_MODEL, images_path, labels_path,
+                        ["--quantize", "int8", "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500",
+                         "--limit", str(SIM_SAMPLES)], os.path.join(d, "cpu"))
+    mc = EVAL_KILN.search(cpu)
+    if not mc:
+        raise Failure("cannot find kiln eval's top-1")
+    plan = os.path.join(d, "cpu", "model.plan.json")
+    right, n, cycles, gemm, wbytes = run_kiln_sim(env, ["--plan", plan], "dense")
+    log(f"accelerator int8 top-1 {right}/{n}, CPU int8 {mc.group(2)}/{mc.group(3)}; {cycles} cycles per image")
+    if n != int(mc.group(3)) or abs(right - int(mc.group(2))) > int(tol["max_top1_diff_images"]):
+        raise Failure(f"accelerator top-1 {right}/{n} differs from the CPU int8 path's {mc.group(2)}/{mc.group(3)}")
+    right24, _, cycles24, gemm24, wbytes24 = run_kiln_sim(
+        env, ["--sparsify", "2:4", "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500"], "2:4")
+    log(f"2:4: top-1 {right24}/{n}; cycles {cycles24 / cycles:.3f}x dense (GEMM cycles {gemm24 / gemm:.3f}x), "
+        f"weight bytes {wbytes24 / wbytes:.3f}x")
+    if cycles24 / cycles > float(tol["max_nm_cycle_ratio"]):
+        raise Failure(f"2:4 takes {cycles24 / cycles:.3f}x the dense cycles (limit {tol['max_nm_cycle_ratio']})")
+    if gemm24 / gemm > float(tol["max_nm_gemm_cycle_ratio"]):
+        raise Failure(f"2:4 GEMM cycles {gemm24 / gemm:.3f}x dense (limit {tol['max_nm_gemm_cycle_ratio']})")
+
+
 CASES = {
     "mobilenet_v2": lambda env: case_torchvision(env, "mobilenet_v2"),
     "resnet18": lambda env: case_torchvision(env, "resnet18"),
@@ -930,6 +990,7 @@ CASES = {
     "fmnist_smartdeal": lambda env: case_fmnist_smartdeal(env, "fmnist_smartdeal", FMNIST_MODEL,
                                                           FMNIST_SMARTDEAL_LAYERS, 3),
     "fmnist_vit_butterfly": lambda env: case_fmnist_vit_butterfly(env, "fmnist_vit_butterfly"),
+    "fmnist_accel": lambda env: case_fmnist_accel(env, "fmnist_accel"),
     "fmnist_gru": lambda env: case_fmnist(env, "fmnist_gru", model=FMNIST_GRU_MODEL),
     "fmnist_gru_accuracy": lambda env: case_fmnist_eval(env, "fmnist_gru_accuracy", FMNIST_GRU_MODEL),
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),
