@@ -184,6 +184,16 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       }
     }
     if (L.in < 0) return failure();
+    // A copy of the whole result into another buffer (the function's output): the
+    // layer writes there directly.
+    for (Operation *n = op->getNextNode(); n; n = n->getNextNode())
+      if (auto copy = dyn_cast<memref::CopyOp>(n); copy && reshapeRoot(copy.getSource()) == rootBuffer(out) &&
+                                                     rootBuffer(copy.getSource()) == rootBuffer(out) &&
+                                                     reshapeRoot(copy.getTarget()) == rootBuffer(copy.getTarget())) {
+        covered.insert(copy);
+        out = copy.getTarget();
+        break;
+      }
     Value root = rootBuffer(out);
     if (reshapeRoot(out) != root) return op->emitError("the accelerator writes whole buffers");
     L.out = tensorFor(root, true);

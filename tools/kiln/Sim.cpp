@@ -14,6 +14,7 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -111,6 +112,15 @@ int cmdSim(int argc, char **argv) {
     } else {
       rest.push_back(argv[k]);
     }
+  }
+  // The accelerator runs int8: calibration data means --quantize int8.
+  static char quantizeFlag[] = "--quantize", int8Value[] = "int8";
+  auto given = [&](const char *flag) {
+    return std::any_of(rest.begin(), rest.end(), [&](const char *a) { return std::strcmp(a, flag) == 0; });
+  };
+  if (given("--calib") && !given("--quantize") && !given("--plan")) {
+    rest.push_back(quantizeFlag);
+    rest.push_back(int8Value);
   }
   CommonOptions o;
   if (int rc = parseArgsForSim(int(rest.size()), rest.data(), o, kSimHelp); rc >= 0) return rc;

@@ -179,6 +179,9 @@ typedef struct kiln_accel_model_t kiln_accel_model_t;
 /* Reads and checks a .kaccel file (sizes, offsets, checksum); on failure writes why into
  * `error` and returns KILN_ERROR_BAD_WEIGHTS or KILN_ERROR_IO. */
 kiln_status_t kiln_accel_model_open(const char *path, kiln_accel_model_t **out, char *error, size_t error_size);
+/* The same from memory (`path` names it in errors; may be null). */
+kiln_status_t kiln_accel_model_read(const void *data, size_t size, const char *path, kiln_accel_model_t **out,
+                                    char *error, size_t error_size);
 void kiln_accel_model_free(kiln_accel_model_t *model);
 uint32_t kiln_accel_model_config_id(const kiln_accel_model_t *model);
 size_t kiln_accel_model_layer_count(const kiln_accel_model_t *model);

@@ -43,29 +43,18 @@ static size_t elements(const int64_t *dims, uint32_t n) {
 #define FAIL(status, ...)                                                                                              \
   do {                                                                                                                 \
     if (error) snprintf(error, error_size, __VA_ARGS__);                                                               \
-    free(buf);                                                                                                         \
     kiln_accel_model_free(m);                                                                                          \
     return status;                                                                                                     \
   } while (0)
 
-kiln_status_t kiln_accel_model_open(const char *path, kiln_accel_model_t **out, char *error, size_t error_size) {
-  uint8_t *buf = NULL;
+kiln_status_t kiln_accel_model_read(const void *data, size_t size, const char *path, kiln_accel_model_t **out,
+                                    char *error, size_t error_size) {
   kiln_accel_model_t *m = NULL;
-  if (!path || !out) return KILN_ERROR_INVALID_ARGUMENT;
+  if (!out || (!data && size)) return KILN_ERROR_INVALID_ARGUMENT;
+  if (!path) path = "model";
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) FAIL(KILN_ERROR_IO, "%s: cannot open", path);
-  long size = -1;
-  if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-  if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-    fclose(f);
-    FAIL(KILN_ERROR_IO, "%s: cannot read", path);
-  }
-  buf = malloc(size ? (size_t)size : 1);
-  size_t got = buf ? fread(buf, 1, (size_t)size, f) : 0;
-  fclose(f);
-  if (!buf) FAIL(KILN_ERROR_OUT_OF_MEMORY, "%s: out of memory", path);
-  if (got != (size_t)size) FAIL(KILN_ERROR_IO, "%s: cannot read", path);
+  static const uint8_t empty[1] = {0};
+  const uint8_t *buf = data ? data : empty;
   const uint64_t n = (uint64_t)size;
   const uint64_t fixed = 48 + 88 + 80;
   if (n < fixed + 8 || memcmp(buf, "KACL", 4) != 0) FAIL(KILN_ERROR_BAD_WEIGHTS, "%s: not a Kiln accelerator model", path);
@@ -128,11 +117,38 @@ kiln_status_t kiln_accel_model_open(const char *path, kiln_accel_model_t **out, 
       FAIL(KILN_ERROR_BAD_WEIGHTS, "%s: layer %u's program lies outside the image", path, i);
   }
   memcpy(m->image, p, (size_t)m->image_bytes);
-  free(buf);
   *out = m;
   return KILN_OK;
 }
 #undef FAIL
+
+kiln_status_t kiln_accel_model_open(const char *path, kiln_accel_model_t **out, char *error, size_t error_size) {
+  if (!path || !out) return KILN_ERROR_INVALID_ARGUMENT;
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    if (error) snprintf(error, error_size, "%s: cannot open", path);
+    return KILN_ERROR_IO;
+  }
+  long size = -1;
+  if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+  uint8_t *buf = NULL;
+  size_t got = 0;
+  if (size >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+    buf = malloc(size ? (size_t)size : 1);
+    got = buf ? fread(buf, 1, (size_t)size, f) : 0;
+  }
+  fclose(f);
+  kiln_status_t st;
+  if (!buf || got != (size_t)size) {
+    if (error) snprintf(error, error_size, "%s: cannot read", path);
+    st = buf ? KILN_ERROR_IO : KILN_ERROR_OUT_OF_MEMORY;
+  } else {
+    st = kiln_accel_model_read(buf, (size_t)size, path, out, error, error_size);
+  }
+  free(buf);
+  return st;
+}
 
 void kiln_accel_model_free(kiln_accel_model_t *m) {
   if (!m) return;
