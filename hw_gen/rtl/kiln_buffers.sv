@@ -1,20 +1,18 @@
-// On-chip buffers (docs/ACCELERATOR.md, Buffers): WBUF, IBUF, PBUF and ABUF, byte
-// addressed, zero after reset (initial contents; they persist across programs).
-//
-// Write ports:
-//  - DMA return: up to BUS_BYTES bytes a cycle into one buffer; lane j writes
-//    base + j (LOAD: a contiguous beat) or base + j*COLS (LOAD_WIN: up to BUS_BYTES
-//    channels of one pixel, one ABUF k-row each), lanes selected by mask.
-//  - Padding (LOAD_WIN taps outside the image): up to BUS_BYTES bytes of one value into
-//    ABUF at base + j*COLS.
-// Read ports (registered, one cycle):
-//  - WBUF: ROWS bytes at w_addr (one GEMM step's weights);
-//  - IBUF: ROWS*IDX_BITS/8 bytes at i_addr (one step's N:M indices);
-//  - ABUF: NM_M k-rows of COLS bytes at a_addr (dense GEMM and POOL use the first; N:M
-//    GEMM the whole group);
-//  - PBUF: 12 bytes at p_addr (one output row's bias, multiplier, shift).
-// ABUF is COLS byte lanes deep per k-row; the strided LOAD_WIN writes and the group reads
-// map onto a bank per (k-row mod NM_M) in a physical build.
+// On-chip buffers (docs/ACCELERATOR.md, Buffers): WBUF, IBUF, PBUF and ABUF, each a
+// kiln_bank_mem of single-port banks with byte enables, zero after reset (initial
+// contents; they persist across programs).
+//  - WBUF: rows of ROWS bytes (one GEMM step's weights), enough banks that one DMA beat
+//    (BUS_BYTES contiguous bytes) touches each bank once.
+//  - IBUF: rows of ROWS*IDX_BITS/8 bytes (one step's N:M indices), banked likewise.
+//  - PBUF: byte rows in max(16, BUS_BYTES) banks: REQUANT reads 12 consecutive bytes (one
+//    output row's bias, multiplier, shift) at any offset.
+//  - ABUF: k-rows of COLS bytes (one activation per PE column) in BUS_BYTES banks (>=
+//    NM_M): GEMM reads one k-row a cycle in dense mode and the NM_M-row group in N:M mode;
+//    POOL reads one k-row; LOAD_WIN writes up to BUS_BYTES channels of one pixel, i.e.
+//    consecutive k-rows, a cycle.
+// Write port: the DMA's returning beats (lane j -> base + j, or base + j*COLS for
+// LOAD_WIN), or LOAD_WIN padding (lane j -> base + j*COLS; the DMA only pads in cycles
+// without a returning beat).
 module kiln_buffers
   import kiln_accel_pkg::*;
 #(
@@ -46,64 +44,52 @@ module kiln_buffers
   input  logic [31:0]            p_addr,
   output logic [95:0]            p_data
 );
-  logic [7:0] wmem[WBUF_BYTES];
-  logic [7:0] imem[IBUF_BYTES];
-  logic [7:0] pmem[PBUF_BYTES];
-  logic [7:0] amem[ABUF_BYTES];
+  localparam int B = BUS_BYTES;
 
-  initial begin
-    for (int i = 0; i < WBUF_BYTES; i++) wmem[i] = 8'd0;
-    for (int i = 0; i < IBUF_BYTES; i++) imem[i] = 8'd0;
-    for (int i = 0; i < PBUF_BYTES; i++) pmem[i] = 8'd0;
-    for (int i = 0; i < ABUF_BYTES; i++) amem[i] = 8'd0;
-  end
+  function automatic int pow2ceil(input int v);
+    int p = 1;
+    while (p < v) p = p * 2;
+    return p;
+  endfunction
+  function automatic int min2(input int a, input int b);
+    return a < b ? a : b;
+  endfunction
+  function automatic int max2(input int a, input int b);
+    return a > b ? a : b;
+  endfunction
 
-  // Lane addresses of the DMA write port.
-  logic [31:0] wb_lane[BUS_BYTES];
-  logic [31:0] pad_lane[BUS_BYTES];
+  // Rows one beat of B contiguous bytes can touch: at most ceil(B/RW) + 1, at most B.
+  localparam int NB_W = pow2ceil(min2(B, (B + ROWS - 1) / ROWS + 1));
+  localparam int NB_I = pow2ceil(min2(B, (B + SLOT - 1) / SLOT + 1));
+  localparam int NB_P = pow2ceil(max2(16, B));
+  localparam int NB_A = pow2ceil(max2(B, NM_M));
+
+  // The write lanes: a returning beat or a padding chunk.
+  logic [32*B-1:0] lane_addr;
+  logic [8*B-1:0]  lane_data;
+  logic [B-1:0]    lane_en_w, lane_en_i, lane_en_p, lane_en_a;
   always_comb begin
-    for (int j = 0; j < BUS_BYTES; j++) begin
-      wb_lane[j]  = wb_base + (wb_stride_cols ? 32'(j) * 32'(COLS) : 32'(j));
-      pad_lane[j] = pad_base + 32'(j) * 32'(COLS);
+    for (int j = 0; j < B; j++) begin
+      if (pad_valid) begin
+        lane_addr[32*j +: 32] = pad_base + 32'(j) * 32'(COLS);
+        lane_data[8*j +: 8]   = pad_val;
+      end else begin
+        lane_addr[32*j +: 32] = wb_base + (wb_stride_cols ? 32'(j) * 32'(COLS) : 32'(j));
+        lane_data[8*j +: 8]   = wb_data[8*j +: 8];
+      end
     end
+    lane_en_w = (wb_valid && wb_buf == 2'(BUF_W)) ? wb_mask : '0;
+    lane_en_i = (wb_valid && wb_buf == 2'(BUF_I)) ? wb_mask : '0;
+    lane_en_p = (wb_valid && wb_buf == 2'(BUF_P)) ? wb_mask : '0;
+    lane_en_a = pad_valid ? pad_mask : (wb_valid && wb_buf == 2'(BUF_A)) ? wb_mask : '0;
   end
 
-  always_ff @(posedge clk) begin
-    if (wb_valid && wb_buf == 2'(BUF_W))
-      for (int j = 0; j < BUS_BYTES; j++)
-        if (wb_mask[j] && wb_lane[j] < 32'(WBUF_BYTES)) wmem[wb_lane[j]] <= wb_data[8*j +: 8];
-    if (w_re)
-      for (int r = 0; r < ROWS; r++)
-        w_data[8*r +: 8] <= (w_addr + 32'(r) < 32'(WBUF_BYTES)) ? wmem[w_addr + 32'(r)] : 8'd0;
-  end
-
-  always_ff @(posedge clk) begin
-    if (wb_valid && wb_buf == 2'(BUF_I))
-      for (int j = 0; j < BUS_BYTES; j++)
-        if (wb_mask[j] && wb_lane[j] < 32'(IBUF_BYTES)) imem[wb_lane[j]] <= wb_data[8*j +: 8];
-    if (w_re)
-      for (int b = 0; b < SLOT; b++)
-        i_data[8*b +: 8] <= (i_addr + 32'(b) < 32'(IBUF_BYTES)) ? imem[i_addr + 32'(b)] : 8'd0;
-  end
-
-  always_ff @(posedge clk) begin
-    if (wb_valid && wb_buf == 2'(BUF_P))
-      for (int j = 0; j < BUS_BYTES; j++)
-        if (wb_mask[j] && wb_lane[j] < 32'(PBUF_BYTES)) pmem[wb_lane[j]] <= wb_data[8*j +: 8];
-    if (p_re)
-      for (int b = 0; b < 12; b++)
-        p_data[8*b +: 8] <= (p_addr + 32'(b) < 32'(PBUF_BYTES)) ? pmem[p_addr + 32'(b)] : 8'd0;
-  end
-
-  always_ff @(posedge clk) begin
-    if (wb_valid && wb_buf == 2'(BUF_A))
-      for (int j = 0; j < BUS_BYTES; j++)
-        if (wb_mask[j] && wb_lane[j] < 32'(ABUF_BYTES)) amem[wb_lane[j]] <= wb_data[8*j +: 8];
-    if (pad_valid)
-      for (int j = 0; j < BUS_BYTES; j++)
-        if (pad_mask[j] && pad_lane[j] < 32'(ABUF_BYTES)) amem[pad_lane[j]] <= pad_val;
-    if (a_re)
-      for (int b = 0; b < NM_M * COLS; b++)
-        a_data[8*b +: 8] <= (a_addr + 32'(b) < 32'(ABUF_BYTES)) ? amem[a_addr + 32'(b)] : 8'd0;
-  end
+  kiln_bank_mem #(.BYTES(WBUF_BYTES), .RW(ROWS), .NB(NB_W), .NR(1), .WL(B)) u_wbuf (
+    .clk, .we(lane_en_w), .waddr(lane_addr), .wdata(lane_data), .re(w_re), .raddr(w_addr), .rdata(w_data));
+  kiln_bank_mem #(.BYTES(IBUF_BYTES), .RW(SLOT), .NB(NB_I), .NR(1), .WL(B)) u_ibuf (
+    .clk, .we(lane_en_i), .waddr(lane_addr), .wdata(lane_data), .re(w_re), .raddr(i_addr), .rdata(i_data));
+  kiln_bank_mem #(.BYTES(PBUF_BYTES), .RW(1), .NB(NB_P), .NR(12), .WL(B)) u_pbuf (
+    .clk, .we(lane_en_p), .waddr(lane_addr), .wdata(lane_data), .re(p_re), .raddr(p_addr), .rdata(p_data));
+  kiln_bank_mem #(.BYTES(ABUF_BYTES), .RW(COLS), .NB(NB_A), .NR(NM_M), .WL(B)) u_abuf (
+    .clk, .we(lane_en_a), .waddr(lane_addr), .wdata(lane_data), .re(a_re), .raddr(a_addr), .rdata(a_data));
 endmodule

@@ -10,7 +10,8 @@
 //    walks pixel, ky, kx; an in-bounds tap is one run of C bytes (one read per beat it
 //    touches; lane j of a beat is channel beat_addr + j - tap_addr -> ABUF k-row
 //    (k0 + ch), column col); a padded tap writes PADVAL into ABUF, BUS_BYTES channels a
-//    cycle, without a memory access. Addresses are computed modulo 2^64 exactly as the
+//    cycle, without a memory access, in cycles where no beat returns (the buffers have
+//    one write port). Addresses are computed modulo 2^64 exactly as the
 //    reference model does; beats at or above 2^32 read as zero.
 //  - STORE: per column one run of NROWS*size bytes at DST + c*DSTRIDE, one write per beat
 //    with byte strobes (none at or above 2^32).
@@ -111,6 +112,7 @@ module kiln_dma
   logic [31:0]       rd_base;
   logic [8*B-1:0]    st_wdata;
   logic              dma_rd, dma_wr, room, dma_req, dma_fire, f_ok;
+  logic              ret_dma;  // a DMA beat returns (and is written) this cycle
 
   always_comb begin
     win_inb   = !tap_iy[63] && !tap_ix[63] && tap_iy < w_h && tap_ix < w_w;
@@ -142,7 +144,7 @@ module kiln_dma
           last_beat = $signed(win_chrel) + 32'sd0 + 32'(B) >= $signed(w_c[31:0]);
           rd_base   = dst_tap + win_chrel * 32'(COLS);
         end else begin
-          pad_valid = 1'b1;
+          pad_valid = !ret_dma;  // the buffers' write port is free
           for (int j = 0; j < B; j++) pad_mask[j] = t_i + 32'(j) < w_c[31:0];
           last_beat = t_i + 32'(B) >= w_c[31:0];
         end
@@ -211,7 +213,7 @@ module kiln_dma
     f_rvalid       = mem_rvalid && head_e.is_f;
     f_rtag         = head_e.tag;
     f_rdata        = mem_rdata;
-    wb_valid       = mem_rvalid && !head_e.is_f;
+    wb_valid       = ret_dma;
     wb_buf         = head_e.bsel;
     wb_base        = head_e.base;
     wb_stride_cols = head_e.stride_cols;
@@ -219,6 +221,7 @@ module kiln_dma
     wb_data        = head_e.zero ? '0 : mem_rdata;
   end
 
+  assign ret_dma     = mem_rvalid && !fifo[f_head].is_f;
   assign busy        = issue_busy || d_cnt != '0;
   assign outstanding = f_cnt != '0;
 
@@ -256,7 +259,7 @@ module kiln_dma
 
   // ---- issue engine ------------------------------------------------------------------------
   logic step;  // the current beat / pad chunk is done this cycle
-  assign step = (st == D_WIN) ? (win_inb ? dma_fire : 1'b1) : dma_fire;
+  assign step = (st == D_WIN) ? (win_inb ? dma_fire : pad_valid) : dma_fire;
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
