@@ -309,7 +309,7 @@ std::vector<ErrCase> errorCases() {
   using P = Prog;
   auto S = [](P &p, uint32_t r, uint32_t v) { p.set(r, v); };
   std::vector<ErrCase> v = {
-      {"bad_opcode", [](P &p) { p.op(0x08); }, KILN_ACCEL_ERR_OPCODE},
+      {"bad_opcode", [](P &p) { p.op(0x7E); }, KILN_ACCEL_ERR_OPCODE},
       {"bad_opcode_ff", [](P &p) { p.op(0xFF, 3); }, KILN_ACCEL_ERR_OPCODE},
       {"bits_31_16", [](P &p) { p.raw(kiln_accel_insn(KILN_ACCEL_OP_SET, 1, 5) | (1ull << 16)); }, KILN_ACCEL_ERR_OPCODE},
       {"bits_31_end", [](P &p) { p.raw(1ull << 31); }, KILN_ACCEL_ERR_OPCODE},
