@@ -41,8 +41,10 @@ module kiln_accel
   logic comp_start, comp_busy, comp_gemm;
   logic [1:0] comp_op, comp_flags;
 
+  logic buf_clearing;
+
   kiln_ctrl #(.TAG_BITS(TAG_BITS)) u_ctrl (
-    .clk, .rst_n,
+    .clk, .rst_n, .buf_clearing,
     .reg_we, .reg_addr, .reg_wdata, .reg_rdata,
     .regs,
     .dma_start, .dma_cmd, .dma_buf, .dma_raw, .dma_issue_busy, .dma_busy, .dma_outstanding,
@@ -80,7 +82,7 @@ module kiln_accel
   logic [95:0] p_data;
 
   kiln_buffers u_buf (
-    .clk,
+    .clk, .rst_n, .clearing(buf_clearing),
     .wb_valid, .wb_buf, .wb_base, .wb_stride_cols, .wb_mask, .wb_data,
     .pad_valid, .pad_base, .pad_mask, .pad_val,
     .w_re, .w_addr, .w_data, .i_addr, .i_data, .a_re, .a_addr, .a_data, .p_re, .p_addr, .p_data

@@ -8,6 +8,7 @@
 //    into one bank fall into one word of it.
 //  - read: NR consecutive rows from raddr (a multiple of RW), data one cycle later; rows
 //    past the end read as zero.
+//  - clear: clr writes zero to word clr_word of every bank (the reset sweep).
 module kiln_bank_mem #(
   parameter int BYTES = 1024,
   parameter int RW = 16,
@@ -16,6 +17,8 @@ module kiln_bank_mem #(
   parameter int WL = 16
 ) (
   input  logic               clk,
+  input  logic               clr,       // write zero to word clr_word of every bank
+  input  logic [31:0]        clr_word,
   input  logic [WL-1:0]      we,
   input  logic [32*WL-1:0]   waddr,
   input  logic [8*WL-1:0]    wdata,
@@ -87,14 +90,14 @@ module kiln_bank_mem #(
     logic [8*RW-1:0] mem[DEPTH];
     logic [31:0]     rrow, rd;
 
-    initial for (int i = 0; i < DEPTH; i++) mem[i] = '0;
-
     // this bank's row among the NR read rows, if any
     assign rd   = (32'(b) + 32'(NB) - base_row % 32'(NB)) % 32'(NB);
     assign rrow = base_row + rd;
 
     always_ff @(posedge clk) begin
-      if (b_wen[b] && b_word[b] < 32'(DEPTH))
+      if (clr) begin
+        if (clr_word < 32'(DEPTH)) mem[clr_word] <= '0;
+      end else if (b_wen[b] && b_word[b] < 32'(DEPTH))
         mem[b_word[b]] <= (mem[b_word[b]] & ~b_mask[b]) | (b_val[b] & b_mask[b]);
       if (re) bank_q[b] <= (rd < 32'(NR) && rrow < 32'(NROWS)) ? mem[rrow / 32'(NB)] : '0;
     end

@@ -1,6 +1,7 @@
 // On-chip buffers (docs/ACCELERATOR.md, Buffers): WBUF, IBUF, PBUF and ABUF, each a
-// kiln_bank_mem of single-port banks with byte enables, zero after reset (initial
-// contents; they persist across programs).
+// kiln_bank_mem of single-port banks with byte enables. After reset they sweep every
+// bank word to zero (one word per bank a cycle, `clearing` meanwhile: the accelerator
+// reads busy); their contents persist across programs.
 //  - WBUF: rows of ROWS bytes (one GEMM step's weights), enough banks that one DMA beat
 //    (BUS_BYTES contiguous bytes) touches each bank once.
 //  - IBUF: rows of ROWS*IDX_BITS/8 bytes (one step's N:M indices), banked likewise.
@@ -19,6 +20,8 @@ module kiln_buffers
   parameter int SLOT = ROWS * IDX_BITS / 8
 ) (
   input  logic                   clk,
+  input  logic                   rst_n,
+  output logic                   clearing,  // zeroing the buffers after reset
   // DMA return writes
   input  logic                   wb_valid,
   input  logic [1:0]             wb_buf,
@@ -64,6 +67,24 @@ module kiln_buffers
   localparam int NB_P = pow2ceil(max2(16, B));
   localparam int NB_A = pow2ceil(max2(B, NM_M));
 
+  function automatic int depth(input int bytes, input int rw, input int nb);
+    return ((bytes + rw - 1) / rw + nb - 1) / nb;
+  endfunction
+  localparam int CLR_WORDS = max2(max2(depth(WBUF_BYTES, ROWS, NB_W), depth(IBUF_BYTES, SLOT, NB_I)),
+                                  max2(depth(PBUF_BYTES, 1, NB_P), depth(ABUF_BYTES, COLS, NB_A)));
+
+  // The reset sweep.
+  logic [31:0] clr_word;
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      clearing <= 1'b1;
+      clr_word <= '0;
+    end else if (clearing) begin
+      clr_word <= clr_word + 32'd1;
+      if (clr_word == 32'(CLR_WORDS - 1)) clearing <= 1'b0;
+    end
+  end
+
   // The write lanes: a returning beat or a padding chunk.
   logic [32*B-1:0] lane_addr;
   logic [8*B-1:0]  lane_data;
@@ -85,11 +106,11 @@ module kiln_buffers
   end
 
   kiln_bank_mem #(.BYTES(WBUF_BYTES), .RW(ROWS), .NB(NB_W), .NR(1), .WL(B)) u_wbuf (
-    .clk, .we(lane_en_w), .waddr(lane_addr), .wdata(lane_data), .re(w_re), .raddr(w_addr), .rdata(w_data));
+    .clk, .clr(clearing), .clr_word, .we(lane_en_w), .waddr(lane_addr), .wdata(lane_data), .re(w_re), .raddr(w_addr), .rdata(w_data));
   kiln_bank_mem #(.BYTES(IBUF_BYTES), .RW(SLOT), .NB(NB_I), .NR(1), .WL(B)) u_ibuf (
-    .clk, .we(lane_en_i), .waddr(lane_addr), .wdata(lane_data), .re(w_re), .raddr(i_addr), .rdata(i_data));
+    .clk, .clr(clearing), .clr_word, .we(lane_en_i), .waddr(lane_addr), .wdata(lane_data), .re(w_re), .raddr(i_addr), .rdata(i_data));
   kiln_bank_mem #(.BYTES(PBUF_BYTES), .RW(1), .NB(NB_P), .NR(12), .WL(B)) u_pbuf (
-    .clk, .we(lane_en_p), .waddr(lane_addr), .wdata(lane_data), .re(p_re), .raddr(p_addr), .rdata(p_data));
+    .clk, .clr(clearing), .clr_word, .we(lane_en_p), .waddr(lane_addr), .wdata(lane_data), .re(p_re), .raddr(p_addr), .rdata(p_data));
   kiln_bank_mem #(.BYTES(ABUF_BYTES), .RW(COLS), .NB(NB_A), .NR(NM_M), .WL(B)) u_abuf (
-    .clk, .we(lane_en_a), .waddr(lane_addr), .wdata(lane_data), .re(a_re), .raddr(a_addr), .rdata(a_data));
+    .clk, .clr(clearing), .clr_word, .we(lane_en_a), .waddr(lane_addr), .wdata(lane_data), .re(a_re), .raddr(a_addr), .rdata(a_data));
 endmodule

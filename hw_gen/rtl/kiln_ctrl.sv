@@ -20,6 +20,7 @@ module kiln_ctrl
 ) (
   input  logic                   clk,
   input  logic                   rst_n,
+  input  logic                   buf_clearing,  // buffers still being zeroed after reset
   // host registers
   input  logic                   reg_we,
   input  logic [7:0]             reg_addr,
@@ -77,7 +78,7 @@ module kiln_ctrl
 
   always_comb begin
     unique case (reg_addr)
-      8'(REG_STATUS):      reg_rdata = {16'd0, s_code, 5'd0, s_err, s_done, s_busy};
+      8'(REG_STATUS):      reg_rdata = {16'd0, s_code, 5'd0, s_err, s_done, s_busy || buf_clearing};
       8'(REG_PROG_ADDR):   reg_rdata = prog_addr;
       8'(REG_ERR_PC):      reg_rdata = err_pc;
       8'(REG_CYCLES):      reg_rdata = cycles;
@@ -92,7 +93,7 @@ module kiln_ctrl
   end
 
   logic host_start;
-  assign host_start = reg_we && reg_addr == 8'(REG_CTRL) && reg_wdata[0] && !s_busy;
+  assign host_start = reg_we && reg_addr == 8'(REG_CTRL) && reg_wdata[0] && !s_busy && !buf_clearing;
 
   // ---- fetch -------------------------------------------------------------------------------
   logic [63:0]   fq[FQ_DEPTH];

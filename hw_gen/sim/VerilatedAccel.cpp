@@ -62,7 +62,7 @@ struct VDevice {
     }
     top->clk = 0;
     top->eval();
-    if (top->mem_req && top->mem_gnt) {
+    if (top->rst_n && top->mem_req && top->mem_gnt) { // the port means nothing in reset
       uint64_t addr = top->mem_addr;
       if (top->mem_we) {
         uint64_t strb = top->mem_wstrb;
@@ -161,14 +161,20 @@ extern "C" kiln_status_t kiln_accel_verilated_open(const kiln_accel_config_t *cf
     d->rng.seed(opts->seed);
   }
   d->vctx = std::make_unique<VerilatedContext>();
+  // Every flop starts random: reset (and the buffers' reset sweep) must clear them.
+  d->vctx->randReset(2);
+  d->vctx->randSeed(int(d->rng() & 0x7FFFFFFF));
   d->top = std::make_unique<Vkiln_accel>(d->vctx.get(), "kiln_accel");
   d->top->rst_n = 0;
   d->top->reg_we = 0;
   d->top->reg_addr = 0;
   d->top->reg_wdata = 0;
   for (int i = 0; i < 4; ++i) d->tick();
+  d->resp.clear();
   d->top->rst_n = 1;
   d->tick();
+  // After reset the buffers are swept to zero (STATUS reads busy meanwhile).
+  for (int n = 0; (vRegRead(d, KILN_ACCEL_REG_STATUS) & 1) && n < (1 << 24); ++n) d->tick();
   d->cycle = 0;
   if (vRegRead(d, KILN_ACCEL_REG_CONFIG_ID) != cfg->config_id) {
     vClose(d);

@@ -24,7 +24,7 @@ using kiln_hw_test::sweep;
 const kiln_accel_config_t kCfg = KILN_ACCEL_CFG_INIT;
 constexpr uint64_t kMem = 1 << 20;       // device memory
 constexpr uint64_t kData = 64 << 10;     // data starts here; programs below
-constexpr uint64_t kMaxCycles = 50000000;
+constexpr uint64_t kMaxCycles = 5000000;
 
 struct Prog {
   std::vector<uint64_t> w;
@@ -508,6 +508,46 @@ TEST(HwAccel, OpenChecksConfig) {
   EXPECT_EQ(kiln_accel_run_program(&d, 0, 1000, &cnt, err, sizeof err), KILN_OK) << err;
   EXPECT_EQ(cnt.insns, 1u);
   d.close(d.ctx);
+}
+
+// A fresh device's buffers, ACC and OUT are zero (the model starts with random state;
+// reset must clear it): GEMM over all of WBUF/ABUF, REQUANT RAW, POOL, stored over 0xFF.
+TEST(HwAccel, ResetClearsEverything) {
+  uint64_t seed = seedFor("HwAccel.ResetClearsEverything");
+  kiln_accel_sim_options_t opts{4, 0, seed};
+  Pair pair(opts);
+  std::vector<uint8_t> ff(kMem - kData, 0xFF);
+  pair.write(kData, ff.data(), ff.size());
+  const uint32_t R = kCfg.rows, C = kCfg.cols;
+  Prog p;
+  p.set(KILN_ACCEL_R_NPIX, C);
+  p.set(KILN_ACCEL_R_NROWS, R);
+  p.set(KILN_ACCEL_R_DSTRIDE, 4 * R);
+  p.set(KILN_ACCEL_R_DST, kData);
+  p.op(KILN_ACCEL_OP_STORE, 1); // OUT as it is after reset
+  p.set(KILN_ACCEL_R_K, std::min(kCfg.wbuf_bytes / R, kCfg.abuf_bytes / C));
+  p.op(KILN_ACCEL_OP_GEMM, KILN_ACCEL_GEMM_ACC); // ACC as it is after reset, plus W x A
+  p.set(KILN_ACCEL_R_POFF, kCfg.pbuf_bytes - 12 * R);
+  p.op(KILN_ACCEL_OP_REQUANT, 1);
+  p.set(KILN_ACCEL_R_DST, kData + 4096);
+  p.op(KILN_ACCEL_OP_STORE, 1);
+  p.set(KILN_ACCEL_R_C, R);
+  p.set(KILN_ACCEL_R_WIN, kCfg.abuf_bytes / (R * C));
+  p.op(KILN_ACCEL_OP_POOL);
+  p.set(KILN_ACCEL_R_DST, kData + 8192);
+  p.op(KILN_ACCEL_OP_STORE, 1);
+  p.set(KILN_ACCEL_R_K, 4 * kCfg.nm_m);
+  p.set(KILN_ACCEL_R_NM_N, 1);
+  p.set(KILN_ACCEL_R_IOFF, kCfg.ibuf_bytes / (R * kiln_accel_idx_bits(&kCfg) / 8) * (R * kiln_accel_idx_bits(&kCfg) / 8) -
+                               4 * (R * kiln_accel_idx_bits(&kCfg) / 8));
+  p.op(KILN_ACCEL_OP_GEMM, KILN_ACCEL_GEMM_NM);
+  p.op(KILN_ACCEL_OP_REQUANT, 1);
+  p.set(KILN_ACCEL_R_DST, kData + 12288);
+  p.op(KILN_ACCEL_OP_STORE, 1);
+  p.end();
+  pair.writeProg(0, p);
+  Result r = pair.run(0, "fresh device");
+  EXPECT_EQ(r.status, 2u);
 }
 
 // Cycle behaviour (printed; loose bounds so that a regression shows).
