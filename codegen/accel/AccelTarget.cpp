@@ -77,6 +77,15 @@ public:
         set(KILN_ACCEL_R_NM_N, g.getNmN());
       }
       op(KILN_ACCEL_OP_GEMM, (g.getAccumulate() ? KILN_ACCEL_GEMM_ACC : 0) | (g.getNmN() ? KILN_ACCEL_GEMM_NM : 0));
+    } else if (auto rb = dyn_cast<accel::RebuildOp>(insn)) {
+      set(KILN_ACCEL_R_K, rb.getK());
+      set(KILN_ACCEL_R_WOFF, rb.getWoff());
+      set(KILN_ACCEL_R_IOFF, rb.getIoff());
+      set(KILN_ACCEL_R_LEN, rb.getLen());
+      set(KILN_ACCEL_R_C, rb.getC());
+      set(KILN_ACCEL_R_SD_CFG, (rb.getFlat() ? 1 : 0) | (rb.getBits() << 1) | (rb.getGroup() << 16));
+      set(KILN_ACCEL_R_SDB, rb.getSdb());
+      op(KILN_ACCEL_OP_REBUILD, 0);
     } else if (auto r = dyn_cast<accel::RequantOp>(insn)) {
       set(KILN_ACCEL_R_POFF, r.getPoff());
       if (!r.getRaw()) {
@@ -123,6 +132,9 @@ public:
   }
   void dims(llvm::ArrayRef<int64_t> d) {
     for (int i = 0; i < KILN_ACCEL_MAX_DIMS; ++i) u64(i < int(d.size()) ? uint64_t(d[i]) : 0);
+  }
+  void perm(llvm::ArrayRef<int64_t> p) {
+    for (int i = 0; i < KILN_ACCEL_MAX_DIMS; ++i) b.push_back(i < int(p.size()) ? uint8_t(p[i]) : 0);
   }
 };
 
@@ -197,10 +209,12 @@ public:
     f.f32(input.getScale().convertToFloat());
     f.u32(0);
     f.dims(inDims);
+    f.perm(input.getPerm());
     f.u64(uint64_t(output.getAddr()));
     f.u32(uint32_t(outDims.size()));
     f.u32(0);
     f.dims(outDims);
+    f.perm(output.getPerm());
     for (float s : scales) f.f32(s);
     for (size_t i = 0; i < layers.size(); ++i) {
       f.str(layers[i].getSymName(), KILN_ACCEL_NAME_BYTES);

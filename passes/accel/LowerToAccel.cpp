@@ -12,6 +12,7 @@
 #include "hw_gen/HwGen.h"
 #include "passes/Passes.h"
 #include "passes/cpu/KernelMatch.h"
+#include "dialects/kiln/IR/KilnDialect.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -19,6 +20,8 @@
 #include "llvm/ADT/SmallPtrSet.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <map>
 #include <cmath>
 #include <numeric>
@@ -74,6 +77,129 @@ static Value reshapeRoot(Value v) {
 
 static int64_t alignUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
+static SmallVector<int64_t> permOrIdentity(llvm::ArrayRef<int64_t> perm, size_t rank) {
+  if (!perm.empty()) return SmallVector<int64_t>(perm.begin(), perm.end());
+  SmallVector<int64_t> id(rank);
+  std::iota(id.begin(), id.end(), 0);
+  return id;
+}
+
+
+/// A SmartDeal layer re-encoded for the accelerator's REBUILD (docs/ACCELERATOR.md):
+/// bases as int8 at one scale per layer, per tile of `rows` output channels a stream of
+/// per-row shifts and one record (row mask, kept rows' codes) per chunk position, and
+/// the int8 weights the hardware will rebuild from it (computed here exactly as the
+/// instruction does, for the bias and the scales).
+struct SmartDealTiles {
+  std::vector<int8_t> bases;             ///< [groups][3][3]
+  std::vector<std::vector<int8_t>> streams; ///< per tile
+  std::vector<int8_t> w8;                ///< [m][3P] rebuilt weights
+  std::vector<float> scale;              ///< per row: real weight = scale x w8
+  int64_t positions = 0, bits = 0, group = 0;
+  bool flat = false;
+};
+
+static std::optional<SmartDealTiles> encodeSmartDeal(Operation *op, int64_t rowsPerTile, std::string &why) {
+  auto sd = cast<SmartDealWeightsOp>(op);
+  const int64_t m = sd.getRows(), P = sd.getPositions(), groups = sd.getGroups(), b = sd.getExponentBits();
+  if (b > 4) {
+    why = "exponent bits above 4";
+    return std::nullopt;
+  }
+  auto mask = constantArray<uint64_t>(sd, sd.getMask(), (m * P + 63) / 64);
+  auto rowStart = constantArray<uint32_t>(sd, sd.getRowStart(), m + 1);
+  auto codes = constantArray<uint8_t>(sd, sd.getCodes(), cast<MemRefType>(sd.getCodes().getType()).getShape()[0]);
+  auto bf = constantArray<uint16_t>(sd, sd.getBases(), groups * 9);
+  if (mask.empty() || rowStart.empty() || codes.empty() || bf.empty()) {
+    why = "its arrays are not constants";
+    return std::nullopt;
+  }
+  SmartDealTiles t;
+  t.positions = P, t.bits = b, t.group = int64_t(sd.getGroup()), t.flat = sd.isFlat();
+  // One scale for every basis, so that each row's weights share a scale.
+  std::vector<float> B(bf.size());
+  float amax = 0;
+  for (size_t i = 0; i < bf.size(); ++i) {
+    uint32_t u = uint32_t(bf[i]) << 16;
+    std::memcpy(&B[i], &u, 4);
+    amax = std::max(amax, std::fabs(B[i]));
+  }
+  const float sB = amax > 0 ? amax / 127.f : 1.f;
+  t.bases.resize(B.size());
+  for (size_t i = 0; i < B.size(); ++i) t.bases[i] = int8_t(std::clamp(std::nearbyint(B[i] / sB), -127.f, 127.f));
+  const int64_t emax = (int64_t(1) << b) - 1, C = sd.getTaps()[2];
+  auto codeBit = [&](int64_t bit) { return (codes[size_t(bit / 8)] >> (bit % 8)) & 1; };
+  // The hardware's W (before the row shift) for every row and weight.
+  std::vector<int32_t> wide(size_t(m * 3 * P), 0);
+  std::vector<std::array<uint32_t, 3>> chunkCodes(size_t(m * P));
+  std::vector<bool> kept(size_t(m * P), false);
+  for (int64_t o = 0; o < m; ++o) {
+    int64_t q = rowStart[size_t(o)];
+    for (int64_t p = 0; p < P; ++p) {
+      int64_t bitIndex = o * P + p;
+      if (!((mask[size_t(bitIndex / 64)] >> (bitIndex % 64)) & 1)) continue;
+      kept[size_t(o * P + p)] = true;
+      const int64_t g = t.flat ? p / t.group : (p % C) / t.group;
+      for (int i = 0; i < 3; ++i) {
+        uint32_t code = 0;
+        for (int64_t k = 0; k <= b; ++k) code |= uint32_t(codeBit((q * 3 + i) * (b + 1) + k)) << k;
+        chunkCodes[size_t(o * P + p)][size_t(i)] = code;
+        const uint32_t e = code & ((1u << b) - 1), neg = (code >> b) & 1;
+        if (!e) continue;
+        for (int j = 0; j < 3; ++j) {
+          int32_t term = int32_t(t.bases[size_t(g * 9 + i * 3 + j)]) * (1 << (emax - int64_t(e)));
+          wide[size_t(o * 3 * P + p * 3 + j)] += neg ? -term : term;
+        }
+      }
+      ++q;
+    }
+  }
+  // Per row the smallest shift that brings its weights into int8.
+  auto shifted = [](int32_t w, int sh) {
+    return sh ? int32_t((int64_t(w) + (int64_t(1) << (sh - 1))) >> sh) : w;
+  };
+  std::vector<int> shift(size_t(m), 0);
+  t.w8.assign(size_t(m * 3 * P), 0);
+  t.scale.assign(size_t(m), 0.f);
+  for (int64_t o = 0; o < m; ++o) {
+    int sh = 0;
+    for (;; ++sh) {
+      bool fits = true;
+      for (int64_t k = 0; k < 3 * P && fits; ++k) fits = std::abs(shifted(wide[size_t(o * 3 * P + k)], sh)) <= 127;
+      if (fits || sh == 31) break;
+    }
+    shift[size_t(o)] = sh;
+    for (int64_t k = 0; k < 3 * P; ++k)
+      t.w8[size_t(o * 3 * P + k)] = int8_t(std::clamp(shifted(wide[size_t(o * 3 * P + k)], sh), -127, 127));
+    t.scale[size_t(o)] = float(double(sB) * std::ldexp(1.0, int(sd.getExponentOffset()) + 1 - int(emax) + sh));
+  }
+  // The streams: shifts, then per position the row mask and the kept rows' codes.
+  const int64_t tiles = (m + rowsPerTile - 1) / rowsPerTile, maskBytes = (rowsPerTile + 7) / 8;
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    std::vector<int8_t> st(size_t(rowsPerTile), 0);
+    for (int64_t r = 0; r < rowsPerTile && tile * rowsPerTile + r < m; ++r) st[size_t(r)] = int8_t(shift[size_t(tile * rowsPerTile + r)]);
+    for (int64_t p = 0; p < P; ++p) {
+      size_t at = st.size();
+      st.resize(at + size_t(maskBytes), 0);
+      int64_t bit = 0;
+      std::vector<uint8_t> bitsOut;
+      for (int64_t r = 0; r < rowsPerTile; ++r) {
+        int64_t o = tile * rowsPerTile + r;
+        if (o >= m || !kept[size_t(o * P + p)]) continue;
+        st[at + size_t(r / 8)] = int8_t(uint8_t(st[at + size_t(r / 8)]) | uint8_t(1 << (r % 8)));
+        for (int i = 0; i < 3; ++i)
+          for (int64_t k = 0; k <= b; ++k, ++bit) {
+            if (size_t(bit / 8) >= bitsOut.size()) bitsOut.push_back(0);
+            if ((chunkCodes[size_t(o * P + p)][size_t(i)] >> k) & 1) bitsOut[size_t(bit / 8)] |= uint8_t(1 << (bit % 8));
+          }
+      }
+      for (uint8_t v : bitsOut) st.push_back(int8_t(v));
+    }
+    t.streams.push_back(std::move(st));
+  }
+  return t;
+}
+
 struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
   using Base::Base;
 
@@ -83,6 +209,9 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
   std::vector<Layer> layers;
   llvm::SmallPtrSet<Operation *, 32> covered; ///< ops a layer accounts for
   int inputTensor = -1, outputTensor = -1;
+  /// Layout changes the host makes: the model input transposed by inputPerm before it
+  /// is written, the output tensor transposed by outputPerm after it is read.
+  SmallVector<int64_t> inputPerm, outputPerm;
   LayerNamer namer;
   func::FuncOp func;
 
@@ -231,6 +360,22 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     auto perm = t.getPermutation();
     Value in = t.getInput(), out = t.getInit();
     auto is = cast<MemRefType>(in.getType()).getShape();
+    // NCHW -> NHWC of the model input, and NHWC -> NCHW into the model output: the host
+    // does these while it converts the tensors.
+    if (perm.size() == 4 && rootBuffer(in) == func.getArgument(0) && reshapeRoot(in) == rootBuffer(in) && perm[0] == 0 &&
+        perm[1] == 2 && perm[2] == 3 && perm[3] == 1 && inputPerm.empty()) {
+      inputPerm.assign(perm.begin(), perm.end());
+      inputTensor = tensorFor(rootBuffer(out), true);
+      covered.insert(t);
+      return success();
+    }
+    if (perm.size() == 4 && rootBuffer(out) == func.getArgument(1) && reshapeRoot(out) == rootBuffer(out) &&
+        perm[0] == 0 && perm[1] == 3 && perm[2] == 1 && perm[3] == 2) {
+      outputPerm.assign(perm.begin(), perm.end());
+      outputTensor = readTensor(in, t);
+      covered.insert(t);
+      return outputTensor < 0 ? failure() : success();
+    }
     if (perm.size() != 4 || perm[0] != 0 || perm[1] != 3 || perm[2] != 1 || perm[3] != 2 || is[0] != 1)
       return t.emitError("the accelerator runs only the NHWC -> NCHW transpose of one image");
     Layer L(Layer::Transpose, locationName(t.getLoc()) + ".transpose", t);
@@ -266,7 +411,7 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
         return op.emitError("the accelerator cannot run this op (") << op.getName() << ", node '"
                                                                     << locationName(op.getLoc()) << "')";
     }
-    outputTensor = tensorFor(func.getArgument(1), false);
+    if (outputPerm.empty()) outputTensor = tensorFor(func.getArgument(1), false);
     if (outputTensor < 0 || layers.empty() || layers.back().out != outputTensor || layers.back().kind != Layer::Gemm)
       return func.emitError("the accelerator needs the model output written by its last convolution or matmul");
     return success();
@@ -348,13 +493,36 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     if (kPad * COLS > int64_t(cfg.abuf_bytes))
       return L.op->emitError() << "the reduction (" << kPad << ") is too long for the accelerator's activation buffer ("
                                << cfg.abuf_bytes << " bytes, " << COLS << " columns)";
+    // SmartDeal weights travel compressed and are rebuilt by the REBUILD unit.
+    std::optional<SmartDealTiles> sdt;
+    if (P.smartdeal) {
+      std::string why;
+      sdt = encodeSmartDeal(P.smartdeal->op, R, why);
+      if (!sdt) L.op->emitRemark() << "SmartDeal weights run dense on the accelerator: " << why;
+    }
     std::vector<int8_t> q;
     std::vector<float> sw;
-    quantizeRows(P.rows, M, K, 8, q, sw);
+    const int64_t kRebuilt = sdt ? 3 * sdt->positions : 0;
+    if (sdt) {
+      q.assign(size_t(M * K), 0);
+      for (int64_t r = 0; r < M; ++r)
+        for (int64_t k = 0; k < K; ++k) q[size_t(r * K + k)] = sdt->w8[size_t(r * kRebuilt + k)];
+      sw = sdt->scale;
+    } else {
+      quantizeRows(P.rows, M, K, 8, q, sw);
+    }
     const int64_t tiles = (M + R - 1) / R, slotBytes = R * IB / 8;
     const int64_t wAlign = std::lcm(BUS, R), iAlign = slotBytes ? std::lcm(BUS, slotBytes) : BUS;
-    const int64_t wTile = alignUp(steps * R, wAlign), iTile = nm ? alignUp(steps * slotBytes, iAlign) : 0,
+    const int64_t wTile = alignUp((sdt ? kRebuilt : steps) * R, wAlign), iTile = nm ? alignUp(steps * slotBytes, iAlign) : 0,
                   pTile = alignUp(12 * R, BUS);
+    int64_t sTile = 0, basesBytes = 0;
+    if (sdt) {
+      for (auto &st : sdt->streams) sTile = std::max(sTile, alignUp(int64_t(st.size()), BUS));
+      basesBytes = alignUp(int64_t(sdt->bases.size()), BUS);
+      if (sTile + basesBytes > int64_t(cfg.ibuf_bytes))
+        return L.op->emitError() << "one tile of this layer's SmartDeal weights (" << sTile << " bytes, bases "
+                                 << basesBytes << ") does not fit the accelerator's index buffer";
+    }
     if (wTile > int64_t(cfg.wbuf_bytes) || iTile > int64_t(cfg.ibuf_bytes))
       return L.op->emitError() << "one tile of this layer's weights (" << wTile << " bytes) does not fit the accelerator's "
                                << "weight buffers";
@@ -407,16 +575,28 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     };
     int64_t zp = 0, lo = 0, hi = 255;
     if (!raw) zp = out.zp, lo = bound(L.lo, 0), hi = bound(L.hi, 255);
-    const int64_t wAddr = addData(top, wb), pAddr = addData(top, pb), iAddr = nm ? addData(top, ib) : 0;
+    const int64_t wAddr = sdt ? 0 : addData(top, wb), pAddr = addData(top, pb), iAddr = nm ? addData(top, ib) : 0;
+    int64_t sAddr = 0, bAddr = 0;
+    if (sdt) {
+      std::vector<int8_t> streams(size_t(sTile * tiles), 0), bases(size_t(basesBytes), 0);
+      for (int64_t t = 0; t < tiles; ++t)
+        std::copy(sdt->streams[size_t(t)].begin(), sdt->streams[size_t(t)].end(), streams.begin() + t * sTile);
+      std::copy(sdt->bases.begin(), sdt->bases.end(), bases.begin());
+      sAddr = addData(top, streams);
+      bAddr = addData(top, bases);
+    }
     if (raw) {
       auto fn = func;
+      auto outShape = cast<MemRefType>(fn.getArgument(1).getType()).getShape();
       accel::OutputOp::create(top, fn.getLoc(), top.getStringAttr("output"), top.getI64IntegerAttr(0),
-                              top.getDenseI64ArrayAttr(cast<MemRefType>(fn.getArgument(1).getType()).getShape()),
-                              top.getDenseF32ArrayAttr(outScales));
+                              top.getDenseI64ArrayAttr(outShape), top.getDenseF32ArrayAttr(outScales),
+                              top.getDenseI64ArrayAttr(permOrIdentity(outputPerm, outShape.size())));
     }
 
     auto layer = accel::LayerOp::create(top, L.op->getLoc(), top.getStringAttr(L.name), top.getStringAttr(
-                                            nm ? "gemm n:m " + std::to_string(n) + ":" + std::to_string(cfg.nm_m) : "gemm"),
+                                            nm     ? "gemm n:m " + std::to_string(n) + ":" + std::to_string(cfg.nm_m)
+                                            : sdt ? "gemm smartdeal"
+                                                  : "gemm"),
                                         top.getI64IntegerAttr(pixels * M * (nm ? groups * n : K)));
     OpBuilder b = OpBuilder::atBlockBegin(&layer.getBody().emplaceBlock());
     Location loc = L.op->getLoc();
@@ -424,10 +604,21 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     const Tensor &in = tensors[L.in];
     const int64_t esz = raw ? 4 : 1, pTiles = (pixels + COLS - 1) / COLS;
     auto loadTiles = [&](int64_t t0, int64_t count) {
-      accel::LoadOp::create(b, loc, b.getStringAttr("w"), I(wAddr + t0 * wTile), I(count * wTile), I(0));
       accel::LoadOp::create(b, loc, b.getStringAttr("p"), I(pAddr + t0 * pTile), I(count * pTile), I(0));
+      if (sdt) {
+        // Each tile's stream into the index buffer, rebuilt into its weight slot.
+        for (int64_t t = t0; t < t0 + count; ++t) {
+          const int64_t len = int64_t(sdt->streams[size_t(t)].size());
+          accel::LoadOp::create(b, loc, b.getStringAttr("i"), I(sAddr + t * sTile), I(len), I(0));
+          accel::RebuildOp::create(b, loc, I(kRebuilt), I((t - t0) * wTile), I(0), I(len), I(L.c),
+                                   b.getBoolAttr(sdt->flat), I(sdt->bits), I(sdt->group), I(sTile));
+        }
+        return;
+      }
+      accel::LoadOp::create(b, loc, b.getStringAttr("w"), I(wAddr + t0 * wTile), I(count * wTile), I(0));
       if (nm) accel::LoadOp::create(b, loc, b.getStringAttr("i"), I(iAddr + t0 * iTile), I(count * iTile), I(0));
     };
+    if (sdt) accel::LoadOp::create(b, loc, b.getStringAttr("i"), I(bAddr), I(basesBytes), I(sTile));
     auto gather = [&](int64_t p0) {
       accel::LoadWinOp::create(b, loc, I(in.addr), I(L.h), I(L.w), I(L.c), I(L.kh), I(L.kw), I(L.stride), I(L.padT),
                                I(L.padL), I(in.zp), I(L.ow), I(p0 / L.ow), I(p0 % L.ow),
@@ -440,7 +631,7 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       accel::StoreOp::create(b, loc, I(out.addr + (p0 * M + m0) * esz), I(M * esz), I(std::min(COLS, pixels - p0)),
                              I(std::min(R, M - m0)), b.getBoolAttr(raw));
     };
-    const bool resident = tiles * wTile <= int64_t(cfg.wbuf_bytes) && tiles * iTile <= int64_t(cfg.ibuf_bytes) &&
+    const bool resident = tiles * wTile <= int64_t(cfg.wbuf_bytes) && (sdt || tiles * iTile <= int64_t(cfg.ibuf_bytes)) &&
                           tiles * pTile <= int64_t(cfg.pbuf_bytes);
     if (resident) {
       loadTiles(0, tiles);
@@ -452,7 +643,7 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       // Weights per tile: reload them for every pixel tile, or gather the pixels again
       // for every weight tile, whichever moves fewer bytes.
       const int64_t gatherBytes = pixels * K, weightBytes = tiles * (wTile + iTile + pTile);
-      if (tiles * gatherBytes + weightBytes <= gatherBytes + pTiles * weightBytes) {
+      if (sdt || tiles * gatherBytes + weightBytes <= gatherBytes + pTiles * weightBytes) {
         for (int64_t t = 0; t < tiles; ++t) {
           loadTiles(t, 1);
           for (int64_t p = 0; p < pTiles; ++p) {
@@ -552,9 +743,10 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       func.emitError("the model input does not feed a convolution or matmul");
       return signalPassFailure();
     }
+    auto inShape = cast<MemRefType>(func.getArgument(0).getType()).getShape();
     accel::InputOp::create(top, func.getLoc(), top.getStringAttr("input"), top.getI64IntegerAttr(in.addr),
-                           top.getDenseI64ArrayAttr(cast<MemRefType>(func.getArgument(0).getType()).getShape()),
-                           top.getF32FloatAttr(float(in.scale)), top.getI64IntegerAttr(in.zp));
+                           top.getDenseI64ArrayAttr(inShape), top.getF32FloatAttr(float(in.scale)),
+                           top.getI64IntegerAttr(in.zp), top.getDenseI64ArrayAttr(permOrIdentity(inputPerm, inShape.size())));
     std::map<std::string, int> seen;
     for (Layer &L : layers) {
       if (int k = seen[L.name]++) L.name += "#" + std::to_string(k);

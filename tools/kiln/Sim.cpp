@@ -58,6 +58,7 @@ Accelerator:
   --no-check                do not also run the reference model
   --latency N               memory read latency in cycles (RTL; default 4)
   --stall P                 percent of cycles the memory refuses a request (RTL; default 0)
+  --max-cycles N            give up on a layer after N cycles (RTL; default 100000000)
   --keep DIR                keep the compiled artifact (the .kaccel, its accel IR, the plan)
   --shape NAME=d0,...       as kiln compile (with --data, batch 1 and the data's shape)
 )";
@@ -77,7 +78,7 @@ struct Device {
 int cmdSim(int argc, char **argv) {
   std::vector<char *> rest{argv[0], argv[1]};
   std::string dataPath, labelPath, keep, config, device = "", inputArg;
-  int64_t limit = 500, latency = 4, stall = 0;
+  int64_t limit = 500, latency = 4, stall = 0, maxCycles = 100000000;
   bool check = true;
   for (int k = 2; k < argc; ++k) {
     std::string a = argv[k];
@@ -104,8 +105,8 @@ int cmdSim(int argc, char **argv) {
       if (!next(inputArg)) return simUsage("--input needs NAME=FILE.npy", kSimHelp);
     } else if (a == "--no-check") {
       check = false;
-    } else if (a == "--limit" || a == "--latency" || a == "--stall") {
-      int64_t &dst = a == "--limit" ? limit : a == "--latency" ? latency : stall;
+    } else if (a == "--limit" || a == "--latency" || a == "--stall" || a == "--max-cycles") {
+      int64_t &dst = a == "--limit" ? limit : a == "--latency" ? latency : a == "--stall" ? stall : maxCycles;
       if (!next(v) || llvm::StringRef(v).getAsInteger(10, dst) || dst < (a == "--stall" ? 0 : 1) ||
           (a == "--stall" && dst > 90) || (a == "--latency" && dst > 1000))
         return simUsage(a + " needs a number in range", kSimHelp);
@@ -239,7 +240,7 @@ int cmdSim(int argc, char **argv) {
   int64_t right = 0, mismatches = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float *x = data.f.data() + i * perSample;
-    if (kiln_accel_model_run(model, &main.dev, x, inSize, out.data(), outSize, one.data(), uint64_t(1) << 34, msg,
+    if (kiln_accel_model_run(model, &main.dev, x, inSize, out.data(), outSize, one.data(), uint64_t(maxCycles), msg,
                              sizeof msg) != KILN_OK) {
       llvm::errs() << "error: " << main.dev.name << ": " << msg << "\n";
       return 1;

@@ -59,6 +59,12 @@ LogicalResult PoolOp::verify() {
   return checkRegisters(*this);
 }
 LogicalResult StoreOp::verify() { return checkRegisters(*this); }
+LogicalResult RebuildOp::verify() {
+  if (getBits() < 1 || getBits() > 4) return emitOpError("bits must be 1..4");
+  if (getGroup() < 1 || getGroup() > 0xFFFF) return emitOpError("group must be 1..65535");
+  if (getK() < 3 || getK() % 3) return emitOpError("k must be a positive multiple of 3");
+  return checkRegisters(*this);
+}
 
 LogicalResult DataOp::verify() {
   auto t = dyn_cast<ShapedType>(getBytes().getType());
@@ -67,7 +73,19 @@ LogicalResult DataOp::verify() {
     return emitOpError("data does not fit 32-bit device memory");
   return success();
 }
+/// `perm` is a permutation of 0..rank-1.
+static LogicalResult checkPerm(Operation *op, llvm::ArrayRef<int64_t> perm, size_t rank) {
+  std::vector<bool> seen(rank, false);
+  if (perm.size() != rank) return op->emitOpError("perm must have one entry per dimension");
+  for (int64_t p : perm) {
+    if (p < 0 || p >= int64_t(rank) || seen[size_t(p)]) return op->emitOpError("perm must be a permutation");
+    seen[size_t(p)] = true;
+  }
+  return success();
+}
+
 LogicalResult InputOp::verify() {
+  if (failed(checkPerm(*this, getPerm(), getDims().size()))) return failure();
   if (!(getScale().convertToFloat() > 0) || !std::isfinite(getScale().convertToFloat()) || getZeroPoint() < 0 ||
       getZeroPoint() > 255)
     return emitOpError("needs a finite scale > 0 and a zero point in [0, 255]");
@@ -75,8 +93,13 @@ LogicalResult InputOp::verify() {
 }
 LogicalResult OutputOp::verify() {
   auto dims = getDims();
-  if (dims.empty() || int64_t(getScales().size()) != dims.back())
-    return emitOpError("needs one scale per element of the last dimension");
+  if (dims.empty() || failed(checkPerm(*this, getPerm(), dims.size()))) return failure();
+  // Scales run along the stored tensor's last dimension: dims[k] with perm[k] = rank - 1.
+  int64_t last = dims.back();
+  for (size_t k = 0; k < dims.size(); ++k)
+    if (getPerm()[k] == int64_t(dims.size()) - 1) last = dims[k];
+  if (int64_t(getScales().size()) != last)
+    return emitOpError("needs one scale per element of the stored tensor's last dimension");
   return success();
 }
 

@@ -51,15 +51,24 @@ def Accel_DataOp : Accel_Op<"data", [HasParent<"mlir::ModuleOp">]> {
 
 def Accel_InputOp : Accel_Op<"input", [HasParent<"mlir::ModuleOp">]> {
   let summary = "a model input: quantised by the host to u8 (scale, zero point) at addr";
+  let description = [{
+    `dims` is the model's shape; device memory holds it transposed by `perm` (element
+    [i0, i1, ...] of the stored tensor is the input's element with index perm[k] = ik).
+  }];
   let arguments = (ins StrAttr:$name, I64Attr:$addr, DenseI64ArrayAttr:$dims, F32Attr:$scale,
-                       I64Attr:$zero_point);
+                       I64Attr:$zero_point, DenseI64ArrayAttr:$perm);
   let assemblyFormat = "attr-dict";
   let hasVerifier = 1;
 }
 
 def Accel_OutputOp : Accel_Op<"output", [HasParent<"mlir::ModuleOp">]> {
   let summary = "a model output: int32 at addr, y = value x scale of its last dimension";
-  let arguments = (ins StrAttr:$name, I64Attr:$addr, DenseI64ArrayAttr:$dims, DenseF32ArrayAttr:$scales);
+  let description = [{
+    The stored int32 tensor Z, scaled along its last dimension, transposed by `perm`
+    (output[o] = Z[z] with z[perm[k]] = o[k]) is the output of shape `dims`.
+  }];
+  let arguments = (ins StrAttr:$name, I64Attr:$addr, DenseI64ArrayAttr:$dims, DenseF32ArrayAttr:$scales,
+                   DenseI64ArrayAttr:$perm);
   let assemblyFormat = "attr-dict";
   let hasVerifier = 1;
 }
@@ -80,6 +89,19 @@ def Accel_GemmOp : Accel_InsnOp<"gemm"> {
   let summary = "PE-array GEMM over k reduction steps; nm_n > 0: N:M mode keeping nm_n per group";
   let arguments = (ins I64Attr:$k, I64Attr:$woff, I64Attr:$aoff, I64Attr:$ioff, I64Attr:$nm_n,
                        BoolAttr:$accumulate);
+}
+
+def Accel_RebuildOp : Accel_InsnOp<"rebuild"> {
+  let summary = "SmartDeal: rebuild a tile's int8 weights (k = 3 x positions) from codes and bases";
+  let description = [{
+    Reads the per-row shifts and the position records at `ioff` (`len` bytes) and the
+    int8 bases at `sdb` in the index buffer, writes the weights at `woff` in the weight
+    buffer. `flat`: chunk p is weights 3p..3p+2; else (taps3) p = kh * c + ch holds the 3
+    taps along x. `bits`: exponent bits; `group`: channels (taps3) or positions (flat)
+    per basis.
+  }];
+  let arguments = (ins I64Attr:$k, I64Attr:$woff, I64Attr:$ioff, I64Attr:$len, I64Attr:$c, BoolAttr:$flat,
+                       I64Attr:$bits, I64Attr:$group, I64Attr:$sdb);
 }
 
 def Accel_RequantOp : Accel_InsnOp<"requant"> {

@@ -50,6 +50,7 @@ enum {
   KILN_ACCEL_OP_REQUANT = 0x05,  /* acc + bias -> u8 (or raw int32) into OUT */
   KILN_ACCEL_OP_POOL = 0x06,     /* OUT = max over WIN windows in ABUF */
   KILN_ACCEL_OP_STORE = 0x07,    /* OUT -> DRAM */
+  KILN_ACCEL_OP_REBUILD = 0x08,  /* SmartDeal: int8 weights from codes and bases, shifts and adds */
 };
 
 /* LOAD's buffer (operand a). */
@@ -92,6 +93,8 @@ enum {
   KILN_ACCEL_R_CH0 = 27,
   KILN_ACCEL_R_WIN = 28,
   KILN_ACCEL_R_PAD_L = 29,
+  KILN_ACCEL_R_SD_CFG = 30, /* REBUILD: bit 0 layout (0 taps3, 1 flat), [3:1] exponent bits, [31:16] group */
+  KILN_ACCEL_R_SDB = 31,    /* REBUILD: IBUF offset of the int8 bases */
   KILN_ACCEL_NUM_REGS = 32
 };
 
@@ -162,14 +165,18 @@ kiln_status_t kiln_accel_run_program(kiln_accel_device_t *dev, uint64_t prog_add
  *   header (48 bytes): magic "KACL", version u32, config_id u32, n_layers u32,
  *     mem_bytes u64 (device memory the model needs), image_bytes u64 (loaded at address
  *     0: activations, weights, programs), n_scales u32, zero u32, zero u64
- *   input (88 bytes): addr u64, ndims u32, zero_point i32, scale f32, zero u32, dims i64[8]
- *   output (80 bytes): addr u64, ndims u32, zero u32, dims i64[8]  (int32 values)
- *   scales f32[n_scales]: output y = value x scales[index along the last dimension]
+ *   input (96 bytes): addr u64, ndims u32, zero_point i32, scale f32, zero u32, dims i64[8],
+ *     perm u8[8]: device memory holds the input transposed by perm (stored element
+ *     [i0, i1, ...] is the input's element x with x[perm[k]] = ik)
+ *   output (88 bytes): addr u64, ndims u32, zero u32, dims i64[8], perm u8[8]: the stored
+ *     int32 tensor Z (shape: Z.dims[perm[k]] = dims[k]) is the output transposed back,
+ *     output[o] = Z[z] with z[perm[k]] = o[k]
+ *   scales f32[n_scales]: y = value x scales[index along Z's last dimension]
  *   layers, 120 bytes each: name[64], kind[32] (NUL-padded), macs u64, prog_addr u64,
  *     n_insns u64
  *   image (image_bytes)
  *   checksum u64: FNV-1a 64 of every byte before it */
-#define KILN_ACCEL_FILE_VERSION 1u
+#define KILN_ACCEL_FILE_VERSION 2u
 #define KILN_ACCEL_MAX_DIMS 8
 #define KILN_ACCEL_NAME_BYTES 64
 #define KILN_ACCEL_KIND_BYTES 32

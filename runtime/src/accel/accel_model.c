@@ -18,6 +18,7 @@ struct kiln_accel_model_t {
   uint64_t in_addr, out_addr;
   uint32_t in_ndims, out_ndims;
   int64_t in_dims[KILN_ACCEL_MAX_DIMS], out_dims[KILN_ACCEL_MAX_DIMS];
+  uint8_t in_perm[KILN_ACCEL_MAX_DIMS], out_perm[KILN_ACCEL_MAX_DIMS];
   float in_scale;
   int32_t in_zp;
   uint32_t n_scales;
@@ -40,6 +41,51 @@ static size_t elements(const int64_t *dims, uint32_t n) {
   return e;
 }
 
+/* perm[0..n) is a permutation of 0..n-1. */
+static int is_perm(const uint8_t *perm, uint32_t n) {
+  uint32_t seen = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (perm[i] >= n || (seen >> perm[i]) & 1) return 0;
+    seen |= 1u << perm[i];
+  }
+  return 1;
+}
+
+/* The stored output's last dimension (the one the scales run along). */
+static int64_t stored_last(const kiln_accel_model_t *m) {
+  for (uint32_t k = 0; k < m->out_ndims; ++k)
+    if (m->out_perm[k] == m->out_ndims - 1) return m->out_dims[k];
+  return 0;
+}
+
+/* Offset in the stored (row-major) tensor of the element at `idx` of the logical tensor
+ * of shape `dims`. Output (`to_logical`): the logical tensor is the stored one
+ * transposed by perm, stored index s with s[perm[k]] = idx[k]. Input: the stored tensor
+ * is the logical one transposed by perm, s[k] = idx[perm[k]]. */
+static size_t stored_offset(const int64_t *dims, const uint8_t *perm, uint32_t n, const int64_t *idx, int to_logical) {
+  int64_t s[KILN_ACCEL_MAX_DIMS], sdims[KILN_ACCEL_MAX_DIMS];
+  for (uint32_t k = 0; k < n; ++k) {
+    if (to_logical) {
+      s[perm[k]] = idx[k];
+      sdims[perm[k]] = dims[k];
+    } else {
+      s[k] = idx[perm[k]];
+      sdims[k] = dims[perm[k]];
+    }
+  }
+  size_t off = 0;
+  for (uint32_t k = 0; k < n; ++k) off = off * (size_t)sdims[k] + (size_t)s[k];
+  return off;
+}
+
+/* Advances a row-major index over `dims`. */
+static void next_index(int64_t *idx, const int64_t *dims, uint32_t n) {
+  for (uint32_t k = n; k-- > 0;) {
+    if (++idx[k] < dims[k]) return;
+    idx[k] = 0;
+  }
+}
+
 #define FAIL(status, ...)                                                                                              \
   do {                                                                                                                 \
     if (error) snprintf(error, error_size, __VA_ARGS__);                                                               \
@@ -56,7 +102,7 @@ kiln_status_t kiln_accel_model_read(const void *data, size_t size, const char *p
   static const uint8_t empty[1] = {0};
   const uint8_t *buf = data ? data : empty;
   const uint64_t n = (uint64_t)size;
-  const uint64_t fixed = 48 + 88 + 80;
+  const uint64_t fixed = 48 + 96 + 88;
   if (n < fixed + 8 || memcmp(buf, "KACL", 4) != 0) FAIL(KILN_ERROR_BAD_WEIGHTS, "%s: not a Kiln accelerator model", path);
   if (get32(buf + 4) != KILN_ACCEL_FILE_VERSION)
     FAIL(KILN_ERROR_BAD_WEIGHTS, "%s: format version %u, this runtime reads %u", path, get32(buf + 4), KILN_ACCEL_FILE_VERSION);
@@ -77,16 +123,20 @@ kiln_status_t kiln_accel_model_read(const void *data, size_t size, const char *p
   uint32_t sbits = get32(p + 16);
   memcpy(&m->in_scale, &sbits, 4);
   for (int i = 0; i < KILN_ACCEL_MAX_DIMS; ++i) m->in_dims[i] = (int64_t)get64(p + 24 + 8 * i);
-  p += 88;
+  memcpy(m->in_perm, p + 88, KILN_ACCEL_MAX_DIMS);
+  p += 96;
   m->out_addr = get64(p);
   m->out_ndims = get32(p + 8);
   for (int i = 0; i < KILN_ACCEL_MAX_DIMS; ++i) m->out_dims[i] = (int64_t)get64(p + 16 + 8 * i);
-  p += 80;
+  memcpy(m->out_perm, p + 80, KILN_ACCEL_MAX_DIMS);
+  p += 88;
   if (m->in_ndims == 0 || m->in_ndims > KILN_ACCEL_MAX_DIMS || m->out_ndims == 0 || m->out_ndims > KILN_ACCEL_MAX_DIMS)
     FAIL(KILN_ERROR_BAD_WEIGHTS, "%s: bad tensor rank", path);
+  if (!is_perm(m->in_perm, m->in_ndims) || !is_perm(m->out_perm, m->out_ndims))
+    FAIL(KILN_ERROR_BAD_WEIGHTS, "%s: bad tensor permutation", path);
   m->in_size = elements(m->in_dims, m->in_ndims);
   m->out_size = elements(m->out_dims, m->out_ndims);
-  if (!m->in_size || !m->out_size || m->n_scales != (uint64_t)m->out_dims[m->out_ndims - 1] ||
+  if (!m->in_size || !m->out_size || m->n_scales != (uint64_t)stored_last(m) ||
       !(m->in_scale > 0) || !isfinite(m->in_scale) || m->in_zp < 0 || m->in_zp > 255)
     FAIL(KILN_ERROR_BAD_WEIGHTS, "%s: bad input or output description", path);
   if (m->n_layers == 0 || m->n_layers > 1000000) FAIL(KILN_ERROR_BAD_WEIGHTS, "%s: bad layer count", path);
@@ -209,9 +259,10 @@ kiln_status_t kiln_accel_model_run(const kiln_accel_model_t *m, kiln_accel_devic
   kiln_status_t st = (q && acc) ? KILN_OK : KILN_ERROR_OUT_OF_MEMORY;
   if (st == KILN_OK) {
     const float inv = 1.0f / m->in_scale;
-    for (size_t i = 0; i < m->in_size; ++i) {
+    int64_t idx[KILN_ACCEL_MAX_DIMS] = {0};
+    for (size_t i = 0; i < m->in_size; ++i, next_index(idx, m->in_dims, m->in_ndims)) {
       float v = nearbyintf(input[i] * inv) + (float)m->in_zp;
-      q[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); /* NaN -> 0 */
+      q[stored_offset(m->in_dims, m->in_perm, m->in_ndims, idx, 0)] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); /* NaN -> 0 */
     }
     st = dev->mem_write(dev->ctx, m->in_addr, q, m->in_size);
   }
@@ -224,11 +275,12 @@ kiln_status_t kiln_accel_model_run(const kiln_accel_model_t *m, kiln_accel_devic
   }
   if (st == KILN_OK) st = dev->mem_read(dev->ctx, m->out_addr, acc, 4 * m->out_size);
   if (st == KILN_OK) {
-    const size_t last = (size_t)m->out_dims[m->out_ndims - 1];
-    for (size_t i = 0; i < m->out_size; ++i) {
-      const uint8_t *b = (const uint8_t *)&acc[i];
-      int32_t v = (int32_t)get32(b);
-      output[i] = (float)v * m->scales[i % last];
+    const size_t last = (size_t)stored_last(m);
+    int64_t idx[KILN_ACCEL_MAX_DIMS] = {0};
+    for (size_t i = 0; i < m->out_size; ++i, next_index(idx, m->out_dims, m->out_ndims)) {
+      const size_t at = stored_offset(m->out_dims, m->out_perm, m->out_ndims, idx, 1);
+      int32_t v = (int32_t)get32((const uint8_t *)&acc[at]);
+      output[i] = (float)v * m->scales[at % last];
     }
   }
   free(q);

@@ -178,6 +178,57 @@ static int step(ref_device *d, uint64_t insn) {
     }
     return 0;
   }
+  case KILN_ACCEL_OP_REBUILD: {
+    if (a) return -KILN_ACCEL_ERR_PARAM;
+    const uint32_t cfgr = r[KILN_ACCEL_R_SD_CFG];
+    const uint64_t K = r[KILN_ACCEL_R_K], woff = r[KILN_ACCEL_R_WOFF], ioff = r[KILN_ACCEL_R_IOFF],
+                   len = r[KILN_ACCEL_R_LEN], sdb = r[KILN_ACCEL_R_SDB], C = r[KILN_ACCEL_R_C];
+    const int flat = cfgr & 1;
+    const uint32_t b = (cfgr >> 1) & 7, group = cfgr >> 16;
+    if (b == 0 || b > 4 || (cfgr & 0xFFF0u) || group == 0 || K == 0 || K % 3 || woff % ROWS ||
+        (!flat && (C == 0 || K % (3 * C))))
+      return -KILN_ACCEL_ERR_PARAM;
+    const uint64_t P = K / 3, G = flat ? (P + group - 1) / group : (C + group - 1) / group;
+    if (woff + K * ROWS > d->buf_bytes[KILN_ACCEL_BUF_W] || ioff + len > d->buf_bytes[KILN_ACCEL_BUF_I] ||
+        sdb + 9 * G > d->buf_bytes[KILN_ACCEL_BUF_I] || len < ROWS)
+      return -KILN_ACCEL_ERR_BOUNDS;
+    const uint8_t *I = d->buf[KILN_ACCEL_BUF_I];
+    int8_t *Wt = (int8_t *)d->buf[KILN_ACCEL_BUF_W] + woff;
+    const int32_t emax = (1 << b) - 1;
+    const uint64_t maskBytes = (ROWS + 7) / 8, end = ioff + len;
+    uint64_t pos = ioff + ROWS; /* byte of the next record */
+#define SD_BYTE(at) ((at) < end ? I[at] : 0)
+    for (uint64_t p = 0; p < P; ++p) {
+      const uint64_t g = flat ? p / group : (p % C) / group;
+      const int8_t *B = (const int8_t *)I + sdb + 9 * g;
+      uint64_t bit = (pos + maskBytes) * 8;
+      for (uint64_t row = 0; row < ROWS; ++row) {
+        int32_t w[3] = {0, 0, 0};
+        if ((SD_BYTE(pos + row / 8) >> (row % 8)) & 1) {
+          for (int i = 0; i < 3; ++i) {
+            uint32_t code = 0;
+            for (uint32_t t = 0; t <= b; ++t, ++bit) code |= (uint32_t)((SD_BYTE(bit / 8) >> (bit % 8)) & 1) << t;
+            const uint32_t e = code & ((1u << b) - 1), neg = (code >> b) & 1;
+            if (!e) continue;
+            for (int j = 0; j < 3; ++j) {
+              int32_t term = (int32_t)B[3 * i + j] * (1 << (emax - (int32_t)e));
+              w[j] += neg ? -term : term;
+            }
+          }
+        }
+        const uint32_t sh = I[ioff + row] & 31;
+        for (int j = 0; j < 3; ++j) {
+          int32_t v = sh ? (int32_t)(((int64_t)w[j] + ((int64_t)1 << (sh - 1))) >> sh) : w[j];
+          v = v < -127 ? -127 : v > 127 ? 127 : v;
+          const uint64_t k = flat ? 3 * p + (uint64_t)j : ((p / C) * 3 + (uint64_t)j) * C + p % C;
+          Wt[k * ROWS + row] = (int8_t)v;
+        }
+      }
+      pos = (bit + 7) / 8; /* the next record starts at a byte boundary */
+    }
+#undef SD_BYTE
+    return 0;
+  }
   default: return -KILN_ACCEL_ERR_OPCODE;
   }
 }

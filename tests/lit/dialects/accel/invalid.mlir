@@ -71,13 +71,38 @@ module {
 // -----
 
 module {
-  // expected-error @+1 {{needs one scale per element of the last dimension}}
-  accel.output {name = "output", addr = 0, dims = array<i64: 1, 3>, scales = array<f32: 1.0>}
+  // expected-error @+1 {{needs one scale per element of the stored tensor's last dimension}}
+  accel.output {name = "output", addr = 0, dims = array<i64: 1, 3>, scales = array<f32: 1.0>, perm = array<i64: 0, 1>}
 }
 
 // -----
 
 module {
   // expected-error @+1 {{needs a finite scale > 0 and a zero point in [0, 255]}}
-  accel.input {name = "input", addr = 0, dims = array<i64: 1, 4>, scale = 0.0 : f32, zero_point = 0}
+  accel.input {name = "input", addr = 0, dims = array<i64: 1, 4>, scale = 0.0 : f32, zero_point = 0, perm = array<i64: 0, 1>}
+}
+
+// -----
+
+module {
+  // expected-error @+1 {{perm must be a permutation}}
+  accel.input {name = "input", addr = 0, dims = array<i64: 1, 4>, scale = 1.0 : f32, zero_point = 0, perm = array<i64: 1, 1>}
+}
+
+// -----
+
+module {
+  accel.layer @l attributes {kind = "gemm smartdeal", macs = 0} {
+    // expected-error @+1 {{bits must be 1..4}}
+    accel.rebuild {k = 144, woff = 0, ioff = 0, len = 200, c = 16, flat = false, bits = 5, group = 4, sdb = 256}
+  }
+}
+
+// -----
+
+module {
+  accel.layer @l attributes {kind = "gemm smartdeal", macs = 0} {
+    // expected-error @+1 {{k must be a positive multiple of 3}}
+    accel.rebuild {k = 100, woff = 0, ioff = 0, len = 200, c = 16, flat = true, bits = 3, group = 4, sdb = 256}
+  }
 }
