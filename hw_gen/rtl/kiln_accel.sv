@@ -40,6 +40,9 @@ module kiln_accel
   logic [8*BUS_BYTES-1:0] f_rdata;
   logic comp_start, comp_busy, comp_gemm;
   logic [1:0] comp_op, comp_flags;
+  logic rb_start, rb_busy, rb_ire, rb_we;
+  logic [31:0] rb_iaddr, rb_waddr;
+  logic [8*ROWS-1:0] rb_wdata;
 
   logic buf_clearing;
 
@@ -50,7 +53,8 @@ module kiln_accel
     .dma_start, .dma_cmd, .dma_buf, .dma_raw, .dma_issue_busy, .dma_busy, .dma_outstanding,
     .cnt_rd, .cnt_wt, .cnt_wr,
     .f_req, .f_addr, .f_tag, .f_gnt, .f_rvalid, .f_rtag, .f_rdata,
-    .comp_start, .comp_op, .comp_flags, .comp_busy, .comp_gemm
+    .comp_start, .comp_op, .comp_flags, .comp_busy, .comp_gemm,
+    .rb_start, .rb_busy
   );
 
   logic wb_valid, wb_stride_cols, pad_valid;
@@ -85,7 +89,19 @@ module kiln_accel
     .clk, .rst_n, .clearing(buf_clearing),
     .wb_valid, .wb_buf, .wb_base, .wb_stride_cols, .wb_mask, .wb_data,
     .pad_valid, .pad_base, .pad_mask, .pad_val,
-    .w_re, .w_addr, .w_data, .i_addr, .i_data, .a_re, .a_addr, .a_data, .p_re, .p_addr, .p_data
+    .w_re, .w_addr, .w_data, .i_addr, .i_data, .a_re, .a_addr, .a_data, .p_re, .p_addr, .p_data,
+    .rb_ire, .rb_iaddr, .rb_we, .rb_waddr, .rb_wdata
+  );
+
+  kiln_rebuild u_rebuild (
+    .clk, .rst_n,
+    .start(rb_start),
+    .sd_cfg(regs[32*R_SD_CFG +: 32]), .k_in(regs[32*R_K +: 32]), .c_in(regs[32*R_C +: 32]),
+    .woff_in(regs[32*R_WOFF +: 32]), .ioff_in(regs[32*R_IOFF +: 32]), .len_in(regs[32*R_LEN +: 32]),
+    .sdb_in(regs[32*R_SDB +: 32]),
+    .busy(rb_busy),
+    .i_re(rb_ire), .i_addr(rb_iaddr), .i_data,
+    .w_we(rb_we), .w_addr(rb_waddr), .w_data(rb_wdata)
   );
 
   logic out_we;

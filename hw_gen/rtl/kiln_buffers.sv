@@ -40,6 +40,12 @@ module kiln_buffers
   output logic [8*ROWS-1:0]      w_data,
   input  logic [31:0]            i_addr,
   output logic [8*SLOT-1:0]      i_data,
+  // REBUILD: IBUF reads, whole WBUF rows written (the DMA writes nothing meanwhile)
+  input  logic                   rb_ire,
+  input  logic [31:0]            rb_iaddr,
+  input  logic                   rb_we,
+  input  logic [31:0]            rb_waddr,
+  input  logic [8*ROWS-1:0]      rb_wdata,
   input  logic                   a_re,
   input  logic [31:0]            a_addr,
   output logic [8*NM_M*COLS-1:0] a_data,
@@ -48,6 +54,7 @@ module kiln_buffers
   output logic [95:0]            p_data
 );
   localparam int B = BUS_BYTES;
+  localparam int WLW = (ROWS > BUS_BYTES) ? ROWS : BUS_BYTES;  // WBUF write lanes
 
   function automatic int pow2ceil(input int v);
     int p = 1;
@@ -105,10 +112,29 @@ module kiln_buffers
     lane_en_a = pad_valid ? pad_mask : (wb_valid && wb_buf == 2'(BUF_A)) ? wb_mask : '0;
   end
 
-  kiln_bank_mem #(.BYTES(WBUF_BYTES), .RW(ROWS), .NB(NB_W), .NR(1), .WL(B)) u_wbuf (
-    .clk, .clr(clearing), .clr_word, .we(lane_en_w), .waddr(lane_addr), .wdata(lane_data), .re(w_re), .raddr(w_addr), .rdata(w_data));
+  // WBUF lanes: the DMA's (B) or REBUILD's row (ROWS bytes at a multiple of ROWS: one bank word)
+  logic [WLW-1:0]    wl_en;
+  logic [32*WLW-1:0] wl_addr;
+  logic [8*WLW-1:0]  wl_data;
+  always_comb begin
+    for (int j = 0; j < WLW; j++) begin
+      if (rb_we) begin
+        wl_en[j] = j < ROWS;
+        wl_addr[32*j +: 32] = rb_waddr + 32'(j);
+        wl_data[8*j +: 8] = (j < ROWS) ? rb_wdata[8*(j % ROWS) +: 8] : 8'd0;
+      end else begin
+        wl_en[j] = (j < B) ? lane_en_w[j % B] : 1'b0;
+        wl_addr[32*j +: 32] = (j < B) ? lane_addr[32*(j % B) +: 32] : 32'd0;
+        wl_data[8*j +: 8] = (j < B) ? lane_data[8*(j % B) +: 8] : 8'd0;
+      end
+    end
+  end
+
+  kiln_bank_mem #(.BYTES(WBUF_BYTES), .RW(ROWS), .NB(NB_W), .NR(1), .WL(WLW)) u_wbuf (
+    .clk, .clr(clearing), .clr_word, .we(wl_en), .waddr(wl_addr), .wdata(wl_data), .re(w_re), .raddr(w_addr), .rdata(w_data));
   kiln_bank_mem #(.BYTES(IBUF_BYTES), .RW(SLOT), .NB(NB_I), .NR(1), .WL(B)) u_ibuf (
-    .clk, .clr(clearing), .clr_word, .we(lane_en_i), .waddr(lane_addr), .wdata(lane_data), .re(w_re), .raddr(i_addr), .rdata(i_data));
+    .clk, .clr(clearing), .clr_word, .we(lane_en_i), .waddr(lane_addr), .wdata(lane_data), .re(w_re || rb_ire),
+    .raddr(rb_ire ? rb_iaddr : i_addr), .rdata(i_data));
   kiln_bank_mem #(.BYTES(PBUF_BYTES), .RW(1), .NB(NB_P), .NR(12), .WL(B)) u_pbuf (
     .clk, .clr(clearing), .clr_word, .we(lane_en_p), .waddr(lane_addr), .wdata(lane_data), .re(p_re), .raddr(p_addr), .rdata(p_data));
   kiln_bank_mem #(.BYTES(ABUF_BYTES), .RW(COLS), .NB(NB_A), .NR(NM_M), .WL(B)) u_abuf (

@@ -9,8 +9,9 @@
 // the queue and the current control registers; a failing instruction has no effect.
 // Execute: SET retires in one cycle; LOAD and STORE start when the DMA's issue engine is
 // free (LOAD retires at once, its data is written back while later instructions run);
-// LOAD_WIN, GEMM, REQUANT and POOL wait until every DMA write-back is done; STORE, GEMM,
-// REQUANT and POOL retire when they are done. END and errors finish when the DMA and
+// LOAD_WIN, GEMM, REQUANT, POOL and REBUILD wait until every DMA write-back is done; STORE,
+// GEMM, REQUANT, POOL and REBUILD retire when they are done. REBUILD's check that K is a
+// multiple of 3C takes a 32-cycle serial remainder (K mod 3C) before it decodes. END and errors finish when the DMA and
 // memory port are quiet.
 module kiln_ctrl
   import kiln_accel_pkg::*;
@@ -54,7 +55,10 @@ module kiln_ctrl
   output logic [1:0]             comp_op,
   output logic [1:0]             comp_flags,
   input  logic                   comp_busy,
-  input  logic                   comp_gemm
+  input  logic                   comp_gemm,
+  // REBUILD unit
+  output logic                   rb_start,
+  input  logic                   rb_busy
 );
   localparam int B = BUS_BYTES;
   localparam int LB = $clog2(BUS_BYTES);
@@ -153,6 +157,13 @@ module kiln_ctrl
   assign a      = insn[15:8];
   assign imm    = insn[63:32];
 
+  // REBUILD: K mod 3C, one quotient bit a cycle while a REBUILD waits at the head.
+  logic [5:0]  dv_cnt;
+  logic [33:0] dv_rem;
+  logic        dv_done, rb_head;
+  assign dv_done = dv_cnt == 6'd32;
+  assign rb_head = insn_v && op == 8'(OP_REBUILD) && insn[31:16] == 16'd0;
+
   // Exact products for the bounds checks: a factor above the buffer already fails.
   function automatic logic [63:0] clampv(input logic [31:0] v, input int lim);
     return (64'(v) > 64'(lim)) ? 64'(lim) + 64'd1 : 64'(v);
@@ -222,6 +233,24 @@ module kiln_ctrl
           if (a[7:1] != 7'd0) err = 8'(ERR_PARAM);
           else if (r[R_NPIX] > 32'(COLS) || r[R_NROWS] > 32'(ROWS)) err = 8'(ERR_PARAM);
         end
+        8'(OP_REBUILD): begin
+          logic [31:0] cfg;
+          logic [63:0] maxg, xg;
+          cfg = r[R_SD_CFG];
+          if (a != 8'd0) err = 8'(ERR_PARAM);
+          else if (cfg[3:1] == 3'd0 || cfg[3:1] > 3'd4 || cfg[15:4] != 12'd0 || cfg[31:16] == 16'd0 ||
+                   r[R_K] == 32'd0 || r[R_K] % 32'd3 != 32'd0 || r[R_WOFF] % 32'(ROWS) != 32'd0 ||
+                   (!cfg[0] && (r[R_C] == 32'd0 || dv_rem != 34'd0)))
+            err = 8'(ERR_PARAM);
+          else begin
+            // SDB + 9*ceil(X/group) <= IBUF  <=>  SDB <= IBUF and X <= floor((IBUF-SDB)/9)*group
+            maxg = (64'(r[R_SDB]) <= 64'(IBUF_BYTES)) ? (64'(IBUF_BYTES) - 64'(r[R_SDB])) / 64'd9 : 64'd0;
+            xg = cfg[0] ? 64'(r[R_K]) / 64'd3 : 64'(r[R_C]);
+            if (woff + k * 64'(ROWS) > 64'(WBUF_BYTES) || ioff + 64'(r[R_LEN]) > 64'(IBUF_BYTES) ||
+                64'(r[R_SDB]) > 64'(IBUF_BYTES) || xg > maxg * 64'(cfg[31:16]) || r[R_LEN] < 32'(ROWS))
+              err = 8'(ERR_BOUNDS);
+          end
+        end
         default: err = 8'(ERR_OPCODE);
       endcase
     end
@@ -238,8 +267,10 @@ module kiln_ctrl
     comp_start = 1'b0;
     comp_op    = C_GEMM;
     comp_flags = a[1:0];
+    rb_start   = 1'b0;
     if (st == S_RUN && insn_v) begin
-      if (err != 8'd0) retire = 1'b1;
+      if (rb_head && !dv_done) retire = 1'b0;  // the remainder is not ready yet
+      else if (err != 8'd0) retire = 1'b1;
       else begin
         unique case (op)
           8'(OP_LOAD): begin
@@ -266,10 +297,12 @@ module kiln_ctrl
             comp_op = C_POOL;
             retire = !dma_busy;
           end
+          8'(OP_REBUILD): retire = !dma_busy;
           default: retire = 1'b1;  // END, SET
         endcase
         dma_start  = retire && (op == 8'(OP_LOAD) || op == 8'(OP_LOAD_WIN) || op == 8'(OP_STORE));
         comp_start = retire && (op == 8'(OP_GEMM) || op == 8'(OP_REQUANT) || op == 8'(OP_POOL));
+        rb_start   = retire && op == 8'(OP_REBUILD);
       end
     end
     fq_pop = retire;
@@ -304,7 +337,21 @@ module kiln_ctrl
       fpart <= 1'b0;
       epoch <= '0;
       lowhalf <= '0;
+      dv_cnt <= '0;
+      dv_rem <= '0;
     end else begin
+      // K mod 3C for the REBUILD at the head (restarted for each instruction)
+      if (host_start || retire || flush || !rb_head) begin
+        dv_cnt <= '0;
+        dv_rem <= '0;
+      end else if (!dv_done) begin
+        logic [34:0] t;
+        t = {dv_rem, r[R_K][5'd31 - dv_cnt[4:0]]};
+        if (t >= 35'(r[R_C]) * 35'd3) t = t - 35'(r[R_C]) * 35'd3;
+        dv_rem <= 34'(t);
+        dv_cnt <= dv_cnt + 6'd1;
+      end
+
       if (reg_we && reg_addr == 8'(REG_PROG_ADDR)) prog_addr <= reg_wdata;
 
       // counters
@@ -379,15 +426,15 @@ module kiln_ctrl
                   end
                   8'(OP_SET): r[a[4:0]] <= imm;
                   8'(OP_STORE): st <= S_STORE_WAIT;
-                  8'(OP_GEMM), 8'(OP_REQUANT), 8'(OP_POOL): st <= S_COMP_WAIT;
+                  8'(OP_GEMM), 8'(OP_REQUANT), 8'(OP_POOL), 8'(OP_REBUILD): st <= S_COMP_WAIT;
                   default: ;
                 endcase
               end
             end
           S_STORE_WAIT: if (!dma_issue_busy) st <= S_RUN;
-          S_COMP_WAIT: if (!comp_busy) st <= S_RUN;
+          S_COMP_WAIT: if (!comp_busy && !rb_busy) st <= S_RUN;
           S_FINISH:
-            if (!dma_busy && !dma_outstanding && !comp_busy) begin
+            if (!dma_busy && !dma_outstanding && !comp_busy && !rb_busy) begin
               st <= S_IDLE;
               s_busy <= 1'b0;
               s_done <= 1'b1;

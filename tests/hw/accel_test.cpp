@@ -208,6 +208,46 @@ struct Gen {
     pr.op(KILN_ACCEL_OP_STORE, raw ? KILN_ACCEL_RAW32 : 0);
   }
 
+  // REBUILD over the random IBUF (its bytes are the shifts, masks, codes and bases: about
+  // half of the rows kept, every exponent and sign), sometimes with LEN cutting the records
+  // short; usually followed by a GEMM over the rebuilt rows, REQUANT raw and STORE raw so
+  // the weights reach device memory.
+  void rebuild(Prog &pr) {
+    const uint32_t ib = kCfg.ibuf_bytes;
+    const uint32_t b = uint32_t(u(1, 4)), flat = p(50) ? 1u : 0u;
+    const uint32_t group = p(50) ? uint32_t(u(1, 4)) : uint32_t(u(1, 70));
+    uint32_t c = 0, k;
+    if (flat) k = 3 * uint32_t(p(20) ? u(1, 3) : u(1, 60));
+    else {
+      c = p(30) ? pick<uint32_t>({1, 3, 16}) : uint32_t(u(1, 20));
+      k = 3 * c * uint32_t(u(1, 3));
+    }
+    const uint32_t P = k / 3, G = ((flat ? P : c) + group - 1) / group;
+    const uint32_t rec = (R + 7) / 8 + (R * 3 * (b + 1) + 7) / 8;
+    const uint32_t full = std::min<uint32_t>(R + P * rec, ib);
+    const uint32_t len = p(30) ? uint32_t(u(R, full)) : std::min<uint32_t>(full + uint32_t(u(0, 8)), ib);
+    pr.set(KILN_ACCEL_R_SD_CFG, flat | b << 1 | group << 16);
+    pr.set(KILN_ACCEL_R_K, k);
+    pr.set(KILN_ACCEL_R_C, flat ? uint32_t(rng()) : c);
+    const uint32_t woff = uint32_t(u(0, (kCfg.wbuf_bytes - uint64_t(k) * R) / R)) * R;
+    pr.set(KILN_ACCEL_R_WOFF, woff);
+    pr.set(KILN_ACCEL_R_IOFF, uint32_t(u(0, ib - len)));
+    pr.set(KILN_ACCEL_R_LEN, len);
+    pr.set(KILN_ACCEL_R_SDB, uint32_t(u(0, ib - 9 * G)));
+    pr.op(KILN_ACCEL_OP_REBUILD);
+    if (p(80)) {
+      pr.set(KILN_ACCEL_R_AOFF, uint32_t(u(0, (kCfg.abuf_bytes - uint64_t(k) * C) / C)) * C);
+      pr.op(KILN_ACCEL_OP_GEMM, 0);
+      pr.set(KILN_ACCEL_R_POFF, uint32_t(u(0, kCfg.pbuf_bytes - 12 * R)));
+      pr.op(KILN_ACCEL_OP_REQUANT, KILN_ACCEL_RAW32);
+      pr.set(KILN_ACCEL_R_DST, dataAddr(uint64_t(4 * R) * C));
+      pr.set(KILN_ACCEL_R_DSTRIDE, 4 * R);
+      pr.set(KILN_ACCEL_R_NPIX, C);
+      pr.set(KILN_ACCEL_R_NROWS, R);
+      pr.op(KILN_ACCEL_OP_STORE, KILN_ACCEL_RAW32);
+    }
+  }
+
   void noise(Prog &pr) { // a SET of a random register to a random value
     pr.set(uint32_t(u(0, KILN_ACCEL_NUM_REGS - 1)), uint32_t(rng()));
   }
@@ -215,13 +255,14 @@ struct Gen {
   Prog program(unsigned ops) {
     Prog pr;
     for (unsigned i = 0; i < ops; ++i) {
-      switch (u(0, 9)) {
+      switch (u(0, 10)) {
       case 0: case 1: load(pr); break;
       case 2: case 3: loadWin(pr); break;
       case 4: case 5: gemm(pr); break;
       case 6: requant(pr); break;
       case 7: pool(pr); break;
       case 8: store(pr); break;
+      case 10: rebuild(pr); break;
       default: noise(pr); store(pr); break;
       }
     }
@@ -309,7 +350,8 @@ std::vector<ErrCase> errorCases() {
   using P = Prog;
   auto S = [](P &p, uint32_t r, uint32_t v) { p.set(r, v); };
   std::vector<ErrCase> v = {
-      {"bad_opcode", [](P &p) { p.op(0x7E); }, KILN_ACCEL_ERR_OPCODE},
+      {"bad_opcode", [](P &p) { p.op(0x09); }, KILN_ACCEL_ERR_OPCODE},
+      {"bad_opcode_7e", [](P &p) { p.op(0x7E); }, KILN_ACCEL_ERR_OPCODE},
       {"bad_opcode_ff", [](P &p) { p.op(0xFF, 3); }, KILN_ACCEL_ERR_OPCODE},
       {"bits_31_16", [](P &p) { p.raw(kiln_accel_insn(KILN_ACCEL_OP_SET, 1, 5) | (1ull << 16)); }, KILN_ACCEL_ERR_OPCODE},
       {"bits_31_end", [](P &p) { p.raw(1ull << 31); }, KILN_ACCEL_ERR_OPCODE},
@@ -377,6 +419,59 @@ std::vector<ErrCase> errorCases() {
   v.push_back({"store_flags", [](P &p) { p.op(KILN_ACCEL_OP_STORE, 3); }, KILN_ACCEL_ERR_PARAM});
   v.push_back({"store_npix", [=](P &p) { S(p, KILN_ACCEL_R_NPIX, C + 1); p.op(KILN_ACCEL_OP_STORE); }, KILN_ACCEL_ERR_PARAM});
   v.push_back({"store_nrows", [=](P &p) { S(p, KILN_ACCEL_R_NROWS, R + 1); p.op(KILN_ACCEL_OP_STORE, 1); }, KILN_ACCEL_ERR_PARAM});
+  // REBUILD: a legal set-up (taps3, b = 2, group 1, C = 2, K = 6), then one register
+  // changed; the checks in the reference model's order.
+  const uint32_t IB = kCfg.ibuf_bytes, WB = kCfg.wbuf_bytes;
+  auto rb = [=](P &p) {
+    S(p, KILN_ACCEL_R_SD_CFG, 0u | 2u << 1 | 1u << 16); S(p, KILN_ACCEL_R_K, 6); S(p, KILN_ACCEL_R_C, 2);
+    S(p, KILN_ACCEL_R_WOFF, 0); S(p, KILN_ACCEL_R_IOFF, 0); S(p, KILN_ACCEL_R_LEN, IB); S(p, KILN_ACCEL_R_SDB, 0);
+  };
+  using RV = std::vector<std::pair<uint32_t, uint32_t>>;
+  auto RB = [=](RV regs, uint32_t a, uint32_t code, const char *name) {
+    return ErrCase{name, [=](P &p) { rb(p); for (auto &x : regs) p.set(x.first, x.second); p.op(KILN_ACCEL_OP_REBUILD, a); }, code};
+  };
+  const uint32_t CFG = KILN_ACCEL_R_SD_CFG, K_ = KILN_ACCEL_R_K, C_ = KILN_ACCEL_R_C, WO = KILN_ACCEL_R_WOFF,
+                 IO = KILN_ACCEL_R_IOFF, LN = KILN_ACCEL_R_LEN, SB = KILN_ACCEL_R_SDB;
+  const uint32_t flat1 = 1u | 2u << 1 | 1u << 16; // flat, b = 2, group 1
+  v.push_back(RB({}, 0, 0, "rebuild_legal"));
+  v.push_back(RB({}, 1, KILN_ACCEL_ERR_PARAM, "rebuild_flags"));
+  v.push_back(RB({{WO, WB + 1}}, 0x80, KILN_ACCEL_ERR_PARAM, "rebuild_flags_first"));
+  v.push_back(RB({{CFG, 0u << 1 | 1u << 16}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_b0"));
+  v.push_back(RB({{CFG, 5u << 1 | 1u << 16}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_b5"));
+  v.push_back(RB({{CFG, 7u << 1 | 1u << 16}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_b7"));
+  v.push_back(RB({{CFG, 4u << 1 | 1u << 16}}, 0, 0, "rebuild_b4"));
+  v.push_back(RB({{CFG, 1u << 1 | 1u << 16 | 1u << 4}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_cfg_bit4"));
+  v.push_back(RB({{CFG, 1u << 1 | 1u << 16 | 1u << 15}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_cfg_bit15"));
+  v.push_back(RB({{CFG, 1u << 1}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_group0"));
+  v.push_back(RB({{CFG, 1u << 1 | 0xFFFFu << 16}}, 0, 0, "rebuild_group_big"));
+  v.push_back(RB({{K_, 0}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_k0"));
+  v.push_back(RB({{CFG, flat1}, {K_, 4}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_flat_k_mod3"));
+  v.push_back(RB({{CFG, flat1}, {K_, 3}, {C_, 0}}, 0, 0, "rebuild_flat_ignores_c"));
+  if (R > 1) v.push_back(RB({{WO, R + 1}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_woff_align"));
+  v.push_back(RB({{C_, 0}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_taps3_c0"));
+  v.push_back(RB({{C_, 4}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_taps3_k_mod_3c"));
+  v.push_back(RB({{C_, 1}, {K_, 9}}, 0, 0, "rebuild_taps3_k_9c1"));
+  v.push_back(RB({{C_, 0xFFFFFFFFu}, {K_, 0xFFFFFFFCu}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_taps3_c_huge"));
+  v.push_back(RB({{C_, 0x55555555u}, {K_, 0xFFFFFFFFu}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_taps3_3c_eq_k"));
+  v.push_back(RB({{C_, 0x2AAAAAABu}, {K_, 0x80000001u}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_taps3_k_eq_3c_odd"));
+  v.push_back(RB({{C_, 0x2AAAAAABu}, {K_, 0x80000002u}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_taps3_k_ne_3c"));
+  v.push_back(RB({{WO, WB - 5 * R}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_w_bounds"));
+  v.push_back(RB({{WO, WB - 6 * R}}, 0, 0, "rebuild_w_fits"));
+  v.push_back(RB({{CFG, flat1}, {K_, 0xFFFFFFFFu}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_k_huge"));
+  v.push_back(RB({{IO, IB - R + 1}, {LN, R}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_i_bounds"));
+  v.push_back(RB({{IO, IB - R}, {LN, R}}, 0, 0, "rebuild_i_fits_records_zero"));
+  v.push_back(RB({{IO, 1}, {LN, 0xFFFFFFFFu}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_len_huge"));
+  v.push_back(RB({{SB, IB - 17}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_sdb_bounds"));
+  v.push_back(RB({{SB, IB - 18}}, 0, 0, "rebuild_sdb_fits"));
+  v.push_back(RB({{SB, 0xFFFFFFFFu}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_sdb_huge"));
+  v.push_back(RB({{CFG, 0u | 2u << 1 | 2u << 16}, {SB, IB - 9}}, 0, 0, "rebuild_sdb_group2_fits"));
+  v.push_back(RB({{CFG, flat1}, {SB, IB - 9}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_sdb_flat_bounds"));
+  v.push_back(RB({{CFG, 1u | 2u << 1 | 2u << 16}, {SB, IB - 9}}, 0, 0, "rebuild_sdb_flat_group2_fits"));
+  v.push_back(RB({{LN, R - 1}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_len_short"));
+  v.push_back(RB({{LN, 0}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_len0"));
+  v.push_back(RB({{LN, R}}, 0, 0, "rebuild_len_rows"));
+  v.push_back(RB({{LN, 0}, {C_, 0}}, 0, KILN_ACCEL_ERR_PARAM, "rebuild_param_before_bounds"));
+  v.push_back(RB({{LN, 0}, {WO, WB}, {SB, IB}}, 0, KILN_ACCEL_ERR_BOUNDS, "rebuild_bounds_all"));
   v.push_back({"store_past_end", [=](P &p) {
                  S(p, KILN_ACCEL_R_NPIX, C); S(p, KILN_ACCEL_R_NROWS, R); S(p, KILN_ACCEL_R_DST, uint32_t(kMem - 40));
                  S(p, KILN_ACCEL_R_DSTRIDE, 0x7FFFFFFFu); p.op(KILN_ACCEL_OP_STORE, 1); }, 0});

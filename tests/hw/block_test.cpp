@@ -1,6 +1,7 @@
 // Block-level testbenches of the accelerator's units, each Verilated with its own top:
 // the PE array (dense, N:M with every N), a requantise lane (random and edge values), the
-// pool unit and the DMA engine (LOAD, LOAD_WIN, STORE against a memory model). Expected
+// pool unit, the DMA engine (LOAD, LOAD_WIN, STORE against a memory model) and the
+// REBUILD unit (against IBUF/WBUF models). Expected
 // values come from the reference model's arithmetic (runtime/src/accel/accel_ref.c),
 // bit for bit. KILN_HW_SEED replays a run; KILN_HW_SWEEP multiplies the iterations.
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include "Vkiln_dma.h"
 #include "Vkiln_pe_array.h"
 #include "Vkiln_pool.h"
+#include "Vkiln_rebuild.h"
 #include "Vkiln_requant_lane.h"
 #include "hw_common.h"
 #include "kiln/accel.h"
@@ -510,3 +512,201 @@ TEST(HwBlock, Dma) {
 }
 
 } // namespace
+
+// ---- REBUILD unit ------------------------------------------------------------------------
+
+namespace {
+
+// The reference model's REBUILD loop (accel_ref.c) over flat IBUF/WBUF arrays; the
+// parameters are legal (the controller checks them).
+void rebuildRef(const std::vector<uint8_t> &I, std::vector<uint8_t> &Wb, uint32_t cfgr, uint64_t K, uint64_t C,
+                uint64_t woff, uint64_t ioff, uint64_t len, uint64_t sdb) {
+  const int flat = cfgr & 1;
+  const uint32_t b = (cfgr >> 1) & 7, group = cfgr >> 16;
+  const uint64_t P = K / 3;
+  int8_t *Wt = (int8_t *)Wb.data() + woff;
+  const int32_t emax = (1 << b) - 1;
+  const uint64_t maskBytes = (ROWS + 7) / 8, end = ioff + len;
+  uint64_t pos = ioff + ROWS;
+  auto SD = [&](uint64_t at) -> uint8_t { return at < end ? I[at] : 0; };
+  for (uint64_t p = 0; p < P; ++p) {
+    const uint64_t g = flat ? p / group : (p % C) / group;
+    const int8_t *B = (const int8_t *)I.data() + sdb + 9 * g;
+    uint64_t bit = (pos + maskBytes) * 8;
+    for (uint64_t row = 0; row < ROWS; ++row) {
+      int32_t w[3] = {0, 0, 0};
+      if ((SD(pos + row / 8) >> (row % 8)) & 1) {
+        for (int i = 0; i < 3; ++i) {
+          uint32_t code = 0;
+          for (uint32_t t = 0; t <= b; ++t, ++bit) code |= uint32_t((SD(bit / 8) >> (bit % 8)) & 1) << t;
+          const uint32_t e = code & ((1u << b) - 1), neg = (code >> b) & 1;
+          if (!e) continue;
+          for (int j = 0; j < 3; ++j) {
+            int32_t term = int32_t(B[3 * i + j]) * (1 << (emax - int32_t(e)));
+            w[j] += neg ? -term : term;
+          }
+        }
+      }
+      const uint32_t sh = I[ioff + row] & 31;
+      for (int j = 0; j < 3; ++j) {
+        int32_t v = sh ? int32_t((int64_t(w[j]) + (int64_t(1) << (sh - 1))) >> sh) : w[j];
+        v = v < -127 ? -127 : v > 127 ? 127 : v;
+        const uint64_t k = flat ? 3 * p + uint64_t(j) : ((p / C) * 3 + uint64_t(j)) * C + p % C;
+        Wt[k * ROWS + row] = uint8_t(int8_t(v));
+      }
+    }
+    pos = (bit + 7) / 8;
+  }
+}
+
+struct RebuildBench {
+  static constexpr unsigned SLOT = ROWS * IDX_BITS / 8;
+  VerilatedContext ctx;
+  std::unique_ptr<Vkiln_rebuild> m{new Vkiln_rebuild(&ctx)};
+  std::vector<uint8_t> ibuf, wbuf;
+  bool pend = false;
+  uint32_t pendAddr = 0;
+  uint64_t cycle = 0;
+  RebuildBench() : ibuf(kCfg.ibuf_bytes), wbuf(kCfg.wbuf_bytes) {
+    m->rst_n = 0;
+    m->start = 0;
+    tick();
+    tick();
+    m->rst_n = 1;
+  }
+  void tick() {
+    // IBUF: the row read last cycle
+    for (unsigned s = 0; s < SLOT; ++s)
+      setByte(m->i_data, s, pend && pendAddr + s < ibuf.size() ? ibuf[pendAddr + s] : uint8_t(0x5A));
+    m->clk = 0;
+    m->eval();
+    pend = m->rst_n && m->i_re;
+    if (pend) {
+      pendAddr = m->i_addr;
+      EXPECT_EQ(pendAddr % SLOT, 0u);
+    }
+    if (m->rst_n && m->w_we) {
+      uint32_t a = m->w_addr;
+      EXPECT_EQ(a % ROWS, 0u);
+      EXPECT_LE(uint64_t(a) + ROWS, wbuf.size());
+      for (unsigned r = 0; r < ROWS && a + r < wbuf.size(); ++r) wbuf[a + r] = getByte(m->w_data, r);
+    }
+    m->clk = 1;
+    m->eval();
+    ++cycle;
+  }
+  uint64_t run(uint32_t cfg, uint32_t K, uint32_t C, uint32_t woff, uint32_t ioff, uint32_t len, uint32_t sdb) {
+    m->sd_cfg = cfg;
+    m->k_in = K;
+    m->c_in = C;
+    m->woff_in = woff;
+    m->ioff_in = ioff;
+    m->len_in = len;
+    m->sdb_in = sdb;
+    m->start = 1;
+    tick();
+    m->start = 0;
+    uint64_t c0 = cycle;
+    for (unsigned n = 0; n < 10000000 && m->busy; ++n) tick();
+    EXPECT_FALSE(m->busy);
+    return cycle - c0;
+  }
+};
+
+// Writes a SmartDeal stream (shifts, then P records) at ioff; returns its length.
+uint32_t writeStream(std::mt19937_64 &rng, std::vector<uint8_t> &I, uint32_t ioff, uint32_t P, uint32_t b,
+                     unsigned maskMode, unsigned shMode) {
+  std::vector<uint8_t> s;
+  for (unsigned r = 0; r < ROWS; ++r) {
+    uint8_t v = uint8_t(rng());
+    if (shMode == 1) v = uint8_t(v & ~31u);      // shift 0 (high bits ignored)
+    else if (shMode == 2) v = uint8_t(v | 31u);  // shift 31
+    else if (shMode == 3) v = uint8_t(rng() % 8); // small shifts
+    s.push_back(v);
+  }
+  const unsigned mb = (ROWS + 7) / 8;
+  for (uint32_t p = 0; p < P; ++p) {
+    std::vector<uint8_t> mask(mb);
+    unsigned mode = maskMode == 3 ? unsigned(rng() % 3) : maskMode;
+    for (unsigned r = 0; r < ROWS; ++r) {
+      bool kept = mode == 0 ? (rng() & 1) : mode == 1;
+      if (kept) mask[r / 8] |= uint8_t(1u << (r % 8));
+    }
+    if (rng() % 4 == 0) // junk in the mask bits above ROWS
+      for (unsigned r = ROWS; r < 8 * mb; ++r) mask[r / 8] |= uint8_t((rng() & 1) << (r % 8));
+    unsigned kept = 0;
+    for (unsigned r = 0; r < ROWS; ++r) kept += (mask[r / 8] >> (r % 8)) & 1;
+    s.insert(s.end(), mask.begin(), mask.end());
+    unsigned nb = (kept * 3 * (b + 1) + 7) / 8;
+    for (unsigned i = 0; i < nb; ++i) s.push_back(uint8_t(rng())); // codes and padding bits
+  }
+  for (size_t i = 0; i < s.size() && ioff + i < I.size(); ++i) I[ioff + i] = s[i];
+  return uint32_t(s.size());
+}
+
+} // namespace
+
+TEST(HwBlock, Rebuild) {
+  std::mt19937_64 rng(seedFor("HwBlock.Rebuild"));
+  RebuildBench tb;
+  const uint32_t IB = kCfg.ibuf_bytes, WB = kCfg.wbuf_bytes;
+  unsigned n = 120 * sweep();
+  for (unsigned it = 0; it < n && !HasFailure(); ++it) {
+    for (auto &x : tb.ibuf) x = uint8_t(rng());
+    for (auto &x : tb.wbuf) x = uint8_t(rng());
+    const uint32_t b = 1 + uint32_t(it % 4), flat = (it / 4) % 2;
+    const uint32_t group = rng() % 3 ? 1 + uint32_t(rng() % 4) : 1 + uint32_t(rng() % 0xFFFF);
+    uint32_t C = 0, K;
+    if (flat) K = 3 * (1 + uint32_t(rng() % 40));
+    else {
+      C = 1 + uint32_t(rng() % 12);
+      K = 3 * C * (1 + uint32_t(rng() % 3));
+    }
+    const uint32_t P = K / 3, G = ((flat ? P : C) + group - 1) / group;
+    // bases: random, or extremes (clamping)
+    const unsigned maskMode = unsigned(rng() % 4), shMode = unsigned(rng() % 4);
+    const uint32_t maxStream = ROWS + P * ((ROWS + 7) / 8 + (ROWS * 3 * (b + 1) + 7) / 8);
+    const uint32_t ioff = uint32_t(rng() % (IB - maxStream));
+    const uint32_t full = writeStream(rng, tb.ibuf, ioff, P, b, maskMode, shMode);
+    uint32_t len = full;
+    if (rng() % 4 == 0) len = ROWS + uint32_t(rng() % (full - ROWS + 1)); // records run past LEN
+    else if (rng() % 4 == 0) len = full + uint32_t(rng() % (IB - ioff - full + 1));
+    const uint32_t sdb = uint32_t(rng() % (IB - 9 * G + 1));
+    if (rng() % 4 == 0)
+      for (uint32_t i = 0; i < 9 * G; ++i) tb.ibuf[sdb + i] = rng() & 1 ? 0x80 : 0x7F;
+    const uint32_t cfg = flat | b << 1 | group << 16;
+    const uint32_t woff = uint32_t(rng() % ((WB - uint64_t(K) * ROWS) / ROWS + 1)) * ROWS;
+    std::vector<uint8_t> want = tb.wbuf;
+    rebuildRef(tb.ibuf, want, cfg, K, C, woff, ioff, len, sdb);
+    const std::vector<uint8_t> ibufBefore = tb.ibuf;
+    tb.run(cfg, K, flat ? uint32_t(rng()) : C, woff, ioff, len, sdb);
+    ASSERT_TRUE(tb.ibuf == ibufBefore);
+    if (tb.wbuf != want) {
+      size_t first = 0, cnt = 0;
+      for (size_t i = 0; i < want.size(); ++i)
+        if (want[i] != tb.wbuf[i]) {
+          if (!cnt) first = i;
+          ++cnt;
+        }
+      ADD_FAILURE() << "case " << it << " (b " << b << (flat ? " flat" : " taps3") << " K " << K << " C " << C
+                    << " group " << group << " masks " << maskMode << " shifts " << shMode << " len " << len << "/"
+                    << full << "): WBUF differs at " << cnt << " bytes, first " << first << " (step "
+                    << (first - woff) / ROWS << ", row " << (first - woff) % ROWS << "): want " << int(int8_t(want[first]))
+                    << " got " << int(int8_t(tb.wbuf[first]));
+    }
+  }
+  // Cycle counts (start to done) for a few shapes, random codes, half the rows kept.
+  struct Shape {
+    uint32_t flat, K, C, b, group;
+  };
+  for (Shape sh : {Shape{0, 144, 16, 4, 1}, Shape{0, 144, 16, 2, 16}, Shape{1, 1569, 0, 2, 1}, Shape{1, 1569, 0, 1, 8}}) {
+    const uint32_t P = sh.K / 3, G = ((sh.flat ? P : sh.C) + sh.group - 1) / sh.group;
+    if (uint64_t(sh.K) * ROWS > WB) continue;
+    for (auto &x : tb.ibuf) x = uint8_t(rng());
+    const uint32_t full = writeStream(rng, tb.ibuf, 0, P, sh.b, 0, 3);
+    if (full > IB - 9 * G) continue; // does not fit this IBUF
+    uint64_t cyc = tb.run(sh.flat | sh.b << 1 | sh.group << 16, sh.K, sh.C, 0, 0, full, IB - 9 * G);
+    std::printf("[ info ] REBUILD %s K=%u C=%u b=%u group=%u, %u stream bytes: %llu cycles (%.2f per position)\n",
+                sh.flat ? "flat" : "taps3", sh.K, sh.C, sh.b, sh.group, full, (unsigned long long)cyc, double(cyc) / P);
+  }
+}
