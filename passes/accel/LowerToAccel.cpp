@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "hw_gen/HwGen.h"
 #include "passes/Passes.h"
+#include "passes/accel/SmartDealEncode.h"
 #include "passes/cpu/KernelMatch.h"
 #include "dialects/kiln/IR/KilnDialect.h"
 
@@ -37,6 +38,8 @@ using namespace mlir;
 namespace kiln {
 namespace {
 using namespace kiln::kernels;
+using kiln::accel::SmartDealTiles;
+using kiln::accel::encodeSmartDeal;
 
 /// A u8 activation tensor in device memory (row-major, as its root buffer).
 struct Tensor {
@@ -85,119 +88,25 @@ static SmallVector<int64_t> permOrIdentity(llvm::ArrayRef<int64_t> perm, size_t 
 }
 
 
-/// A SmartDeal layer re-encoded for the accelerator's REBUILD (docs/ACCELERATOR.md):
-/// bases as int8 at one scale per layer, per tile of `rows` output channels a stream of
-/// per-row shifts and one record (row mask, kept rows' codes) per chunk position, and
-/// the int8 weights the hardware will rebuild from it (computed here exactly as the
-/// instruction does, for the bias and the scales).
-struct SmartDealTiles {
-  std::vector<int8_t> bases;             ///< [groups][3][3]
-  std::vector<std::vector<int8_t>> streams; ///< per tile
-  std::vector<int8_t> w8;                ///< [m][3P] rebuilt weights
-  std::vector<float> scale;              ///< per row: real weight = scale x w8
-  int64_t positions = 0, bits = 0, group = 0;
-  bool flat = false;
-};
-
-static std::optional<SmartDealTiles> encodeSmartDeal(Operation *op, int64_t rowsPerTile, std::string &why) {
+/// The SmartDeal weights of `op` (a kiln.smartdeal_weights of constants) re-encoded for
+/// REBUILD; null with `why` when they cannot be.
+static std::optional<SmartDealTiles> encodeSmartDealOp(Operation *op, int64_t rowsPerTile, std::string &why) {
   auto sd = cast<SmartDealWeightsOp>(op);
-  const int64_t m = sd.getRows(), P = sd.getPositions(), groups = sd.getGroups(), b = sd.getExponentBits();
-  if (b > 4) {
-    why = "exponent bits above 4";
-    return std::nullopt;
-  }
+  const int64_t m = sd.getRows(), P = sd.getPositions(), groups = sd.getGroups();
   auto mask = constantArray<uint64_t>(sd, sd.getMask(), (m * P + 63) / 64);
   auto rowStart = constantArray<uint32_t>(sd, sd.getRowStart(), m + 1);
   auto codes = constantArray<uint8_t>(sd, sd.getCodes(), cast<MemRefType>(sd.getCodes().getType()).getShape()[0]);
-  auto bf = constantArray<uint16_t>(sd, sd.getBases(), groups * 9);
-  if (mask.empty() || rowStart.empty() || codes.empty() || bf.empty()) {
+  auto bases = constantArray<uint16_t>(sd, sd.getBases(), groups * 9);
+  if (mask.empty() || rowStart.empty() || codes.empty() || bases.empty()) {
     why = "its arrays are not constants";
     return std::nullopt;
   }
-  SmartDealTiles t;
-  t.positions = P, t.bits = b, t.group = int64_t(sd.getGroup()), t.flat = sd.isFlat();
-  // One scale for every basis, so that each row's weights share a scale.
-  std::vector<float> B(bf.size());
-  float amax = 0;
-  for (size_t i = 0; i < bf.size(); ++i) {
-    uint32_t u = uint32_t(bf[i]) << 16;
-    std::memcpy(&B[i], &u, 4);
-    amax = std::max(amax, std::fabs(B[i]));
-  }
-  const float sB = amax > 0 ? amax / 127.f : 1.f;
-  t.bases.resize(B.size());
-  for (size_t i = 0; i < B.size(); ++i) t.bases[i] = int8_t(std::clamp(std::nearbyint(B[i] / sB), -127.f, 127.f));
-  const int64_t emax = (int64_t(1) << b) - 1, C = sd.getTaps()[2];
-  auto codeBit = [&](int64_t bit) { return (codes[size_t(bit / 8)] >> (bit % 8)) & 1; };
-  // The hardware's W (before the row shift) for every row and weight.
-  std::vector<int32_t> wide(size_t(m * 3 * P), 0);
-  std::vector<std::array<uint32_t, 3>> chunkCodes(size_t(m * P));
-  std::vector<bool> kept(size_t(m * P), false);
-  for (int64_t o = 0; o < m; ++o) {
-    int64_t q = rowStart[size_t(o)];
-    for (int64_t p = 0; p < P; ++p) {
-      int64_t bitIndex = o * P + p;
-      if (!((mask[size_t(bitIndex / 64)] >> (bitIndex % 64)) & 1)) continue;
-      kept[size_t(o * P + p)] = true;
-      const int64_t g = t.flat ? p / t.group : (p % C) / t.group;
-      for (int i = 0; i < 3; ++i) {
-        uint32_t code = 0;
-        for (int64_t k = 0; k <= b; ++k) code |= uint32_t(codeBit((q * 3 + i) * (b + 1) + k)) << k;
-        chunkCodes[size_t(o * P + p)][size_t(i)] = code;
-        const uint32_t e = code & ((1u << b) - 1), neg = (code >> b) & 1;
-        if (!e) continue;
-        for (int j = 0; j < 3; ++j) {
-          int32_t term = int32_t(t.bases[size_t(g * 9 + i * 3 + j)]) * (1 << (emax - int64_t(e)));
-          wide[size_t(o * 3 * P + p * 3 + j)] += neg ? -term : term;
-        }
-      }
-      ++q;
-    }
-  }
-  // Per row the smallest shift that brings its weights into int8.
-  auto shifted = [](int32_t w, int sh) {
-    return sh ? int32_t((int64_t(w) + (int64_t(1) << (sh - 1))) >> sh) : w;
-  };
-  std::vector<int> shift(size_t(m), 0);
-  t.w8.assign(size_t(m * 3 * P), 0);
-  t.scale.assign(size_t(m), 0.f);
-  for (int64_t o = 0; o < m; ++o) {
-    int sh = 0;
-    for (;; ++sh) {
-      bool fits = true;
-      for (int64_t k = 0; k < 3 * P && fits; ++k) fits = std::abs(shifted(wide[size_t(o * 3 * P + k)], sh)) <= 127;
-      if (fits || sh == 31) break;
-    }
-    shift[size_t(o)] = sh;
-    for (int64_t k = 0; k < 3 * P; ++k)
-      t.w8[size_t(o * 3 * P + k)] = int8_t(std::clamp(shifted(wide[size_t(o * 3 * P + k)], sh), -127, 127));
-    t.scale[size_t(o)] = float(double(sB) * std::ldexp(1.0, int(sd.getExponentOffset()) + 1 - int(emax) + sh));
-  }
-  // The streams: shifts, then per position the row mask and the kept rows' codes.
-  const int64_t tiles = (m + rowsPerTile - 1) / rowsPerTile, maskBytes = (rowsPerTile + 7) / 8;
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    std::vector<int8_t> st(size_t(rowsPerTile), 0);
-    for (int64_t r = 0; r < rowsPerTile && tile * rowsPerTile + r < m; ++r) st[size_t(r)] = int8_t(shift[size_t(tile * rowsPerTile + r)]);
-    for (int64_t p = 0; p < P; ++p) {
-      size_t at = st.size();
-      st.resize(at + size_t(maskBytes), 0);
-      int64_t bit = 0;
-      std::vector<uint8_t> bitsOut;
-      for (int64_t r = 0; r < rowsPerTile; ++r) {
-        int64_t o = tile * rowsPerTile + r;
-        if (o >= m || !kept[size_t(o * P + p)]) continue;
-        st[at + size_t(r / 8)] = int8_t(uint8_t(st[at + size_t(r / 8)]) | uint8_t(1 << (r % 8)));
-        for (int i = 0; i < 3; ++i)
-          for (int64_t k = 0; k <= b; ++k, ++bit) {
-            if (size_t(bit / 8) >= bitsOut.size()) bitsOut.push_back(0);
-            if ((chunkCodes[size_t(o * P + p)][size_t(i)] >> k) & 1) bitsOut[size_t(bit / 8)] |= uint8_t(1 << (bit % 8));
-          }
-      }
-      for (uint8_t v : bitsOut) st.push_back(int8_t(v));
-    }
-    t.streams.push_back(std::move(st));
-  }
-  return t;
+  kiln_smartdeal_t w = smartDealFields(op);
+  w.mask = mask.data();
+  w.row_start = rowStart.data();
+  w.codes = codes.data();
+  w.bases = bases.data();
+  return encodeSmartDeal(w, rowsPerTile, why);
 }
 
 struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
@@ -497,7 +406,7 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     std::optional<SmartDealTiles> sdt;
     if (P.smartdeal) {
       std::string why;
-      sdt = encodeSmartDeal(P.smartdeal->op, R, why);
+      sdt = encodeSmartDealOp(P.smartdeal->op, R, why);
       if (!sdt) L.op->emitRemark() << "SmartDeal weights run dense on the accelerator: " << why;
     }
     std::vector<int8_t> q;

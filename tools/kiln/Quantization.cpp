@@ -657,7 +657,8 @@ bool printSparsityReport(const std::string &path, llvm::raw_ostream &os) {
   return true;
 }
 
-bool printDecomposeReport(const std::string &path, uint64_t weightsFileBytes, bool quantized, llvm::raw_ostream &os) {
+bool printDecomposeReport(const std::string &path, uint64_t weightsFileBytes, bool quantized, bool accel,
+                          llvm::raw_ostream &os) {
   auto report = readJson(path);
   auto *root = report ? report->getAsObject() : nullptr;
   auto *layers = root ? root->getArray("layers") : nullptr;
@@ -693,6 +694,11 @@ bool printDecomposeReport(const std::string &path, uint64_t weightsFileBytes, bo
                      "%lld dense int8: %.2fx smaller; %lld fp32: %.2fx\n",
                      (long long)made, (long long)stored, (long long)int8, stored ? double(int8) / double(stored) : 0.0,
                      (long long)fp32, stored ? double(fp32) / double(stored) : 0.0);
+  if (accel) {
+    os << "SmartDeal: the accelerator loads these layers compressed and rebuilds their int8 weights (REBUILD); "
+          "kiln sim reports the weight bytes it moves\n";
+    return true;
+  }
   os << "SmartDeal: weights file " << weightsFileBytes << " bytes\n";
   if (quantized)
     os << "SmartDeal: with quantisation, a quantised layer runs the int8 kernel on its rebuilt weights, which the "

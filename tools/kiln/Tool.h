@@ -99,7 +99,8 @@ bool printSparsityReport(const std::string &path, llvm::raw_ostream &os);
 /// conv/matmul layers against dense int8 and fp32, and the weights file's size.
 /// `quantized`: say that quantised layers run the int8 kernel on the rebuilt weights.
 /// Returns false if unreadable.
-bool printDecomposeReport(const std::string &path, uint64_t weightsFileBytes, bool quantized, llvm::raw_ostream &os);
+bool printDecomposeReport(const std::string &path, uint64_t weightsFileBytes, bool quantized, bool accel,
+                          llvm::raw_ostream &os);
 /// Prints the per-layer report kiln-butterfly wrote and the parameter reduction.
 /// Returns false if unreadable.
 bool printButterflyReport(const std::string &path, llvm::raw_ostream &os);

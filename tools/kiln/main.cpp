@@ -562,7 +562,8 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
   }
   if (rc == 0 && decompose) {
     if (!kiln::tool::printDecomposeReport(o.compile.decomposeReport, artifact.weightsBytes,
-                                          !o.quantize.empty() || !o.planIn.empty(), llvm::outs())) {
+                                          !o.quantize.empty() || !o.planIn.empty(), o.compile.target == "accel",
+                                          llvm::outs())) {
       llvm::errs() << "error: cannot read the decomposition report\n";
       return 1;
     }
