@@ -3,11 +3,12 @@
 // the kept rows' three (b+1)-bit codes, int8 3x3 bases at SDB) with shifts and adds.
 // The controller has already checked the parameters (in the reference model's order).
 //
-// Sequencing (correctness first): IBUF is read one byte per read (row-aligned SLOT-byte
-// read, data a cycle later, 2 cycles a byte). Per position: the 9 bases when the basis
+// Sequencing (correctness first): IBUF is read one byte a cycle (a row-aligned SLOT-byte
+// read, data a cycle later, reads pipelined). Per position: the 9 bases when the basis
 // group changes, the mask bytes, then one cycle per row (a kept row's three codes are
-// decoded and its three weights computed in one cycle once the bit buffer holds them),
-// then the position's three weight rows (ROWS bytes each) are written to WBUF.
+// decoded and its three weights computed in one cycle once the bit buffer holds them;
+// a kept row waits for the bytes it lacks, fetched only then so that no read runs past
+// the record), then the position's three weight rows (ROWS bytes each) go to WBUF.
 // Bytes of the records at or past IOFF + LEN read as zero; shifts and bases are read as
 // they are (the bounds checks keep them inside IBUF).
 module kiln_rebuild
@@ -58,7 +59,7 @@ module kiln_rebuild
   logic [8*MB-1:0] mask;
   logic [23:0] bitbuf;
   logic [4:0]  nbits;
-  logic [RI-1:0] idx;
+  logic [RI-1:0] idx, iss;  // byte or row consumed, byte read issued
   logic [7:0]  wv[3][ROWS];
 
   // byte reads
@@ -76,16 +77,19 @@ module kiln_rebuild
   // the byte address a reading state reads next
   always_comb begin
     unique case (st)
-      S_SH:    ra = ioff + 32'(idx);
-      S_BASE:  ra = sdb + 32'd9 * g + 32'(idx);
-      S_MASK:  ra = pos + 32'(idx);
+      S_SH:    ra = ioff + 32'(iss);
+      S_BASE:  ra = sdb + 32'd9 * g + 32'(iss);
+      S_MASK:  ra = pos + 32'(iss);
       default: ra = fp;
     endcase
   end
 
   // one kept row: three codes from the bit buffer, three weights
-  logic [4:0] need;
-  assign need = 5'd3 * (5'(bb) + 5'd1);
+  logic [4:0] need, n_eff;
+  logic [23:0] bb_eff;  // the bit buffer with the byte arriving this cycle
+  assign need   = 5'd3 * (5'(bb) + 5'd1);
+  assign bb_eff = (st == S_ROW && rd_wait) ? bitbuf | (24'(rbyte) << nbits) : bitbuf;
+  assign n_eff  = (st == S_ROW && rd_wait) ? nbits + 5'd8 : nbits;
 
   function automatic logic [7:0] finish(input logic signed [31:0] w, input logic [4:0] s);
     logic signed [39:0] v;
@@ -107,7 +111,7 @@ module kiln_rebuild
     em   = 5'((5'd1 << bb) - 5'd1);
     cm   = 5'((6'd1 << (bb + 3'd1)) - 6'd1);
     for (int i = 0; i < 3; i++) begin
-      code[i] = 5'(bitbuf >> (5'(i) * (5'(bb) + 5'd1))) & cm;
+      code[i] = 5'(bb_eff >> (5'(i) * (5'(bb) + 5'd1))) & cm;
       e[i]    = 4'(code[i] & em);
     end
     for (int j = 0; j < 3; j++) begin
@@ -139,9 +143,10 @@ module kiln_rebuild
     i_re   = 1'b0;
     i_addr = (ra / 32'(SLOT)) * 32'(SLOT);
     unique case (st)
-      S_SH, S_MASK: i_re = !rd_wait;
-      S_BASE: i_re = !rd_wait && !(bvalid && bg == g);
-      S_ROW: i_re = !rd_wait && idx != RI'(ROWS) && kept && nbits < need;
+      S_SH:   i_re = iss < RI'(ROWS);
+      S_MASK: i_re = iss < RI'(MB);
+      S_BASE: i_re = !(bvalid && bg == g) && iss < RI'(9);
+      S_ROW:  i_re = idx != RI'(ROWS) && kept && n_eff < need;
       default: ;
     endcase
   end
@@ -153,14 +158,10 @@ module kiln_rebuild
       rd_endmask <= 1'b0;
       ra_q <= '0;
       idx <= '0;
+      iss <= '0;
       wj <= '0;
       bvalid <= 1'b0;
     end else begin
-      if (i_re) begin
-        rd_wait <= 1'b1;
-        ra_q <= ra;
-        rd_endmask <= st == S_MASK || st == S_ROW;
-      end
       unique case (st)
         S_IDLE:
           if (start) begin
@@ -182,6 +183,7 @@ module kiln_rebuild
             pos   <= ioff_in + 32'(ROWS);
             bvalid <= 1'b0;
             idx   <= '0;
+            iss   <= '0;
             st    <= S_SH;
           end
         S_SH:
@@ -190,6 +192,7 @@ module kiln_rebuild
             sh[RL'(idx)] <= rbyte[4:0];
             if (idx == RI'(ROWS - 1)) begin
               idx <= '0;
+              iss <= '0;
               st <= S_BASE;
             end else idx <= idx + 1'b1;
           end
@@ -200,6 +203,7 @@ module kiln_rebuild
             bas[4'(idx)] <= rbyte;
             if (idx == RI'(8)) begin
               idx <= '0;
+              iss <= '0;
               bvalid <= 1'b1;
               bg <= g;
               st <= S_MASK;
@@ -211,31 +215,33 @@ module kiln_rebuild
             mask[8*idx +: 8] <= rbyte;
             if (idx == RI'(MB - 1)) begin
               idx <= '0;
+              iss <= '0;
               fp <= pos + 32'(MB);
               nbits <= '0;
               bitbuf <= '0;
               st <= S_ROW;
             end else idx <= idx + 1'b1;
           end
-        S_ROW:
-          if (rd_wait) begin
-            rd_wait <= 1'b0;
-            bitbuf <= bitbuf | (24'(rbyte) << nbits);
-            nbits <= nbits + 5'd8;
-            fp <= fp + 32'd1;
-          end else if (idx == RI'(ROWS)) begin
+        S_ROW: begin
+          // A read is issued only for a kept row that lacks bits, and that row is still
+          // the current one when the byte arrives: none is in flight at the end.
+          rd_wait <= 1'b0;
+          bitbuf <= bb_eff;
+          nbits <= n_eff;
+          if (idx == RI'(ROWS)) begin
             pos <= fp;  // the next record starts at the next unread byte
             wj <= '0;
             st <= S_WR;
           end else if (!kept) begin
             for (int j = 0; j < 3; j++) wv[j][RL'(idx)] <= 8'd0;
             idx <= idx + 1'b1;
-          end else if (nbits >= need) begin
+          end else if (n_eff >= need) begin
             for (int j = 0; j < 3; j++) wv[j][RL'(idx)] <= finish(wk[j], sh[RL'(idx)]);
-            bitbuf <= bitbuf >> need;
-            nbits <= nbits - need;
+            bitbuf <= bb_eff >> need;
+            nbits <= n_eff - need;
             idx <= idx + 1'b1;
           end
+        end
         S_WR:
           if (wj == 2'd2) begin
             wj <= '0;
@@ -268,6 +274,14 @@ module kiln_rebuild
           end else wj <= wj + 2'd1;
         default: st <= S_IDLE;
       endcase
+      // byte reads: one may be issued every cycle (the one arriving is consumed above)
+      if (i_re) begin
+        rd_wait <= 1'b1;
+        ra_q <= ra;
+        rd_endmask <= st == S_MASK || st == S_ROW;
+        if (st == S_ROW) fp <= fp + 32'd1;
+        else iss <= iss + 1'b1;
+      end
     end
   end
 endmodule

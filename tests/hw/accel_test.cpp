@@ -217,10 +217,10 @@ struct Gen {
     const uint32_t b = uint32_t(u(1, 4)), flat = p(50) ? 1u : 0u;
     const uint32_t group = p(50) ? uint32_t(u(1, 4)) : uint32_t(u(1, 70));
     uint32_t c = 0, k;
-    if (flat) k = 3 * uint32_t(p(20) ? u(1, 3) : u(1, 60));
+    if (flat) k = 3 * uint32_t(p(20) ? u(1, 3) : p(90) ? u(1, 16) : u(1, 60));
     else {
-      c = p(30) ? pick<uint32_t>({1, 3, 16}) : uint32_t(u(1, 20));
-      k = 3 * c * uint32_t(u(1, 3));
+      c = p(30) ? pick<uint32_t>({1, 3, 16}) : uint32_t(u(1, 8));
+      k = 3 * c * uint32_t(p(80) ? 1 : u(2, 3));
     }
     const uint32_t P = k / 3, G = ((flat ? P : c) + group - 1) / group;
     const uint32_t rec = (R + 7) / 8 + (R * 3 * (b + 1) + 7) / 8;
