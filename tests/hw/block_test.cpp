@@ -699,7 +699,7 @@ TEST(HwBlock, Rebuild) {
   struct Shape {
     uint32_t flat, K, C, b, group;
   };
-  for (Shape sh : {Shape{0, 144, 16, 4, 1}, Shape{0, 144, 16, 2, 16}, Shape{1, 1569, 0, 2, 1}, Shape{1, 1569, 0, 1, 8}}) {
+  for (Shape sh : {Shape{0, 144, 16, 4, 1}, Shape{0, 144, 16, 2, 16}, Shape{1, 1569, 0, 2, 8}, Shape{1, 1569, 0, 1, 16}, Shape{1, 1569, 0, 4, 64}}) {
     const uint32_t P = sh.K / 3, G = ((sh.flat ? P : sh.C) + sh.group - 1) / sh.group;
     if (uint64_t(sh.K) * ROWS > WB) continue;
     for (auto &x : tb.ibuf) x = uint8_t(rng());
