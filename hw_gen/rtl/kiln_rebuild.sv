@@ -5,7 +5,7 @@
 //
 // Sequencing (correctness first): IBUF is read one byte a cycle (a row-aligned SLOT-byte
 // read, data a cycle later, reads pipelined). Per position: the 9 bases when the basis
-// group changes, the mask bytes, then one cycle per row (a kept row's three codes are
+// group changes, the mask bytes, then one cycle per kept row (a kept row's three codes are
 // decoded and its three weights computed in one cycle once the bit buffer holds them;
 // a kept row waits for the bytes it lacks, fetched only then so that no read runs past
 // the record), then the position's three weight rows (ROWS bytes each) go to WBUF.
@@ -138,6 +138,13 @@ module kiln_rebuild
   // the row idx keeps the chunk
   logic kept;
   assign kept = ((mask >> idx) & (8*MB)'(1)) != '0;
+  // the first kept row after idx (ROWS if none): runs of dropped rows take no cycles
+  logic [RI-1:0] nxt;
+  always_comb begin
+    nxt = RI'(ROWS);
+    for (int r = ROWS - 1; r >= 0; r--)
+      if (RI'(r) > idx && mask[r]) nxt = RI'(r);
+  end
 
   always_comb begin
     i_re   = 1'b0;
@@ -216,6 +223,8 @@ module kiln_rebuild
             if (idx == RI'(MB - 1)) begin
               idx <= '0;
               iss <= '0;
+              for (int j = 0; j < 3; j++)
+                for (int r = 0; r < ROWS; r++) wv[j][r] <= 8'd0;  // dropped rows
               fp <= pos + 32'(MB);
               nbits <= '0;
               bitbuf <= '0;
@@ -232,14 +241,12 @@ module kiln_rebuild
             pos <= fp;  // the next record starts at the next unread byte
             wj <= '0;
             st <= S_WR;
-          end else if (!kept) begin
-            for (int j = 0; j < 3; j++) wv[j][RL'(idx)] <= 8'd0;
-            idx <= idx + 1'b1;
-          end else if (n_eff >= need) begin
+          end else if (!kept) idx <= nxt;  // only row 0 can be a dropped current row
+          else if (n_eff >= need) begin
             for (int j = 0; j < 3; j++) wv[j][RL'(idx)] <= finish(wk[j], sh[RL'(idx)]);
             bitbuf <= bb_eff >> need;
             nbits <= n_eff - need;
-            idx <= idx + 1'b1;
+            idx <= nxt;
           end
         end
         S_WR:
