@@ -262,7 +262,7 @@ struct Gen {
       case 6: requant(pr); break;
       case 7: pool(pr); break;
       case 8: store(pr); break;
-      case 10: rebuild(pr); break;
+      case 10: if (p(50)) rebuild(pr); else load(pr); break;
       default: noise(pr); store(pr); break;
       }
     }
