@@ -967,6 +967,18 @@ def case_fmnist_accel(env, case):
         raise Failure(f"2:4 takes {cycles24 / cycles:.3f}x the dense cycles (limit {tol['max_nm_cycle_ratio']})")
     if gemm24 / gemm > float(tol["max_nm_gemm_cycle_ratio"]):
         raise Failure(f"2:4 GEMM cycles {gemm24 / gemm:.3f}x dense (limit {tol['max_nm_gemm_cycle_ratio']})")
+    # SmartDeal (docs/SMARTDEAL.md's per-layer setting): the weights travel compressed
+    # and the REBUILD unit makes the int8 weights.
+    right_sd, _, cycles_sd, _, wbytes_sd = run_kiln_sim(
+        env, ["--decompose", "smartdeal", "--decompose-layers", FMNIST_SMARTDEAL_LAYERS,
+              "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500"], "SmartDeal")
+    log(f"SmartDeal: top-1 {right_sd}/{n}; weight bytes {wbytes_sd / wbytes:.3f}x dense int8, "
+        f"cycles {cycles_sd / cycles:.3f}x")
+    if wbytes_sd / wbytes > float(tol["max_smartdeal_weight_byte_ratio"]):
+        raise Failure(f"SmartDeal moves {wbytes_sd / wbytes:.3f}x the dense int8 weight bytes "
+                      f"(limit {tol['max_smartdeal_weight_byte_ratio']})")
+    if right - right_sd > int(tol["max_smartdeal_drop_images"]):
+        raise Failure(f"SmartDeal top-1 {right_sd}/{n} vs dense {right}/{n}")
 
 
 CASES = {
