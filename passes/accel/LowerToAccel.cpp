@@ -91,22 +91,12 @@ static SmallVector<int64_t> permOrIdentity(llvm::ArrayRef<int64_t> perm, size_t 
 /// The SmartDeal weights of `op` (a kiln.smartdeal_weights of constants) re-encoded for
 /// REBUILD; null with `why` when they cannot be.
 static std::optional<SmartDealTiles> encodeSmartDealOp(Operation *op, int64_t rowsPerTile, std::string &why) {
-  auto sd = cast<SmartDealWeightsOp>(op);
-  const int64_t m = sd.getRows(), P = sd.getPositions(), groups = sd.getGroups();
-  auto mask = constantArray<uint64_t>(sd, sd.getMask(), (m * P + 63) / 64);
-  auto rowStart = constantArray<uint32_t>(sd, sd.getRowStart(), m + 1);
-  auto codes = constantArray<uint8_t>(sd, sd.getCodes(), cast<MemRefType>(sd.getCodes().getType()).getShape()[0]);
-  auto bases = constantArray<uint16_t>(sd, sd.getBases(), groups * 9);
-  if (mask.empty() || rowStart.empty() || codes.empty() || bases.empty()) {
+  auto arrays = smartDealArrays(op);
+  if (!arrays) {
     why = "its arrays are not constants";
     return std::nullopt;
   }
-  kiln_smartdeal_t w = smartDealFields(op);
-  w.mask = mask.data();
-  w.row_start = rowStart.data();
-  w.codes = codes.data();
-  w.bases = bases.data();
-  return encodeSmartDeal(w, rowsPerTile, why);
+  return encodeSmartDeal(arrays->view, rowsPerTile, why);
 }
 
 struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {

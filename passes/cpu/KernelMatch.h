@@ -13,6 +13,7 @@
 #include "runtime/include/kiln/smartdeal.h"
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,18 @@ struct SmartDealWeights {
 
 /// The scalar fields of a kiln.smartdeal_weights op (`op`) as the runtime's header.
 kiln_smartdeal_t smartDealFields(mlir::Operation *op);
+
+/// The constant arrays of a kiln.smartdeal_weights op and the runtime's view of them
+/// (`view` points into the vectors, so the struct is held by pointer).
+struct SmartDealArrays {
+  std::vector<uint64_t> mask;
+  std::vector<uint32_t> rowStart;
+  std::vector<uint8_t> codes;
+  std::vector<uint16_t> bases;
+  kiln_smartdeal_t view;
+};
+/// Null when an array is not a constant.
+std::unique_ptr<SmartDealArrays> smartDealArrays(mlir::Operation *op);
 
 /// Butterfly-factorised weights (a kiln.butterfly_weights matmul operand with constant
 /// factors).

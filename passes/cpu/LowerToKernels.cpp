@@ -115,23 +115,31 @@ kiln_smartdeal_t smartDealFields(Operation *op) {
 /// The SmartDeal weights `v` is, when it is a kiln.smartdeal_weights of constants:
 /// decoded rows[m][K] too (rows_last or not), so kiln-quantize and the int8 kernel see
 /// the rebuilt weights.
+std::unique_ptr<SmartDealArrays> smartDealArrays(Operation *op) {
+  auto sd = cast<SmartDealWeightsOp>(op);
+  int64_t m = sd.getRows(), positions = sd.getPositions(), groups = sd.getGroups();
+  auto a = std::make_unique<SmartDealArrays>();
+  a->mask = constantArray<uint64_t>(sd, sd.getMask(), (m * positions + 63) / 64);
+  a->rowStart = constantArray<uint32_t>(sd, sd.getRowStart(), m + 1);
+  a->codes = constantArray<uint8_t>(sd, sd.getCodes(), cast<MemRefType>(sd.getCodes().getType()).getShape()[0]);
+  a->bases = constantArray<uint16_t>(sd, sd.getBases(), groups * 9);
+  if (a->mask.empty() || a->rowStart.empty() || a->codes.empty() || a->bases.empty()) return nullptr;
+  a->view = smartDealFields(sd);
+  a->view.mask = a->mask.data();
+  a->view.row_start = a->rowStart.data();
+  a->view.codes = a->codes.data();
+  a->view.bases = a->bases.data();
+  return a;
+}
+
 static std::optional<SmartDealWeights> smartDealWeights(Value v, bool rowsLast, std::vector<float> &rows) {
   auto sd = v.getDefiningOp<SmartDealWeightsOp>();
   if (!sd || sd.getRowsLast() != rowsLast) return std::nullopt;
-  int64_t m = sd.getRows(), positions = sd.getPositions(), groups = sd.getGroups();
-  auto mask = constantArray<uint64_t>(sd, sd.getMask(), (m * positions + 63) / 64);
-  auto rowStart = constantArray<uint32_t>(sd, sd.getRowStart(), m + 1);
-  auto codes = constantArray<uint8_t>(sd, sd.getCodes(), cast<MemRefType>(sd.getCodes().getType()).getShape()[0]);
-  auto bases = constantArray<uint16_t>(sd, sd.getBases(), groups * 9);
-  if (mask.empty() || rowStart.empty() || codes.empty() || bases.empty()) return std::nullopt;
-  kiln_smartdeal_t h = smartDealFields(sd), view = h;
-  view.mask = mask.data();
-  view.row_start = rowStart.data();
-  view.codes = codes.data();
-  view.bases = bases.data();
-  rows.assign(size_t(m * sd.getReduction()), 0.f);
-  kiln_smartdeal_decode(&view, rows.data());
-  return SmartDealWeights{h, kiln_smartdeal_bytes(&view), sd};
+  auto arrays = smartDealArrays(sd);
+  if (!arrays) return std::nullopt;
+  rows.assign(size_t(sd.getRows() * sd.getReduction()), 0.f);
+  kiln_smartdeal_decode(&arrays->view, rows.data());
+  return SmartDealWeights{smartDealFields(sd), kiln_smartdeal_bytes(&arrays->view), sd};
 }
 
 /// The butterfly weights `v` is, when it is a kiln.butterfly_weights (rows last) of

@@ -158,17 +158,7 @@ int cmdSim(int argc, char **argv) {
   int64_t n = 1, perSample = 0;
   std::vector<int64_t> inDims;
   if (!dataPath.empty()) {
-    if (!kiln::tools::readSamples(dataPath, data, err) || !kiln::tools::readLabels(labelPath, labels, err)) {
-      llvm::errs() << "error: " << err << "\n";
-      return 1;
-    }
-    if (data.dims.empty() || labels.dims[0] != data.dims[0] || data.dims[0] == 0) {
-      llvm::errs() << "error: " << labels.dims[0] << " labels for " << (data.dims.empty() ? 0 : data.dims[0])
-                   << " samples\n";
-      return 1;
-    }
-    n = std::min(data.dims[0], limit);
-    perSample = int64_t(data.f.size()) / data.dims[0];
+    if (int rc = readLabelledSet(dataPath, labelPath, limit, data, labels, n, perSample)) return rc;
     std::string inputName;
     if (int rc = shapeFromData(o, data, perSample, 1, inputName, "kiln sim")) return rc;
   } else {

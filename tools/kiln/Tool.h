@@ -63,6 +63,11 @@ struct WorkDir {
 };
 
 
+/// Reads samples and their labels; `n` is the number to use (all, or the first `limit`
+/// when positive). Returns 0, or 1 after printing why.
+int readLabelledSet(const std::string &dataPath, const std::string &labelPath, int64_t limit,
+                    kiln::tools::Array &data, kiln::tools::Array &labels, int64_t &n, int64_t &perSample);
+
 /// Sets the shape of the model's one input for samples of `data` (`perSample` values
 /// each) in batches of `batch`; returns 0 or an exit code after printing why.
 int shapeFromData(CommonOptions &o, const kiln::tools::Array &data, int64_t perSample, int64_t batch,

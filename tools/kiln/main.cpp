@@ -978,6 +978,31 @@ bool argmaxRows(const std::string &path, int64_t rows, std::vector<int64_t> &out
 
 namespace kiln::tool {
 
+/// Reads samples and their labels (kiln eval's formats); `n` is the number to use (all,
+/// or the first `limit` when it is positive), `perSample` the values per sample.
+/// Returns 0, or 1 after printing why.
+int readLabelledSet(const std::string &dataPath, const std::string &labelPath, int64_t limit,
+                    kiln::tools::Array &data, kiln::tools::Array &labels, int64_t &n, int64_t &perSample) {
+  std::string err;
+  if (!kiln::tools::readSamples(dataPath, data, err) || !kiln::tools::readLabels(labelPath, labels, err)) {
+    llvm::errs() << "error: " << err << "\n";
+    return 1;
+  }
+  if (data.dims.empty() || labels.dims[0] != data.dims[0]) {
+    llvm::errs() << "error: " << labels.dims[0] << " labels for " << (data.dims.empty() ? 0 : data.dims[0])
+                 << " samples\n";
+    return 1;
+  }
+  n = data.dims[0];
+  if (limit > 0) n = std::min(n, limit);
+  if (n == 0) {
+    llvm::errs() << "error: the data set is empty\n";
+    return 1;
+  }
+  perSample = int64_t(data.f.size()) / data.dims[0];
+  return 0;
+}
+
 /// Sets the shape of the model's one input for samples of `data` (`perSample` values
 /// each) in batches of `batch`: the dimensions the model fixes, the rest from the data.
 /// Returns 0, or an exit code after printing why.
@@ -1095,23 +1120,9 @@ int cmdEval(int argc, char **argv) {
   if (o.compile.target == "null") return usageError("the null target produces no code to run", kEvalHelp);
 
   kiln::tools::Array data, labels;
+  int64_t n = 0, perSample = 0;
+  if (int rc = kiln::tool::readLabelledSet(dataPath, labelPath, limit, data, labels, n, perSample)) return rc;
   std::string err;
-  if (!kiln::tools::readSamples(dataPath, data, err) || !kiln::tools::readLabels(labelPath, labels, err)) {
-    llvm::errs() << "error: " << err << "\n";
-    return 1;
-  }
-  if (data.dims.empty() || labels.dims[0] != data.dims[0]) {
-    llvm::errs() << "error: " << labels.dims[0] << " labels for " << (data.dims.empty() ? 0 : data.dims[0])
-                 << " samples\n";
-    return 1;
-  }
-  int64_t n = data.dims[0];
-  if (limit > 0) n = std::min(n, limit);
-  if (n == 0) {
-    llvm::errs() << "error: the data set is empty\n";
-    return 1;
-  }
-  int64_t perSample = n ? int64_t(data.f.size()) / data.dims[0] : 0;
 
   std::string inputName;
   if (int rc = kiln::tool::shapeFromData(o, data, perSample, batch, inputName, "kiln eval")) return rc;
