@@ -13,12 +13,13 @@ using namespace mlir;
 
 namespace kiln::codegen {
 
-std::vector<std::string> targetNames() { return {"x86-64", "aarch64", "null", "accel"}; }
+std::vector<std::string> targetNames() { return {"x86-64", "aarch64", "null", "accel", "vulkan"}; }
 
 std::unique_ptr<Target> createTarget(llvm::StringRef name) {
   if (name == "x86-64" || name == "aarch64") return createCpuTarget(name);
   if (name == "null") return createNullTarget();
   if (name == "accel") return createAccelTarget();
+  if (name == "vulkan") return createVulkanTarget();
   return nullptr;
 }
 

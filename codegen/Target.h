@@ -82,6 +82,10 @@ public:
                                    Artifact &artifact) = 0;
 };
 
+/// The checksum of Kiln's weight files (.kw data, .kvk): FNV-1a 64 over little-endian
+/// 64-bit words, then over the tail bytes; kiln_fnv1a64 in runtime/src/weights.c.
+uint64_t weightsChecksum(const void *data, size_t size);
+
 /// Known target names, and a factory (null for an unknown name).
 std::vector<std::string> targetNames();
 std::unique_ptr<Target> createTarget(llvm::StringRef name);
@@ -97,6 +101,7 @@ mlir::LogicalResult compileModule(mlir::ModuleOp module, Target &target, const C
 std::unique_ptr<Target> createCpuTarget(llvm::StringRef arch);
 std::unique_ptr<Target> createNullTarget();
 std::unique_ptr<Target> createAccelTarget();
+std::unique_ptr<Target> createVulkanTarget();
 /// The passes every target that reads bufferized IR shares (graph clean-up, linalg,
 /// bufferization, compression, quantisation), each followed by a comma.
 std::string frontPipeline(const CompileOptions &o);

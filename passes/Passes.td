@@ -8,7 +8,7 @@ def KilnOutlineWeights : Pass<"kiln-outline-weights", "mlir::ModuleOp"> {
   let summary = "Move constant weights out of the code into the weights blob";
   let description = [{
     Runs on bufferized IR. Every constant `memref.global` read by the entry
-    function and at least `min-bytes` large is copied into one 64-byte-aligned
+    function and at least `min-bytes` large is copied into one `alignment`-aligned
     blob, stored on the module as `kiln.weights` (a dense_resource of i8), and
     its `memref.get_global` is replaced by a `memref.view` of a new first
     argument of the entry function (`kiln.role = "weights"`). The compiled code
@@ -21,6 +21,8 @@ def KilnOutlineWeights : Pass<"kiln-outline-weights", "mlir::ModuleOp"> {
   let options = [
     Option<"minBytes", "min-bytes", "int64_t", /*default=*/"64",
            "Constants smaller than this stay in the object">,
+    Option<"alignment", "alignment", "int64_t", /*default=*/"64",
+           "Byte alignment of every constant in the blob (a power of two)">,
     Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"",
            "Name of the entry function">,
   ];
@@ -60,6 +62,8 @@ def KilnPlanArena : Pass<"kiln-plan-arena", "mlir::ModuleOp"> {
            "Byte alignment of every buffer in the arena">,
     Option<"reuse", "reuse", "bool", /*default=*/"true",
            "Share arena space between buffers that are not live together">,
+    Option<"byteBools", "byte-bools", "bool", /*default=*/"false",
+           "Also place i1 buffers, one byte per element (the GPU target reads them as i8)">,
     Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"",
            "Name of the entry function">,
   ];
@@ -108,7 +112,7 @@ def KilnLinalgToLoops : Pass<"kiln-linalg-to-loops", "mlir::ModuleOp"> {
                            "mlir::arith::ArithDialect", "mlir::affine::AffineDialect", "mlir::LLVM::LLVMDialect"];
 }
 
-def KilnApproximateMath : Pass<"kiln-approximate-math", "mlir::func::FuncOp"> {
+def KilnApproximateMath : Pass<"kiln-approximate-math"> {
   let summary = "Replace math.erf and math.exp by polynomial approximations";
   let description = [{
     MLIR's polynomial approximations of erf and exp in plain arithmetic (f32),
@@ -306,6 +310,29 @@ def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::memref::MemRefDialect", "mlir::arith::ArithDialect",
                            "mlir::func::FuncDialect", "mlir::LLVM::LLVMDialect",
                            "mlir::linalg::LinalgDialect"];
+}
+
+def KilnGpuOutlineDispatches : Pass<"kiln-gpu-outline-dispatches", "mlir::ModuleOp"> {
+  let summary = "Turn every compute op of the entry function into a GPU kernel and its launch";
+  let description = [{
+    Runs on bufferized IR after kiln-outline-weights and kiln-plan-arena. Each
+    linalg op (and memref.copy) of the entry function becomes a `gpu.func` in
+    `gpu.module @kiln_kernels`, launched by a `gpu.launch_func` in its place:
+    one invocation per point of the op's parallel iteration space, a loop over
+    its reduction dimensions with the accumulators in registers. Kernel
+    arguments are root buffers (views of the weights or arena, or inputs and
+    outputs); subviews and reshapes are cloned into the kernel. Anything else in
+    the entry function is an error naming the op and its ONNX node.
+  }];
+  let options = [
+    Option<"entryName", "entry", "std::string", /*default=*/"\"forward\"",
+           "Name of the entry function">,
+    Option<"workgroupSize", "workgroup-size", "int64_t", /*default=*/"64",
+           "Invocations per workgroup">,
+  ];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect", "mlir::affine::AffineDialect",
+                           "mlir::linalg::LinalgDialect", "mlir::spirv::SPIRVDialect"];
 }
 
 def KilnLowerToAccel : Pass<"kiln-lower-to-accel", "mlir::ModuleOp"> {

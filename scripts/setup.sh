@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   python3-onnx python3-numpy python3-torch python3-torchvision
   dataset-fashion-mnist espeak-ng
   verilator  # the accelerator's RTL simulation (hw_gen/, tests/hw/)
+  libvulkan-dev mesa-vulkan-drivers spirv-tools glslang-tools  # the Vulkan target, tested on lavapipe
 
 )
 

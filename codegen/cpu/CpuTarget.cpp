@@ -37,16 +37,6 @@
 using namespace mlir;
 
 namespace kiln::codegen {
-namespace {
-
-uint64_t fnv1a(const void *data, size_t size, uint64_t h = 0xcbf29ce484222325ull) {
-  const unsigned char *p = static_cast<const unsigned char *>(data);
-  for (size_t k = 0; k < size; ++k) {
-    h ^= p[k];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 /// The .kw checksum (format version 2): FNV-1a 64 over little-endian 64-bit words,
 /// then over the tail bytes; must match kiln_fnv1a64 in runtime/src/weights.c.
@@ -62,6 +52,17 @@ uint64_t weightsChecksum(const void *data, size_t size) {
   }
   for (; i < size; ++i) {
     h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+namespace {
+
+uint64_t fnv1a(const void *data, size_t size, uint64_t h = 0xcbf29ce484222325ull) {
+  const unsigned char *p = static_cast<const unsigned char *>(data);
+  for (size_t k = 0; k < size; ++k) {
+    h ^= p[k];
     h *= 0x100000001b3ull;
   }
   return h;

@@ -49,6 +49,11 @@ struct OutlineWeightsPass : impl::KilnOutlineWeightsBase<OutlineWeightsPass> {
     std::vector<char> blob;
     llvm::MapVector<Operation *, int64_t> offsets; // global -> byte offset
     SmallVector<memref::GetGlobalOp> uses;
+    if (alignment < 1 || (alignment & (alignment - 1))) {
+      module.emitError() << "kiln-outline-weights: alignment " << alignment << " is not a power of two";
+      return signalPassFailure();
+    }
+    size_t align = size_t(alignment);
     func.walk([&](memref::GetGlobalOp get) {
       auto global = symbols.lookup<memref::GlobalOp>(get.getName());
       if (!global || !global.getConstant() || !global.getInitialValue() || global->hasAttr(kKeepInCodeAttr)) return;
@@ -59,14 +64,14 @@ struct OutlineWeightsPass : impl::KilnOutlineWeightsBase<OutlineWeightsPass> {
       if (!offsets.count(global)) {
         FailureOr<std::vector<char>> bytes = constantBytes(init);
         if (failed(bytes) || int64_t(bytes->size()) < minBytes) return;
-        int64_t off = int64_t((blob.size() + 63) / 64 * 64);
+        int64_t off = int64_t((blob.size() + align - 1) / align * align);
         blob.resize(off);
         blob.insert(blob.end(), bytes->begin(), bytes->end());
         offsets[global] = off;
       }
       uses.push_back(get);
     });
-    int64_t size = int64_t((blob.size() + 63) / 64 * 64);
+    int64_t size = int64_t((blob.size() + align - 1) / align * align);
     blob.resize(size);
 
     OpBuilder b(module.getContext());

@@ -41,9 +41,9 @@ struct PlanArenaPass : impl::KilnPlanArenaBase<PlanArenaPass> {
       if (!alloc) continue;
       MemRefType type = alloc.getType();
       if (!type.hasStaticShape() || !type.getLayout().isIdentity() || !type.getElementType().isIntOrFloat() ||
-          type.getElementType().getIntOrFloatBitWidth() % 8)
+          (type.getElementType().getIntOrFloatBitWidth() % 8 && !byteBools))
         continue;
-      int64_t bytes = type.getNumElements() * (type.getElementType().getIntOrFloatBitWidth() / 8);
+      int64_t bytes = type.getNumElements() * ((type.getElementType().getIntOrFloatBitWidth() + 7) / 8);
       // Live until the last use of the buffer or of anything aliasing it.
       int64_t end = position[alloc];
       SmallVector<Value> work{alloc.getResult()};

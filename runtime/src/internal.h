@@ -39,4 +39,8 @@ uint64_t kiln_weights_model_hash(const kiln_weights_t *weights);
  * then over the remaining bytes. */
 uint64_t kiln_fnv1a64(const void *data, size_t size);
 
+/* Opens `path` read-only (close-on-exec) and checks that it is a regular file whose size
+ * fits in size_t; on success the caller owns *out_fd. */
+kiln_status_t kiln_open_regular_file(const char *path, int *out_fd, size_t *out_size);
+
 #endif /* KILN_INTERNAL_H */

@@ -21,6 +21,7 @@ const char *kiln_status_string(kiln_status_t status) {
     case KILN_ERROR_ABI_MISMATCH: return "ABI mismatch";
     case KILN_ERROR_OUT_OF_MEMORY: return "out of memory";
     case KILN_ERROR_NOT_FOUND: return "not found";
+    case KILN_ERROR_DEVICE: return "device error";
   }
   return "unknown status";
 }

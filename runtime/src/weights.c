@@ -99,11 +99,7 @@ static kiln_status_t weights_parse(const uint8_t *base, size_t size, const char 
   return KILN_OK;
 }
 
-kiln_status_t kiln_weights_open(const char *path, kiln_weights_t **out_weights) {
-  if (!out_weights) return KILN_FAIL(KILN_ERROR_INVALID_ARGUMENT, "out_weights is NULL");
-  *out_weights = NULL;
-  if (!path) return KILN_FAIL(KILN_ERROR_INVALID_ARGUMENT, "weights path is NULL");
-
+kiln_status_t kiln_open_regular_file(const char *path, int *out_fd, size_t *out_size) {
   int fd;
   do {
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -123,9 +119,22 @@ kiln_status_t kiln_weights_open(const char *path, kiln_weights_t **out_weights) 
   }
   if ((uintmax_t)st.st_size > SIZE_MAX) {
     close(fd);
-    return KILN_FAIL(KILN_ERROR_IO, "%s: too large to map", path);
+    return KILN_FAIL(KILN_ERROR_IO, "%s: too large to read", path);
   }
-  size_t size = (size_t)st.st_size;
+  *out_fd = fd;
+  *out_size = (size_t)st.st_size;
+  return KILN_OK;
+}
+
+kiln_status_t kiln_weights_open(const char *path, kiln_weights_t **out_weights) {
+  if (!out_weights) return KILN_FAIL(KILN_ERROR_INVALID_ARGUMENT, "out_weights is NULL");
+  *out_weights = NULL;
+  if (!path) return KILN_FAIL(KILN_ERROR_INVALID_ARGUMENT, "weights path is NULL");
+
+  int fd;
+  size_t size;
+  kiln_status_t opened = kiln_open_regular_file(path, &fd, &size);
+  if (opened != KILN_OK) return opened;
   if (size < KILN_WEIGHTS_HEADER_SIZE) {
     /* Checked before mmap, which rejects a zero-length mapping. */
     close(fd);

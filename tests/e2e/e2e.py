@@ -8,7 +8,8 @@ fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
 fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, fmnist_int8_aarch64, fmnist_bf16,
 fmnist_qdq,
 bert_tiny, bert_encoder,
-silero_vad (or `all`).
+silero_vad, vulkan_fmnist, vulkan_fmnist_accuracy, vulkan_mobilenet_v2,
+vulkan_bert_encoder (or `all`).
 
 Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
 and `node tests/oracle/ort_run.js MODEL DIR NAME=in.npy ...` on the same
@@ -276,15 +277,15 @@ def compare_once(env, case, model, inputs, target=None):
 
 # ---- cases ----------------------------------------------------------------
 
-def case_torchvision(env, case):
-    model = torchvision_model(env, case)
+def case_torchvision(env, case, target=None):
+    model = torchvision_model(env, case.replace("vulkan_", ""))
     d = os.path.join(env.work, case + "_inputs")
     os.makedirs(d, exist_ok=True)
     log(f"input seed {env.seed}")
     x = np.random.default_rng(env.seed).standard_normal((1, 3, 224, 224)).astype(np.float32)
     path = os.path.join(d, "input.npy")
     np.save(path, x)
-    outputs = compare_once(env, case, model, {"input": path})
+    outputs = compare_once(env, case, model, {"input": path}, target)
     kiln, ort = outputs["output"]
     log(f"top-1 class: kiln {int(kiln.argmax())}, onnxruntime {int(ort.argmax())}")
 
@@ -327,7 +328,7 @@ def check_accuracy(case, model, kiln_acc, ort_acc, tol):
         raise Failure(f"kiln accuracy {kiln_acc:.4f} != onnxruntime accuracy {ort_acc:.4f}")
 
 
-def case_fmnist_accuracy(env, case):
+def case_fmnist_accuracy(env, case, target=None):
     tol = load_tolerances(case)
     images_path, labels_path = fmnist_test_set(env)
     images = np.load(images_path)
@@ -344,7 +345,7 @@ def case_fmnist_accuracy(env, case):
         np.save(in_path, np.ascontiguousarray(batch))
         ort_dir, kiln_dir = os.path.join(d, f"ort_{i}"), os.path.join(d, f"kiln_{i}")
         t_ort += run_ort(env, FMNIST_MODEL, {"input": in_path}, ort_dir)
-        t_kiln += run_kiln(env, FMNIST_MODEL, {"input": in_path}, kiln_dir)
+        t_kiln += run_kiln(env, FMNIST_MODEL, {"input": in_path}, kiln_dir, target)
         ort = load_output(ort_dir, "logits", "onnxruntime")
         kiln = load_output(kiln_dir, "logits", "kiln")
         if kiln.shape != ort.shape:
@@ -716,7 +717,7 @@ BERT_ENCODER_SEQ = 128
 BERT_ENCODER_PAD = 16  # the last 16 positions are padding (attention_mask 0)
 
 
-def case_bert_encoder(env, case):
+def case_bert_encoder(env, case, target=None):
     model = bert_encoder_model(env)
     d = os.path.join(env.work, case + "_inputs")
     os.makedirs(d, exist_ok=True)
@@ -733,7 +734,7 @@ def case_bert_encoder(env, case):
     np.save(inputs["attention_mask"], mask)
     # Every output element is compared, padded positions included: both
     # engines compute them (padded queries still attend to the unpadded keys).
-    compare_once(env, case, model, inputs)
+    compare_once(env, case, model, inputs, target)
 
 
 # ---- silero_vad: a stateful model streamed over a real recording ----------
@@ -1008,6 +1009,11 @@ CASES = {
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),
     "bert_encoder": lambda env: case_bert_encoder(env, "bert_encoder"),
     "silero_vad": lambda env: case_silero_vad(env, "silero_vad"),
+    # The Vulkan target (SPIR-V kernels through the runtime's Vulkan HAL; lavapipe in CI).
+    "vulkan_fmnist": lambda env: case_fmnist(env, "vulkan_fmnist", target="vulkan"),
+    "vulkan_fmnist_accuracy": lambda env: case_fmnist_accuracy(env, "vulkan_fmnist_accuracy", target="vulkan"),
+    "vulkan_mobilenet_v2": lambda env: case_torchvision(env, "vulkan_mobilenet_v2", target="vulkan"),
+    "vulkan_bert_encoder": lambda env: case_bert_encoder(env, "vulkan_bert_encoder", target="vulkan"),
 }
 
 

@@ -29,3 +29,10 @@ if getattr(config, "kiln_sanitize", "OFF").upper() in ("ON", "1", "TRUE", "YES")
     config.substitutions.append(("%limit_memory", ""))
 else:
     config.substitutions.append(("%limit_memory", "ulimit -v 4000000 &&"))
+
+# The Vulkan runner was built (Vulkan headers present) and spirv-val is installed.
+if os.path.exists(os.path.join(config.kiln_tools_dir, "kiln-vk-runner")):
+    config.available_features.add("vulkan-runner")
+import shutil as _shutil
+if _shutil.which("spirv-val"):
+    config.available_features.add("spirv-val")

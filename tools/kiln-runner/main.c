@@ -1,7 +1,10 @@
 /* kiln-runner: generic driver that runs one compiled model on .npy inputs, writing .npy outputs.
  *
  * `kiln run` compiles this file with the runtime sources, the model object and the model.h
- * generated for it into one executable (also cross-compiled, e.g. static for aarch64). */
+ * generated for it into one executable (also cross-compiled, e.g. static for aarch64).
+ * Built with KILN_RUNNER_VULKAN it is kiln-vk-runner instead: --weights names a .kvk
+ * (`kiln compile --target vulkan`), whose signature is read at run time, and the model
+ * runs through the runtime's Vulkan HAL. */
 #if !defined(_POSIX_C_SOURCE) || _POSIX_C_SOURCE < 200809L
 #undef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* mkdir/stat/clock_gettime also under a strict -std=c11 */
@@ -19,7 +22,11 @@
 #include "kiln/kiln.h"
 #include "kiln/npy.h"
 #include "kiln/kernels.h" /* kiln_observe_write (models compiled for calibration) */
+#ifdef KILN_RUNNER_VULKAN
+#include "kiln/vulkan.h"
+#else
 #include "model.h" /* generated: declares the descriptor, defines KILN_MODEL_DESC */
+#endif
 
 #define RUNNER_BUFFER_ALIGNMENT 64u
 #define RUNNER_MAX_PRINTED 10u
@@ -61,6 +68,7 @@ static void print_shape(FILE *out, size_t rank, const int64_t *dims) {
   fputc(']', out);
 }
 
+#ifndef KILN_RUNNER_VULKAN
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
 static void print_tensor_line(FILE *out, const char *kind, const kiln_tensor_desc_t *t) {
@@ -69,9 +77,19 @@ static void print_tensor_line(FILE *out, const char *kind, const kiln_tensor_des
   if (t->rank >= 0 && (t->dims || t->rank == 0)) print_shape(out, (size_t)t->rank, t->dims);
   fputc('\n', out);
 }
+#endif
 
 /* Runs before the descriptor is validated, hence the NULL guards. */
 static void print_usage(FILE *out, const char *argv0, const kiln_model_desc_t *desc) {
+#ifdef KILN_RUNNER_VULKAN
+  (void)desc;
+  fprintf(out,
+          "usage: %s --weights MODEL.kvk [--input NAME=FILE.npy]... --output DIR [--repeat N] [--timing]\n"
+          "Runs a model compiled by `kiln compile --target vulkan` once (or N times) on a Vulkan\n"
+          "device, writes DIR/<output>.npy for each output and prints each output's shape,\n"
+          "dtype, first values and argmax. KILN_VK_DEVICE=N picks device N.\n",
+          argv0);
+#else
   fprintf(out,
           "usage: %s --weights MODEL.kw [--input NAME=FILE.npy]... --output DIR [--repeat N] [--threads N] [--timing] [--observe FILE] [--observe-gram FILE]\n"
           "Runs model '%s' (%s) once (or N times), writes DIR/<output>.npy for each output\n"
@@ -81,6 +99,7 @@ static void print_usage(FILE *out, const char *argv0, const kiln_model_desc_t *d
     print_tensor_line(out, "input", &desc->inputs[i]);
   for (uint32_t i = 0; desc->outputs && i < desc->num_outputs; ++i)
     print_tensor_line(out, "output", &desc->outputs[i]);
+#endif
 }
 
 /* ONNX names may hold '/', ':' and worse; keep file names portable and inside DIR. Same
@@ -257,6 +276,11 @@ typedef struct runner_t {
   void *arena;
   kiln_weights_t *weights;
   kiln_model_t *model;
+#ifdef KILN_RUNNER_VULKAN
+  kiln_vk_model_t *vk;
+  kiln_model_desc_t vk_desc;     /* the .kvk's signature in the descriptor's form */
+  kiln_tensor_desc_t *vk_tensors;
+#endif
 } runner_t;
 
 /* NAME=FILE, where NAME may itself contain '=': the first split whose left side names a
@@ -362,9 +386,11 @@ static int bind_inputs(runner_t *r) {
       fputc('\n', stderr);
       return 1;
     }
+#ifndef KILN_RUNNER_VULKAN
     status = kiln_model_bind_input(r->model, i, npy->dtype, npy->rank, npy->dims, npy->data,
                                    npy->size_bytes);
     if (status != KILN_OK) return fail_status(status);
+#endif
   }
   return 0;
 }
@@ -378,11 +404,13 @@ static int bind_outputs(runner_t *r) {
                   (unsigned long long)t->size_bytes, t->name);
     /* Zeroed so an output the model fails to write reads as zeros, not garbage. */
     memset(r->outputs[i], 0, (size_t)t->size_bytes);
+#ifndef KILN_RUNNER_VULKAN
     g_detail[0] = '\0';
     kiln_status_t status = kiln_model_bind_output(r->model, i, (kiln_dtype_t)t->dtype,
                                                   (size_t)t->rank, t->dims, r->outputs[i],
                                                   (size_t)t->size_bytes);
     if (status != KILN_OK) return fail_status(status);
+#endif
   }
   return 0;
 }
@@ -431,26 +459,76 @@ static int write_outputs(runner_t *r) {
   return rc;
 }
 
-static int run(runner_t *r, int argc, char **argv) {
-  uint32_t num_inputs = r->desc->num_inputs, num_outputs = r->desc->num_outputs;
-  r->input_args = (const char **)calloc(argc > 0 ? (size_t)argc : 1, sizeof *r->input_args);
-  r->input_paths = (const char **)calloc(num_inputs ? num_inputs : 1, sizeof *r->input_paths);
-  r->inputs = (kiln_npy_t *)calloc(num_inputs ? num_inputs : 1, sizeof *r->inputs);
-  r->outputs = (void **)calloc(num_outputs ? num_outputs : 1, sizeof *r->outputs);
-  if (!r->input_args || !r->input_paths || !r->inputs || !r->outputs)
-    return fail("out of memory");
+#ifdef KILN_RUNNER_VULKAN
+/* Opens the .kvk and describes its inputs and outputs as a kiln_model_desc_t. */
+static kiln_status_t open_vulkan(runner_t *r) {
+  const char *device = getenv("KILN_VK_DEVICE");
+  kiln_vk_options_t options = {device && *device ? atoi(device) : -1, NULL};
+  kiln_status_t status = kiln_vk_model_open(r->weights_path, &options, &r->vk);
+  if (status != KILN_OK) return status;
+  size_t ni = kiln_vk_model_num_inputs(r->vk), no = kiln_vk_model_num_outputs(r->vk);
+  r->vk_tensors = (kiln_tensor_desc_t *)calloc(ni + no + 1, sizeof *r->vk_tensors);
+  if (!r->vk_tensors) return KILN_ERROR_OUT_OF_MEMORY;
+  for (size_t i = 0; i < ni + no; ++i) {
+    const kiln_vk_tensor_t *t = i < ni ? kiln_vk_model_input(r->vk, i) : kiln_vk_model_output(r->vk, i - ni);
+    r->vk_tensors[i].name = t->name;
+    r->vk_tensors[i].dtype = t->dtype;
+    r->vk_tensors[i].rank = (int32_t)t->rank;
+    r->vk_tensors[i].dims = t->dims;
+    r->vk_tensors[i].size_bytes = t->size_bytes;
+  }
+  r->vk_desc.num_inputs = (uint32_t)ni;
+  r->vk_desc.num_outputs = (uint32_t)no;
+  r->vk_desc.inputs = r->vk_tensors;
+  r->vk_desc.outputs = r->vk_tensors + ni;
+  r->desc = &r->vk_desc;
+  const kiln_vk_info_t *info = kiln_vk_model_info(r->vk);
+  fprintf(stderr, "vulkan: device '%s', pipeline cache %s\n", info->device_name,
+          info->pipeline_cache_hit ? "hit" : "miss");
+  return KILN_OK;
+}
 
+static kiln_status_t run_vulkan(runner_t *r) {
+  uint32_t ni = r->desc->num_inputs, no = r->desc->num_outputs;
+  const void *in[64];
+  size_t in_sizes[64], out_sizes[64];
+  if (ni > 64 || no > 64) return KILN_ERROR_INVALID_ARGUMENT;
+  for (uint32_t i = 0; i < ni; ++i) {
+    in[i] = r->inputs[i].data;
+    in_sizes[i] = r->inputs[i].size_bytes;
+  }
+  for (uint32_t i = 0; i < no; ++i) out_sizes[i] = (size_t)r->desc->outputs[i].size_bytes;
+  return kiln_vk_model_run(r->vk, in, in_sizes, r->outputs, out_sizes);
+}
+#endif
+
+static int run(runner_t *r, int argc, char **argv) {
+  r->input_args = (const char **)calloc(argc > 0 ? (size_t)argc : 1, sizeof *r->input_args);
+  if (!r->input_args) return fail("out of memory");
   int exit_now = 0;
   if (parse_args(r, argc, argv, &exit_now)) return 1;
   if (exit_now) return 0;
 
   double load_start = now_seconds();
+#ifdef KILN_RUNNER_VULKAN
+  if (r->threads > 1 || r->observe_path || r->gram_path)
+    return fail("--threads, --observe and --observe-gram do not apply to a Vulkan model");
+  kiln_status_t status = open_vulkan(r);
+  if (status != KILN_OK) return fail_status(status);
+#else
   kiln_status_t status = kiln_weights_open(r->weights_path, &r->weights);
   if (status != KILN_OK) return fail_status(status);
   /* Creating the model validates the descriptor, so names are trusted from here on. */
   status = kiln_model_create(r->desc, r->weights, &r->model);
   if (status != KILN_OK) return fail_status(status);
+#endif
+  uint32_t num_inputs = r->desc->num_inputs, num_outputs = r->desc->num_outputs;
+  r->input_paths = (const char **)calloc(num_inputs ? num_inputs : 1, sizeof *r->input_paths);
+  r->inputs = (kiln_npy_t *)calloc(num_inputs ? num_inputs : 1, sizeof *r->inputs);
+  r->outputs = (void **)calloc(num_outputs ? num_outputs : 1, sizeof *r->outputs);
+  if (!r->input_paths || !r->inputs || !r->outputs) return fail("out of memory");
   if (resolve_inputs(r)) return 1;
+#ifndef KILN_RUNNER_VULKAN
   if (r->threads > 1) {
     status = kiln_model_set_threads(r->model, (size_t)r->threads);
     if (status != KILN_OK) return fail_status(status);
@@ -467,6 +545,7 @@ static int run(runner_t *r, int argc, char **argv) {
   }
   status = kiln_model_bind_arena(r->model, r->arena, arena_size);
   if (status != KILN_OK) return fail_status(status);
+#endif
 
   if (bind_inputs(r) || bind_outputs(r)) return 1;
 
@@ -475,7 +554,11 @@ static int run(runner_t *r, int argc, char **argv) {
   if (r->timing && !times) return fail("out of memory");
   for (long i = 0; i < r->repeat; ++i) {
     double t0 = now_seconds();
+#ifdef KILN_RUNNER_VULKAN
+    status = run_vulkan(r);
+#else
     status = kiln_model_run(r->model);
+#endif
     if (status != KILN_OK) {
       free(times);
       return fail_status(status);
@@ -511,15 +594,21 @@ static int run(runner_t *r, int argc, char **argv) {
 int main(int argc, char **argv) {
   runner_t r;
   memset(&r, 0, sizeof r);
-  r.desc = KILN_MODEL_DESC;
   r.repeat = 1;
+#ifndef KILN_RUNNER_VULKAN
+  r.desc = KILN_MODEL_DESC;
   if (!r.desc) return fail("the model descriptor is NULL");
+#endif
   kiln_set_error_hook(capture_detail, NULL);
 
   int rc = run(&r, argc, argv);
 
   kiln_model_destroy(r.model);
   kiln_weights_close(r.weights);
+#ifdef KILN_RUNNER_VULKAN
+  kiln_vk_model_close(r.vk);
+  free(r.vk_tensors);
+#endif
   free(r.arena);
   for (uint32_t i = 0; r.outputs && i < r.desc->num_outputs; ++i) free(r.outputs[i]);
   for (uint32_t i = 0; r.inputs && i < r.desc->num_inputs; ++i) kiln_npy_free(&r.inputs[i]);

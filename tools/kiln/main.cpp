@@ -127,7 +127,9 @@ int linkRunner(const std::string &work, bool cross, const std::string &cpu) {
     std::vector<std::string> sources, objects;
     for (llvm::sys::fs::recursive_directory_iterator di(src + "/runtime/src", ec), end; di != end && !ec;
          di.increment(ec))
-      if (llvm::StringRef(di->path()).ends_with(".c")) sources.push_back(di->path());
+      // The device HALs (src/hal/: Vulkan) are not part of the portable runtime.
+      if (llvm::StringRef(di->path()).ends_with(".c") && !llvm::StringRef(di->path()).contains("/runtime/src/hal/"))
+        sources.push_back(di->path());
     std::sort(sources.begin(), sources.end());
     std::string objDir = cache.dir + "/" + std::to_string(cache.byFlags.size());
     llvm::sys::fs::create_directories(objDir);
@@ -269,7 +271,9 @@ Options:
   --input NAME=FILE.npy     value of model input NAME (one per model input)
   --output DIR              write one .npy per model output into DIR
   --freeze NAME=FILE.npy    compile input NAME in as a constant (see kiln compile)
-  --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
+  --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64) |
+                            vulkan (SPIR-V kernels on the first Vulkan device; prints
+                            which; KILN_VK_DEVICE=N picks device N)
   --cpu CPU                 LLVM CPU name
   --threads N               run the model's kernels on N threads (default 1)
   --keep DIR                keep the compiled artifact and runner in DIR
@@ -277,6 +281,15 @@ Options:
   --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
   --sparsify, --sparsify-layers, --decompose, --decompose-layers, --butterfly   as for `kiln compile`
 )";
+
+/// The path of the executable `name` installed beside this kiln, or "" if there is none.
+std::string siblingTool(const char *argv0, llvm::StringRef name) {
+  static int anchor;
+  std::string self = llvm::sys::fs::getMainExecutable(argv0, &anchor);
+  llvm::SmallString<256> path(llvm::sys::path::parent_path(self));
+  llvm::sys::path::append(path, name);
+  return llvm::sys::fs::can_execute(path) ? std::string(path) : std::string();
+}
 
 int usageError(const std::string &msg, const char *help) {
   llvm::errs() << "error: " << msg << "\n\n" << help;
@@ -511,7 +524,11 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
     return usageError("--calib and --plan exclude each other: a plan already holds its calibration", help);
   auto targets = kiln::codegen::targetNames();
   if (std::find(targets.begin(), targets.end(), o.compile.target) == targets.end())
-    return usageError("unknown target '" + o.compile.target + "' (known: x86-64, aarch64, null, accel)", help);
+    return usageError("unknown target '" + o.compile.target + "' (known: x86-64, aarch64, null, accel, vulkan)", help);
+  if (o.compile.target == "vulkan" && (!o.quantize.empty() || !o.planIn.empty() || !o.compile.sparsify.empty() ||
+                                       !o.compile.decompose.empty() || !o.compile.butterfly.empty()))
+    return usageError("the vulkan target compiles float32 models: quantisation and compression options are not "
+                      "supported on it yet", help);
   o.compile.name = o.nameOverride.empty() ? sanitizeName(llvm::sys::path::stem(o.model)) : sanitizeName(o.nameOverride);
   return -1;
 }
@@ -689,12 +706,23 @@ int cmdRun(int argc, char **argv) {
   kiln::codegen::Artifact artifact;
   if (int rc = compileInto(o, work, artifact)) return rc;
 
-  bool cross = o.compile.target == "aarch64";
-  if (linkRunner(work, cross, o.compile.cpu)) return 1;
+  bool cross = o.compile.target == "aarch64", vulkan = o.compile.target == "vulkan";
   std::vector<std::string> run;
-  if (cross) run = {"qemu-aarch64", "-cpu", "max", "-L", "/usr/aarch64-linux-gnu"};
-  run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw"});
+  if (vulkan) {
+    std::string runner = siblingTool(argv[0], "kiln-vk-runner");
+    if (runner.empty()) {
+      llvm::errs() << "error: this kiln was built without the Vulkan runtime (kiln-vk-runner is missing; install "
+                      "libvulkan-dev and rebuild)\n";
+      return 1;
+    }
+    run = {runner, "--weights", work + "/model.kvk"};
+  } else {
+    if (linkRunner(work, cross, o.compile.cpu)) return 1;
+    if (cross) run = {"qemu-aarch64", "-cpu", "max", "-L", "/usr/aarch64-linux-gnu"};
+    run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw"});
+  }
   for (auto &[name, path] : o.inputs) run.insert(run.end(), {"--input", name + "=" + path});
+  if (o.threads > 1 && vulkan) return usageError("--threads does not apply to the vulkan target", kRunHelp);
   if (o.threads > 1) run.insert(run.end(), {"--threads", std::to_string(o.threads)});
   std::string outputs = o.outDir.empty() ? work + "/outputs" : o.outDir;
   if (std::error_code e2 = llvm::sys::fs::create_directories(outputs)) {

@@ -29,6 +29,8 @@ typedef enum kiln_status_t {
   KILN_ERROR_ABI_MISMATCH = 8,     /* model object built for another runtime ABI */
   KILN_ERROR_OUT_OF_MEMORY = 9,
   KILN_ERROR_NOT_FOUND = 10,       /* no input/output of that name */
+  KILN_ERROR_DEVICE = 11,          /* no usable device (e.g. no Vulkan driver), a missing
+                                      device feature, or the device failed */
 } kiln_status_t;
 
 /* Human-readable name of a status ("ok", "shape mismatch", ...). */

@@ -373,9 +373,9 @@ TEST_F(FakeModelTest, NullArenaIsInvalidArgument) {
 
 TEST(Status, EveryStatusHasADistinctName) {
   std::set<std::string> names;
-  for (int s = KILN_OK; s <= KILN_ERROR_NOT_FOUND; ++s)
+  for (int s = KILN_OK; s <= KILN_ERROR_DEVICE; ++s)
     names.insert(kiln_status_string(static_cast<kiln_status_t>(s)));
-  EXPECT_EQ(names.size(), static_cast<size_t>(KILN_ERROR_NOT_FOUND + 1));
+  EXPECT_EQ(names.size(), static_cast<size_t>(KILN_ERROR_DEVICE + 1));
   EXPECT_STREQ(kiln_status_string(KILN_OK), "ok");
   EXPECT_STREQ(kiln_status_string(KILN_ERROR_SHAPE_MISMATCH), "shape mismatch");
   EXPECT_STREQ(kiln_status_string(static_cast<kiln_status_t>(1234)), "unknown status");
