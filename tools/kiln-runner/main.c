@@ -483,8 +483,8 @@ static kiln_status_t open_vulkan(runner_t *r) {
   r->vk_desc.outputs = r->vk_tensors + ni;
   r->desc = &r->vk_desc;
   const kiln_vk_info_t *info = kiln_vk_model_info(r->vk);
-  fprintf(stderr, "vulkan: device '%s', pipeline cache %s\n", info->device_name,
-          info->pipeline_cache_hit ? "hit" : "miss");
+  fprintf(stderr, "vulkan: device '%s', pipeline cache %s, pipelines_ms=%.3f open_ms=%.3f\n",
+          info->device_name, info->pipeline_cache_hit ? "hit" : "miss", info->pipelines_ms, info->open_ms);
   return KILN_OK;
 }
 

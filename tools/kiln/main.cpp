@@ -753,6 +753,9 @@ Options:
   --shape NAME=d0,d1,...    fix input shapes (needed for symbolic dimensions)
   --vs onnxruntime          also time ONNX Runtime and print ratios
   --threads LIST            thread counts to measure, e.g. 1,2 (default 1)
+  --target vulkan           time the Vulkan target instead (first Vulkan device; no --threads):
+                            each round starts the model once without and once with its
+                            pipeline cache, and prints both start-up times
   --runs N                  timed runs per round after the cold one (default 20)
   --rounds N                rounds per engine and thread count (default 5)
   --seed N                  seed of the random inputs (default 1)
@@ -815,6 +818,83 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+/// `kiln bench --target vulkan`: per round, one process that starts without the pipeline
+/// cache (deleted first) and one that starts with the cache the first wrote, then ONNX
+/// Runtime on one CPU thread; prints medians of latency and of both kinds of start.
+int benchVulkan(const std::string &runner, const std::string &work, const std::vector<std::string> &inputs,
+                const std::vector<std::string> &ortInputs, const std::string &ortModel, bool vsOrt, int runs,
+                int rounds) {
+  std::string kvk = work + "/model.kvk", cache = kvk + ".cache", oracle = std::string(KILN_SOURCE_DIR) +
+                                                                          "/tests/oracle/ort_run.js";
+  std::vector<double> med, first, second, firstPipes, secondPipes, oMed, oCold;
+  long rss = 0, oRss = 0;
+  int hits = 0;
+  std::string device;
+  auto field = [](const std::string &text, const char *key) {
+    size_t at = text.rfind(key);
+    return at == std::string::npos ? -1.0 : atof(text.c_str() + at + strlen(key));
+  };
+  for (int r = 0; r < rounds; ++r) {
+    llvm::sys::fs::remove(cache);
+    for (int start = 0; start < 2; ++start) {
+      std::vector<std::string> args{runner, "--weights", kvk, "--output", work + "/out", "--repeat",
+                                    std::to_string(runs + 1), "--timing"};
+      args.insert(args.end(), inputs.begin(), inputs.end());
+      std::string errText;
+      Timing t = timeProcess(args, errText);
+      if (!t.ok) {
+        llvm::errs() << "error: the Kiln run failed:\n" << errText;
+        return 1;
+      }
+      size_t at = errText.find("vulkan: device '");
+      if (at != std::string::npos) device = errText.substr(at + 16, errText.find('\'', at + 16) - at - 16);
+      bool hit = errText.find("pipeline cache hit") != std::string::npos;
+      double pipes = field(errText, "pipelines_ms=");
+      if (start == 0) {
+        first.push_back(t.loadMs + t.firstMs);
+        firstPipes.push_back(pipes);
+      } else {
+        second.push_back(t.loadMs + t.firstMs);
+        secondPipes.push_back(pipes);
+        hits += hit;
+        med.push_back(t.medianMs);
+      }
+      rss = std::max(rss, t.maxRssKb);
+    }
+    if (!vsOrt) continue;
+    std::vector<std::string> oArgs{"node", oracle, ortModel, work + "/ort-out"};
+    oArgs.insert(oArgs.end(), ortInputs.begin(), ortInputs.end());
+    oArgs.insert(oArgs.end(), {"--threads", "1", "--repeat", std::to_string(runs + 1), "--timing"});
+    std::string errText;
+    Timing t = timeProcess(oArgs, errText);
+    if (!t.ok) {
+      llvm::errs() << "error: the ONNX Runtime run failed:\n" << errText;
+      return 1;
+    }
+    oMed.push_back(t.medianMs);
+    oCold.push_back(t.loadMs + t.firstMs);
+    oRss = std::max(oRss, t.maxRssKb);
+  }
+  llvm::outs() << "vulkan device: " << device << "\n";
+  llvm::outs() << llvm::format("%-8s %10s %10s %9s %10s %10s %12s %12s %11s\n", "engine", "kiln ms", "ort ms",
+                               "kiln/ort", "kiln MiB", "ort MiB", "first start", "second start", "ort cold");
+  double km = median(med);
+  if (vsOrt)
+    llvm::outs() << llvm::format("%-8s %10.2f %10.2f %9.2f %10.1f %10.1f %12.1f %12.1f %11.1f\n", "vulkan", km,
+                                 median(oMed), km / median(oMed), rss / 1024.0, oRss / 1024.0, median(first),
+                                 median(second), median(oCold));
+  else
+    llvm::outs() << llvm::format("%-8s %10.2f %10s %9s %10.1f %10s %12.1f %12.1f %11s\n", "vulkan", km, "-", "-",
+                                 rss / 1024.0, "-", median(first), median(second), "-");
+  llvm::outs() << llvm::format("pipeline creation: %.1f ms at the first start, %.1f ms at the second (pipeline cache "
+                               "hit in %d of %d rounds)\n",
+                               median(firstPipes), median(secondPipes), hits, rounds);
+  llvm::outs() << "ms: median latency per run (second-start process); first start: open without a pipeline cache + "
+                  "first run; second start: the same with the cache the first start wrote; ort: ONNX Runtime, CPU, 1 "
+                  "thread\n";
+  return 0;
+}
+
 int cmdBench(int argc, char **argv) {
   // Options of its own first; the rest are the shared compile options.
   std::vector<char *> rest{argv[0], argv[1]};
@@ -868,7 +948,16 @@ int cmdBench(int argc, char **argv) {
   }
   CommonOptions o;
   if (int rc = parseArgs(int(rest.size()), rest.data(), false, o, kBenchHelp); rc >= 0) return rc;
-  if (o.compile.target != "x86-64") return usageError("kiln bench measures on this machine: --target x86-64", kBenchHelp);
+  bool vulkan = o.compile.target == "vulkan";
+  if (o.compile.target != "x86-64" && !vulkan)
+    return usageError("kiln bench measures on this machine: --target x86-64 or vulkan", kBenchHelp);
+  std::string vkRunner = vulkan ? siblingTool(argv[0], "kiln-vk-runner") : "";
+  if (vulkan && vkRunner.empty()) {
+    llvm::errs() << "error: this kiln was built without the Vulkan runtime (kiln-vk-runner is missing)\n";
+    return 1;
+  }
+  if (vulkan && (threadCounts.size() != 1 || threadCounts[0] != 1))
+    return usageError("--threads does not apply to --target vulkan (ONNX Runtime runs on 1 CPU thread)", kBenchHelp);
   o.compile.name = "model";
 
   WorkDir wd(keep, "kiln-bench");
@@ -878,7 +967,7 @@ int cmdBench(int argc, char **argv) {
   auto compileStart = std::chrono::steady_clock::now();
   if (int rc = compileInto(o, work, artifact)) return rc;
   double compileS = std::chrono::duration<double>(std::chrono::steady_clock::now() - compileStart).count();
-  if (linkRunner(work, false)) return 1;
+  if (!vulkan && linkRunner(work, false)) return 1;
 
   // Seeded random inputs: normal floats, small non-negative integers (valid indices).
   std::mt19937 gen(seed);
@@ -914,6 +1003,8 @@ int cmdBench(int argc, char **argv) {
     llvm::outs() << "]";
   }
   llvm::outs() << " (seed " << seed << "); " << rounds << " rounds x (1 cold + " << runs << " runs), alternating\n";
+  if (vulkan) return benchVulkan(vkRunner, work, kilnInputs, ortInputs, ortModel.empty() ? o.model : ortModel, vsOrt,
+                                 runs, rounds);
   llvm::outs() << llvm::format("%-8s %10s %10s %9s %10s %10s %11s %11s\n", "threads", "kiln ms", "ort ms", "kiln/ort",
                                "kiln MiB", "ort MiB", "kiln cold", "ort cold");
   int rc = 0;
