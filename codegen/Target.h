@@ -59,6 +59,8 @@ struct CompileOptions {
   bool compressObserve = false;
   /// Accelerator description (JSON) for the accel target; empty: hw_gen/default.json.
   std::string accelConfig;
+  /// Vulkan target: contractions as workgroup-memory tiles (kiln-gpu-outline-dispatches tile).
+  bool gpuTile = false;
   /// Print the IR after these passes ("all" for every pass) to stderr.
   std::vector<std::string> dumpIrAfter;
 };

@@ -319,7 +319,19 @@ def KilnGpuOutlineDispatches : Pass<"kiln-gpu-outline-dispatches", "mlir::Module
     linalg op (and memref.copy) of the entry function becomes a `gpu.func` in
     `gpu.module @kiln_kernels`, launched by a `gpu.launch_func` in its place:
     one invocation per point of the op's parallel iteration space, a loop over
-    its reduction dimensions with the accumulators in registers. Kernel
+    its reduction dimensions with the accumulators in registers. An op that
+    only initialises the next op's output (a fill, a bias broadcast) folds into
+    that op's accumulator, and elementwise ops that read an op's result at its
+    own point (bias add, activation, residual add) run on it in registers
+    before the one store (`fuse`). Contractions with one m, n and k dimension
+    (matmuls, batch matmuls, 1x1 stride-1 convolutions, which are rewritten as
+    matmuls first) run as 16x16 output tiles per workgroup, the operands
+    staged 16 deep through workgroup memory between barriers (`tile`; off by
+    default: on lavapipe, a CPU, the barriers cost more than the staging saves).
+    Otherwise an invocation of a kernel with a reduction computes 4 (or 2)
+    neighbouring points along its longest parallel dimension that 4 (or 2)
+    divides, other than the fastest, so operands
+    that do not depend on that dimension are loaded once for all 4. Kernel
     arguments are root buffers (views of the weights or arena, or inputs and
     outputs); subviews and reshapes are cloned into the kernel. Anything else in
     the entry function is an error naming the op and its ONNX node.
@@ -329,6 +341,10 @@ def KilnGpuOutlineDispatches : Pass<"kiln-gpu-outline-dispatches", "mlir::Module
            "Name of the entry function">,
     Option<"workgroupSize", "workgroup-size", "int64_t", /*default=*/"64",
            "Invocations per workgroup">,
+    Option<"tile", "tile", "bool", /*default=*/"false",
+           "Run contractions (matmuls, 1x1 convolutions) as 16x16 tiles staged through workgroup memory">,
+    Option<"fuse", "fuse", "bool", /*default=*/"true",
+           "Fold an op that initialises the next op's accumulator, and elementwise ops on an op's result, into its kernel">,
   ];
   let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
                            "mlir::arith::ArithDialect", "mlir::affine::AffineDialect",

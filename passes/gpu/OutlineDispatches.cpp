@@ -47,6 +47,13 @@ constexpr const char *kTargetEnv =
     "StorageBuffer16BitAccess], [SPV_KHR_storage_buffer_storage_class, SPV_KHR_8bit_storage, "
     "SPV_KHR_16bit_storage]>, #spirv.resource_limits<>>";
 
+/// The tiled contraction kernel: kTile x kTile outputs per workgroup, operands staged
+/// through workgroup memory kTile deep.
+constexpr int64_t kTile = 16;
+/// Output points per invocation of a reduction kernel (register blocking; 2 where 4
+/// divides no dimension).
+constexpr int64_t kBlock = 4;
+
 bool isViewLike(Operation *op) {
   return isa<memref::SubViewOp, memref::CollapseShapeOp, memref::ExpandShapeOp, memref::CastOp,
              memref::ReinterpretCastOp, memref::TransposeOp>(op);
@@ -66,10 +73,19 @@ std::string kernelName(unsigned index, Operation *op) {
 
 class Outliner {
 public:
-  Outliner(ModuleOp module, gpu::GPUModuleOp kernels, int64_t workgroupSize)
-      : module(module), kernels(kernels), wg(workgroupSize) {}
+  Outliner(ModuleOp module, gpu::GPUModuleOp kernels, int64_t workgroupSize, bool tile)
+      : module(module), kernels(kernels), wg(workgroupSize), tile(tile) {}
 
-  LogicalResult outline(linalg::LinalgOp op, unsigned index);
+  /// Outlines `op`, with `init` (may be null) computing its accumulator's initial value
+  /// and `epilogues` applied to its result, into one kernel and its launch.
+  LogicalResult outline(linalg::LinalgOp op, linalg::LinalgOp init, ArrayRef<linalg::LinalgOp> epilogues,
+                        unsigned index);
+  bool foldsAsInit(linalg::LinalgOp init, linalg::LinalgOp op);
+  /// The single m, n and k dimensions of a contraction the tiled kernel can run, if `op` is one.
+  static std::optional<linalg::ContractionDimensions> tileable(linalg::LinalgOp op);
+  bool foldsAsEpilogue(linalg::LinalgOp producer, linalg::LinalgOp next);
+  /// The buffer under the view ops that lead to `v`.
+  static Value rootOf(Value v);
 
 private:
   /// The root buffer under `v` and the view ops between them (root first).
@@ -80,6 +96,7 @@ private:
   ModuleOp module;
   gpu::GPUModuleOp kernels;
   int64_t wg;
+  bool tile;
 };
 
 LogicalResult Outliner::trace(Operation *user, Value v, Value &root, SmallVectorImpl<Operation *> &chain) {
@@ -116,7 +133,71 @@ FailureOr<Value> Outliner::inKernel(Value v, OpBuilder &entry, IRMapping &map, O
                            << "); the vulkan target passes only buffers and constants to kernels";
 }
 
-LogicalResult Outliner::outline(linalg::LinalgOp op, unsigned index) {
+/// An op whose body runs once per point of its (all-parallel) iteration space, which is
+/// also the point of its only output (identity indexing).
+static bool isPointwise(linalg::LinalgOp l) {
+  return l.getNumDpsInits() == 1 && l.getNumReductionLoops() == 0 && l.getBlock() &&
+         l.getMatchingIndexingMap(l.getDpsInitOperand(0)).isIdentity();
+}
+
+static Value outputOf(linalg::LinalgOp l) { return l.getDpsInitOperand(0)->get(); }
+
+/// `init` writes every element of `op`'s accumulator before `op` reads it: the kernel
+/// computes that value in a register instead.
+bool Outliner::foldsAsInit(linalg::LinalgOp init, linalg::LinalgOp op) {
+  if (!isPointwise(init) || op.getNumDpsInits() != 1 || outputOf(init) != outputOf(op)) return false;
+  if (!init.getMatchingBlockArgument(init.getDpsInitOperand(0)).use_empty()) return false;
+  Value root = rootOf(outputOf(op));
+  for (OpOperand *in : init.getDpsInputOperands())
+    if (rootOf(in->get()) == root) return false;
+  for (OpOperand *in : op.getDpsInputOperands()) // op would read what init has not written
+    if (rootOf(in->get()) == root) return false;
+  return true;
+}
+
+/// `next` reads `producer`'s output at its own point and writes a buffer of the same
+/// shape there (elementwise): it runs on the value in the register.
+bool Outliner::foldsAsEpilogue(linalg::LinalgOp producer, linalg::LinalgOp next) {
+  if (producer.getNumDpsInits() != 1 || !isPointwise(next)) return false;
+  Value o = outputOf(producer), out = outputOf(next);
+  if (o.getType() != out.getType() || !cast<MemRefType>(o.getType()).getLayout().isIdentity()) return false;
+  unsigned uses = 0;
+  for (OpOperand *in : next.getDpsInputOperands()) {
+    if (in->get() == o) {
+      if (!next.getMatchingIndexingMap(in).isIdentity()) return false;
+      ++uses;
+      continue;
+    }
+    Value r = rootOf(in->get());
+    if (r == rootOf(o) || r == rootOf(out)) return false; // another point of a buffer being written
+  }
+  return uses == 1;
+}
+
+std::optional<linalg::ContractionDimensions> Outliner::tileable(linalg::LinalgOp op) {
+  if (!linalg::isaContractionOpInterface(op) || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1) return {};
+  FailureOr<linalg::ContractionDimensions> cd = linalg::inferContractionDims(op);
+  if (failed(cd) || cd->m.empty() || cd->n.size() != 1 || cd->k.size() != 1) return {};
+  if (cd->batch.size() + cd->m.size() + 2 != op.getNumLoops()) return {};
+  for (OpOperand *in : op.getDpsInputOperands())
+    if (!isa<MemRefType>(in->get().getType()) ||
+        !cast<MemRefType>(in->get().getType()).getElementType().isIntOrFloat())
+      return {};
+  SmallVector<int64_t> r = op.getStaticLoopRanges();
+  if (r[cd->k[0]] < kTile) return {}; // too short a reduction to be worth staging
+  return *cd;
+}
+
+Value Outliner::rootOf(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (!isViewLike(def)) break;
+    v = def->getOperand(0);
+  }
+  return v;
+}
+
+LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, ArrayRef<linalg::LinalgOp> epilogues,
+                                unsigned index) {
   MLIRContext *ctx = op->getContext();
   Location loc = op->getLoc();
   Block *body = op.getBlock();
@@ -128,42 +209,70 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, unsigned index) {
     if (ShapedType::isDynamic(r)) return op->emitError() << "has a dynamic loop range";
   SmallVector<unsigned> par, red;
   for (unsigned d = 0; d < iters.size(); ++d) (iters[d] == utils::IteratorType::parallel ? par : red).push_back(d);
+  std::optional<linalg::ContractionDimensions> tiled = tile ? tileable(op) : std::nullopt;
   int64_t total = 1;
   for (unsigned d : par) total *= ranges[d];
+  // Register blocking (reductions only): each invocation computes kBlock points along
+  // the longest parallel dimension (other than the fastest) that they divide, so the
+  // operands that do not depend on it are loaded once for all of them.
+  int blockDim = -1;
+  int64_t copies = 1;
+  for (int64_t c = kBlock; c > 1 && blockDim < 0 && !tiled && !red.empty(); c /= 2) {
+    for (unsigned d : ArrayRef<unsigned>(par).drop_back())
+      if (ranges[d] % c == 0 && (blockDim < 0 || ranges[d] > ranges[blockDim])) blockDim = int(d);
+    if (blockDim >= 0) copies = c;
+  }
   for (unsigned d : red)
     if (ranges[d] == 0) return op->emitError() << "has an empty reduction";
   if (total <= 0) return op->emitError() << "has an empty iteration space";
   if (total > (int64_t(1) << 31) - 1) return op->emitError() << "has more than 2^31 parallel points";
+  total /= copies;
 
   // Operands the kernel reads or writes, their roots, and the view ops to clone.
   SmallVector<Value> roots;
   SetVector<Operation *> chainOps;
-  auto addOperand = [&](Value v) -> LogicalResult {
+  auto addOperand = [&](Operation *user, Value v) -> LogicalResult {
     Value root;
     SmallVector<Operation *> chain;
-    if (failed(trace(op, v, root, chain))) return failure();
+    if (failed(trace(user, v, root, chain))) return failure();
     if (!llvm::is_contained(roots, root)) roots.push_back(root);
     for (Operation *c : chain) chainOps.insert(c);
     return success();
   };
-  for (OpOperand *in : op.getDpsInputOperands()) {
-    if (!isa<MemRefType>(in->get().getType())) continue;
-    if (op.getMatchingBlockArgument(in).use_empty()) continue;
-    if (failed(addOperand(in->get()))) return failure();
-  }
-  // Buffers the body reads directly (a gather's table).
+  // Inputs the bodies read (skipping the value an epilogue gets in a register), the
+  // buffers the bodies read directly (a gather's table), the outputs.
   SetVector<Value> captured;
-  getUsedValuesDefinedAbove(op->getRegion(0), captured);
-  for (Value v : captured)
-    if (isa<MemRefType>(v.getType()) && failed(addOperand(v))) return failure();
+  auto addInputs = [&](linalg::LinalgOp l, Value inRegister) -> LogicalResult {
+    for (OpOperand *in : l.getDpsInputOperands()) {
+      if (!isa<MemRefType>(in->get().getType()) || in->get() == inRegister) continue;
+      if (l.getMatchingBlockArgument(in).use_empty()) continue;
+      if (failed(addOperand(l, in->get()))) return failure();
+    }
+    SetVector<Value> c;
+    getUsedValuesDefinedAbove(l->getRegion(0), c);
+    for (Value v : c) {
+      captured.insert(v);
+      if (isa<MemRefType>(v.getType()) && failed(addOperand(l, v))) return failure();
+    }
+    return success();
+  };
+  if (failed(addInputs(op, Value()))) return failure();
+  if (init && failed(addInputs(init, Value()))) return failure();
+  Value carried = op.getNumDpsInits() == 1 ? outputOf(op) : Value();
+  for (linalg::LinalgOp e : epilogues) {
+    if (failed(addInputs(e, carried))) return failure();
+    carried = outputOf(e);
+  }
   for (OpOperand &out : op.getDpsInitsMutable()) {
     if (!isa<MemRefType>(out.get().getType()))
       return op->emitError() << "has a tensor output; the vulkan target needs bufferized ops";
     for (unsigned d : red)
       if (op.getMatchingIndexingMap(&out).isFunctionOfDim(d))
         return op->emitError() << "indexes its output with a reduction dimension";
-    if (failed(addOperand(out.get()))) return failure();
+    if (failed(addOperand(op, out.get()))) return failure();
   }
+  for (linalg::LinalgOp e : epilogues)
+    if (failed(addOperand(e, outputOf(e)))) return failure();
 
   // Booleans live in memory as bytes (kiln-plan-arena byte-bools): the kernel sees i8
   // buffers and converts at each load and store.
@@ -172,7 +281,8 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, unsigned index) {
     auto m = dyn_cast<MemRefType>(t);
     return m && m.getElementType().isInteger(1) ? Type(MemRefType::Builder(m).setElementType(i8)) : t;
   };
-  OpBuilder hb(op);
+  Operation *last = epilogues.empty() ? op.getOperation() : linalg::LinalgOp(epilogues.back()).getOperation();
+  OpBuilder hb(last);
   SmallVector<Value> launchArgs;
   for (Value r : roots) {
     if (widen(r.getType()) == r.getType()) {
@@ -192,7 +302,9 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, unsigned index) {
   for (Value r : roots) argTypes.push_back(widen(r.getType()));
   auto fn = gpu::GPUFuncOp::create(kb, loc, kernelName(index, op), FunctionType::get(ctx, argTypes, {}));
   fn->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), kb.getUnitAttr());
-  fn->setAttr(spirv::getEntryPointABIAttrName(), spirv::getEntryPointABIAttr(ctx, {int32_t(wg), 1, 1}));
+  SmallVector<int32_t> wgSize{int32_t(wg), 1, 1};
+  if (tiled) wgSize = {int32_t(kTile), int32_t(kTile), 1};
+  fn->setAttr(spirv::getEntryPointABIAttrName(), spirv::getEntryPointABIAttr(ctx, wgSize));
   Block &entryBlock = fn.getBody().front();
   OpBuilder b = OpBuilder::atBlockBegin(&entryBlock);
   OpBuilder entry = b; // constants go here
@@ -204,40 +316,72 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, unsigned index) {
     for (Value r : b.clone(*c, map)->getResults()) r.setType(widen(r.getType()));
   }
 
-  // Launch shape: 1-D, or 2-D past the 65535-workgroup limit of a dimension.
-  int64_t groups = (total + wg - 1) / wg;
-  int64_t gx = std::min<int64_t>(groups, 65535), gy = (groups + gx - 1) / gx;
   auto cst = [&](int64_t v) { return arith::ConstantIndexOp::create(b, loc, v).getResult(); };
-  Value id = gpu::GlobalIdOp::create(b, loc, gpu::Dimension::x);
-  if (gy > 1) {
-    Value y = gpu::GlobalIdOp::create(b, loc, gpu::Dimension::y);
-    id = arith::AddIOp::create(b, loc, id, arith::MulIOp::create(b, loc, y, cst(gx * wg)));
-  }
-  Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, id, cst(total));
-  auto guard = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
-  gpu::ReturnOp::create(b, loc);
-  b.setInsertionPointToStart(guard.thenBlock());
-
-  // Parallel indices, the last dimension fastest.
   SmallVector<Value> ivs(iters.size());
-  Value rest = id;
-  for (unsigned d : llvm::reverse(par)) {
-    if (ranges[d] == 1) {
-      ivs[d] = cst(0);
-      continue;
+  int64_t gx, gy, gz = 1;
+  Value inRange; // of the output point (the tiled kernel computes past the edges, clamped)
+  if (!tiled) {
+    // Launch shape: 1-D, or 2-D past the 65535-workgroup limit of a dimension.
+    int64_t groups = (total + wg - 1) / wg;
+    gx = std::min<int64_t>(groups, 65535), gy = (groups + gx - 1) / gx;
+    Value id = gpu::GlobalIdOp::create(b, loc, gpu::Dimension::x);
+    if (gy > 1) {
+      Value y = gpu::GlobalIdOp::create(b, loc, gpu::Dimension::y);
+      id = arith::AddIOp::create(b, loc, id, arith::MulIOp::create(b, loc, y, cst(gx * wg)));
     }
-    ivs[d] = arith::RemUIOp::create(b, loc, rest, cst(ranges[d]));
-    rest = arith::DivUIOp::create(b, loc, rest, cst(ranges[d]));
+    inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, id, cst(total));
+    auto guard = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
+    gpu::ReturnOp::create(b, loc);
+    b.setInsertionPointToStart(guard.thenBlock());
+    // Parallel indices, the last dimension fastest.
+    Value rest = id;
+    for (unsigned d : llvm::reverse(par)) {
+      int64_t range = int(d) == blockDim ? ranges[d] / copies : ranges[d];
+      if (range == 1) {
+        ivs[d] = cst(0);
+        continue;
+      }
+      ivs[d] = arith::RemUIOp::create(b, loc, rest, cst(range));
+      rest = arith::DivUIOp::create(b, loc, rest, cst(range));
+    }
+  } else {
+    // Workgroup (x, y) computes the kTile x kTile block of columns x and rows y of batch
+    // z; invocation (tx, ty) its element. Indices past the edges are clamped (the loads
+    // stay in bounds, the store is skipped).
+    // Rows are the m dimensions flattened (a 1x1 convolution's n, h, w), the last fastest.
+    int64_t n = tiled->n[0], rows = 1;
+    for (unsigned d : tiled->m) rows *= ranges[d];
+    gx = (ranges[n] + kTile - 1) / kTile, gy = (rows + kTile - 1) / kTile;
+    for (unsigned d : tiled->batch) gz *= ranges[d];
+    if (gx > 65535 || gy > 65535 || gz > 65535) return op->emitError() << "is too large for one tiled launch";
+    Value tx = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x), ty = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::y);
+    Value row = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, gpu::BlockIdOp::create(b, loc, gpu::Dimension::y), cst(kTile)), ty);
+    Value col = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, gpu::BlockIdOp::create(b, loc, gpu::Dimension::x), cst(kTile)), tx);
+    inRange = arith::AndIOp::create(b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, cst(rows)),
+                                    arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, col, cst(ranges[n])));
+    Value r = arith::MinUIOp::create(b, loc, row, cst(rows - 1));
+    for (unsigned d : llvm::reverse(tiled->m)) {
+      ivs[d] = ranges[d] == 1 ? cst(0) : arith::RemUIOp::create(b, loc, r, cst(ranges[d])).getResult();
+      if (ranges[d] != 1) r = arith::DivUIOp::create(b, loc, r, cst(ranges[d]));
+    }
+    ivs[n] = arith::MinUIOp::create(b, loc, col, cst(ranges[n] - 1));
+    Value rest = gpu::BlockIdOp::create(b, loc, gpu::Dimension::z);
+    for (unsigned d : llvm::reverse(tiled->batch)) {
+      ivs[d] = ranges[d] == 1 ? cst(0) : arith::RemUIOp::create(b, loc, rest, cst(ranges[d])).getResult();
+      if (ranges[d] != 1) rest = arith::DivUIOp::create(b, loc, rest, cst(ranges[d]));
+    }
+    gpu::ReturnOp::create(b, loc);
+    b.setInsertionPoint(b.getBlock()->getTerminator());
   }
 
-  auto indicesOf = [&](OpBuilder &ob, AffineMap m) {
+  auto indicesOf = [&](OpBuilder &ob, AffineMap m, ArrayRef<Value> at) {
     SmallVector<Value> idx;
     for (AffineExpr e : m.getResults()) {
       if (auto dim = dyn_cast<AffineDimExpr>(e)) {
-        idx.push_back(ivs[dim.getPosition()]);
+        idx.push_back(at[dim.getPosition()]);
         continue;
       }
-      idx.push_back(affine::AffineApplyOp::create(ob, loc, AffineMap::get(m.getNumDims(), 0, e), ivs));
+      idx.push_back(affine::AffineApplyOp::create(ob, loc, AffineMap::get(m.getNumDims(), 0, e), at));
     }
     return idx;
   };
@@ -255,74 +399,225 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, unsigned index) {
     memref::StoreOp::create(ob, loc, v, buffer, idx);
   };
 
-  // Accumulators: the outputs' current values, loaded once when the body reads them.
-  SmallVector<OpOperand *> outs;
-  for (OpOperand &o : op.getDpsInitsMutable()) outs.push_back(&o);
-  for (unsigned d : red) ivs[d] = cst(0); // the outputs do not depend on them
-  SmallVector<Value> acc;
-  for (OpOperand *o : outs) {
-    bool read = !op.getMatchingBlockArgument(o).use_empty() || !red.empty();
-    acc.push_back(read ? load(b, map.lookup(o->get()), indicesOf(b, op.getMatchingIndexingMap(o)),
-                              op.getMatchingBlockArgument(o).getType())
-                       : Value());
-  }
-
-  // The body at the current indices; returns the yielded values.
-  auto emitBody = [&](OpBuilder &ob, ValueRange current) -> FailureOr<SmallVector<Value>> {
+  // The body of `l` at iteration point `at`: inputs loaded (or taken from `given`),
+  // outputs bound to `outs` (null: unused); returns the yielded values.
+  auto evalBody = [&](OpBuilder &ob, linalg::LinalgOp l, ArrayRef<Value> at, const DenseMap<Value, Value> &given,
+                      ArrayRef<Value> outs) -> FailureOr<SmallVector<Value>> {
     IRMapping bmap = map;
-    for (OpOperand &in : op->getOpOperands()) {
-      if (op.isDpsInit(&in)) continue;
-      BlockArgument arg = op.getMatchingBlockArgument(&in);
+    for (OpOperand &in : l->getOpOperands()) {
+      if (l.isDpsInit(&in)) continue;
+      BlockArgument arg = l.getMatchingBlockArgument(&in);
       if (arg.use_empty()) continue;
-      if (!isa<MemRefType>(in.get().getType())) {
-        FailureOr<Value> s = inKernel(in.get(), entry, bmap, op);
-        if (failed(s)) return failure();
-        bmap.map(arg, *s);
+      if (auto g = given.find(in.get()); g != given.end()) {
+        bmap.map(arg, g->second);
         continue;
       }
-      bmap.map(arg, load(ob, map.lookup(in.get()), indicesOf(ob, op.getMatchingIndexingMap(&in)), arg.getType()));
+      if (!isa<MemRefType>(in.get().getType())) {
+        FailureOr<Value> sc = inKernel(in.get(), entry, bmap, op);
+        if (failed(sc)) return failure();
+        bmap.map(arg, *sc);
+        continue;
+      }
+      bmap.map(arg, load(ob, map.lookup(in.get()), indicesOf(ob, l.getMatchingIndexingMap(&in), at), arg.getType()));
     }
-    for (auto [k, o] : llvm::enumerate(outs))
-      if (current[k]) bmap.map(op.getMatchingBlockArgument(o), current[k]);
-    for (Operation &inner : body->without_terminator()) {
+    for (auto [k, o] : llvm::enumerate(l.getDpsInitsMutable()))
+      if (k < outs.size() && outs[k]) bmap.map(l.getMatchingBlockArgument(&o), outs[k]);
+    for (Operation &inner : l.getBlock()->without_terminator()) {
       if (auto ix = dyn_cast<linalg::IndexOp>(inner)) {
-        bmap.map(ix.getResult(), ivs[ix.getDim()]);
+        bmap.map(ix.getResult(), at[ix.getDim()]);
         continue;
       }
       ob.clone(inner, bmap);
     }
     SmallVector<Value> yielded;
-    for (Value y : body->getTerminator()->getOperands()) yielded.push_back(bmap.lookupOrDefault(y));
+    for (Value y : l.getBlock()->getTerminator()->getOperands()) yielded.push_back(bmap.lookupOrDefault(y));
     return yielded;
   };
 
-  // Reduction loops, outermost first, carrying the accumulators.
+  // The points this invocation computes: `ivs`, or kBlock neighbours along blockDim.
+  for (unsigned d : red) ivs[d] = cst(0); // the outputs do not depend on them
+  SmallVector<SmallVector<Value>> points(copies, ivs);
+  if (blockDim >= 0) {
+    Value base = arith::MulIOp::create(b, loc, ivs[blockDim], cst(copies));
+    for (int64_t i = 0; i < copies; ++i)
+      points[i][blockDim] = i ? arith::AddIOp::create(b, loc, base, cst(i)).getResult() : base;
+  }
+
+  // Accumulators: the outputs' current values (computed by a folded init op, or loaded
+  // once when the body reads them), per point.
+  SmallVector<OpOperand *> outs;
+  for (OpOperand &o : op.getDpsInitsMutable()) outs.push_back(&o);
+  SmallVector<Value> acc;
+  for (SmallVector<Value> &pt : points) {
+    if (init) {
+      SmallVector<Value> at = indicesOf(b, op.getMatchingIndexingMap(outs[0]), pt);
+      FailureOr<SmallVector<Value>> v = evalBody(b, init, at, DenseMap<Value, Value>(), {});
+      if (failed(v)) return failure();
+      acc.push_back((*v)[0]);
+      continue;
+    }
+    for (OpOperand *o : outs) {
+      bool read = !op.getMatchingBlockArgument(o).use_empty() || !red.empty();
+      acc.push_back(read ? load(b, map.lookup(o->get()), indicesOf(b, op.getMatchingIndexingMap(o), pt),
+                                op.getMatchingBlockArgument(o).getType())
+                         : Value());
+    }
+  }
+
+  // Reduction loops, outermost first, carrying the accumulators of every point.
+  size_t nOuts = outs.size();
   std::function<FailureOr<SmallVector<Value>>(OpBuilder &, unsigned, ValueRange)> loops =
       [&](OpBuilder &ob, unsigned level, ValueRange current) -> FailureOr<SmallVector<Value>> {
-    if (level == red.size()) return emitBody(ob, current);
+    if (level == red.size()) {
+      SmallVector<Value> next;
+      for (auto [i, pt] : llvm::enumerate(points)) {
+        FailureOr<SmallVector<Value>> y = evalBody(ob, op, pt, DenseMap<Value, Value>(),
+                                                   SmallVector<Value>(current.slice(i * nOuts, nOuts)));
+        if (failed(y)) return failure();
+        next.append(*y);
+      }
+      return next;
+    }
     unsigned d = red[level];
     auto lb = arith::ConstantIndexOp::create(ob, loc, 0), ub = arith::ConstantIndexOp::create(ob, loc, ranges[d]),
          one = arith::ConstantIndexOp::create(ob, loc, 1);
     auto loop = scf::ForOp::create(ob, loc, lb, ub, one, current);
     OpBuilder lbld = OpBuilder::atBlockBegin(loop.getBody());
-    ivs[d] = loop.getInductionVar();
+    for (SmallVector<Value> &pt : points) pt[d] = loop.getInductionVar();
     FailureOr<SmallVector<Value>> inner = loops(lbld, level + 1, loop.getRegionIterArgs());
     if (failed(inner)) return failure();
     scf::YieldOp::create(lbld, loc, *inner);
     return SmallVector<Value>(loop.getResults());
   };
-  FailureOr<SmallVector<Value>> results = loops(b, 0, acc);
+  FailureOr<SmallVector<Value>> results = failure();
+  if (!tiled) {
+    results = loops(b, 0, acc);
+  } else {
+    // k in steps of kTile: each invocation stages one element of A's and of B's tile
+    // (zero past the end of k), then all multiply out of workgroup memory.
+    unsigned kd = tiled->k[0];
+    int64_t K = ranges[kd];
+    Value tx = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x), ty = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::y);
+    // Workgroup memory: allocations in the Workgroup storage class become SPIR-V
+    // workgroup variables.
+    auto wgSpace = spirv::StorageClassAttr::get(ctx, spirv::StorageClass::Workgroup);
+    SmallVector<Value> tiles;
+    OpBuilder atStart = OpBuilder::atBlockBegin(&entryBlock);
+    for (OpOperand *in : op.getDpsInputOperands())
+      tiles.push_back(memref::AllocOp::create(
+          atStart, loc, MemRefType::get({kTile, kTile}, widen(cast<MemRefType>(in->get().getType()).getElementType()),
+                                      MemRefLayoutAttrInterface(), wgSpace)));
+    auto steps = scf::ForOp::create(b, loc, cst(0), cst((K + kTile - 1) / kTile), cst(1), ValueRange(acc));
+    {
+      OpBuilder sb = OpBuilder::atBlockBegin(steps.getBody());
+      auto sc = [&](int64_t v) { return arith::ConstantIndexOp::create(sb, loc, v).getResult(); };
+      Value k0 = arith::MulIOp::create(sb, loc, steps.getInductionVar(), sc(kTile));
+      SmallVector<Value> aIvs = ivs, bIvs = ivs;
+      for (auto [t, in] : llvm::enumerate(op.getDpsInputOperands())) {
+        // A (no n dimension) is staged [row][k], B (no m dimension) [k][col].
+        bool isA = !op.getMatchingIndexingMap(in).isFunctionOfDim(tiled->n[0]);
+        Value kk = arith::AddIOp::create(sb, loc, k0, isA ? tx : ty);
+        SmallVector<Value> at = ivs;
+        at[kd] = arith::MinUIOp::create(sb, loc, kk, sc(K - 1));
+        Type elem = cast<MemRefType>(tiles[t].getType()).getElementType();
+        Value v = memref::LoadOp::create(sb, loc, map.lookup(in->get()), indicesOf(sb, op.getMatchingIndexingMap(in), at));
+        Value zero = arith::ConstantOp::create(sb, loc, elem, sb.getZeroAttr(elem));
+        Value ok = arith::CmpIOp::create(sb, loc, arith::CmpIPredicate::ult, kk, sc(K));
+        memref::StoreOp::create(sb, loc, arith::SelectOp::create(sb, loc, ok, v, zero), tiles[t], ValueRange{ty, tx});
+      }
+      gpu::BarrierOp::create(sb, loc);
+      auto inner = scf::ForOp::create(sb, loc, sc(0), sc(kTile), sc(1), steps.getRegionIterArgs());
+      OpBuilder ib = OpBuilder::atBlockBegin(inner.getBody());
+      Value j = inner.getInductionVar();
+      DenseMap<Value, Value> given;
+      for (auto [t, in] : llvm::enumerate(op.getDpsInputOperands())) {
+        bool isA = !op.getMatchingIndexingMap(in).isFunctionOfDim(tiled->n[0]);
+        Value v = memref::LoadOp::create(ib, loc, tiles[t], isA ? ValueRange{ty, j} : ValueRange{j, tx});
+        Type want = op.getMatchingBlockArgument(in).getType();
+        given[in->get()] = v.getType() == want ? v : arith::TruncIOp::create(ib, loc, want, v).getResult();
+      }
+      FailureOr<SmallVector<Value>> step = evalBody(ib, op, ivs, given, SmallVector<Value>(inner.getRegionIterArgs()));
+      if (failed(step)) return failure();
+      scf::YieldOp::create(ib, loc, *step);
+      sb.setInsertionPointAfter(inner);
+      gpu::BarrierOp::create(sb, loc);
+      scf::YieldOp::create(sb, loc, inner.getResults());
+    }
+    results = SmallVector<Value>(steps.getResults());
+    // Only invocations inside the output store.
+    auto guard = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(guard.thenBlock());
+  }
   if (failed(results)) return failure();
-  for (unsigned d : red) ivs[d] = cst(0);
-  for (auto [k, o] : llvm::enumerate(outs))
-    store(b, (*results)[k], map.lookup(o->get()), indicesOf(b, op.getMatchingIndexingMap(o)));
+  for (SmallVector<Value> &pt : points)
+    for (unsigned d : red) pt[d] = cst(0);
+  for (auto [i, pt] : llvm::enumerate(points)) {
+    ArrayRef<Value> mine = ArrayRef<Value>(*results).slice(i * nOuts, nOuts);
+    if (epilogues.empty()) {
+      for (auto [k, o] : llvm::enumerate(outs))
+        store(b, mine[k], map.lookup(o->get()), indicesOf(b, op.getMatchingIndexingMap(o), pt));
+      continue;
+    }
+    // The epilogues run on the value in the register, at the output's point; each
+    // buffer in the chain is written once, with its final value.
+    SmallVector<Value> at = indicesOf(b, op.getMatchingIndexingMap(outs[0]), pt);
+    Value v = mine[0], buffer = outs[0]->get();
+    for (linalg::LinalgOp e : epilogues) {
+      if (outputOf(e) != buffer) store(b, v, map.lookup(buffer), at);
+      Value outArg = outputOf(e) == buffer ? v : Value();
+      if (!outArg && !e.getMatchingBlockArgument(e.getDpsInitOperand(0)).use_empty())
+        outArg = load(b, map.lookup(outputOf(e)), at, e.getMatchingBlockArgument(e.getDpsInitOperand(0)).getType());
+      DenseMap<Value, Value> given{{buffer, v}};
+      FailureOr<SmallVector<Value>> y = evalBody(b, e, at, given, {outArg});
+      if (failed(y)) return failure();
+      v = (*y)[0];
+      buffer = outputOf(e);
+    }
+    store(b, v, map.lookup(buffer), at);
+  }
 
-  // The launch in place of the op.
+  // The launch in place of the ops.
   auto hc = [&](int64_t v) { return arith::ConstantIndexOp::create(hb, loc, v).getResult(); };
-  gpu::LaunchFuncOp::create(hb, loc, fn, gpu::KernelDim3{hc(gx), hc(gy), hc(1)}, gpu::KernelDim3{hc(wg), hc(1), hc(1)},
-                            Value(), launchArgs);
+  gpu::LaunchFuncOp::create(hb, loc, fn, gpu::KernelDim3{hc(gx), hc(gy), hc(gz)},
+                            gpu::KernelDim3{hc(wgSize[0]), hc(wgSize[1]), hc(1)}, Value(), launchArgs);
+  for (linalg::LinalgOp e : epilogues) e->erase();
+  if (init) init->erase();
   op->erase();
   return success();
+}
+
+/// A 1x1, stride-1 float convolution (NHWC input, FHWC filter) is a matmul: rewrite it as
+/// the contraction generic out[n,h,w,f] += in[n,h,w,c] * filter[f,c], which the tiled
+/// kernel runs (the m dimensions n, h, w flattened into rows).
+void rewritePointwiseConvs(func::FuncOp func) {
+  for (auto conv : llvm::to_vector(func.getOps<linalg::Conv2DNhwcFhwcOp>())) {
+    Value in = conv.getDpsInputOperand(0)->get(), w = conv.getDpsInputOperand(1)->get(),
+          out = conv.getDpsInitOperand(0)->get();
+    auto inT = dyn_cast<MemRefType>(in.getType()), wT = dyn_cast<MemRefType>(w.getType()),
+         outT = dyn_cast<MemRefType>(out.getType());
+    if (!inT || !wT || !outT || !wT.hasStaticShape() || !wT.getLayout().isIdentity() || wT.getDimSize(1) != 1 ||
+        wT.getDimSize(2) != 1 || !inT.getElementType().isF32() || !wT.getElementType().isF32() ||
+        !outT.getElementType().isF32())
+      continue;
+    if (!llvm::all_of(conv.getStrides().getValues<int64_t>(), [](int64_t v) { return v == 1; }) ||
+        !llvm::all_of(conv.getDilations().getValues<int64_t>(), [](int64_t v) { return v == 1; }))
+      continue;
+    OpBuilder b(conv);
+    Location loc = conv.getLoc();
+    Value w2 = memref::CollapseShapeOp::create(b, loc, w, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+    MLIRContext *ctx = b.getContext();
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    SmallVector<AffineMap> maps{AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
+                                AffineMap::get(5, 0, {d(3), d(4)}, ctx), AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)};
+    SmallVector<utils::IteratorType> iters(4, utils::IteratorType::parallel);
+    iters.push_back(utils::IteratorType::reduction);
+    linalg::GenericOp::create(b, loc, ValueRange{in, w2}, ValueRange{out}, maps, iters,
+                              [&](OpBuilder &nb, Location l, ValueRange args) {
+                                Value p = arith::MulFOp::create(nb, l, args[0], args[1]);
+                                linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, args[2], p)});
+                              });
+    conv.erase();
+  }
 }
 
 struct OutlineDispatchesPass : impl::KilnGpuOutlineDispatchesBase<OutlineDispatchesPass> {
@@ -349,12 +644,13 @@ struct OutlineDispatchesPass : impl::KilnGpuOutlineDispatchesBase<OutlineDispatc
       linalg::CopyOp::create(b, copy.getLoc(), copy.getSource(), copy.getTarget());
       copy.erase();
     }
-    Outliner outliner(module, kernels, workgroupSize);
-    unsigned index = 0;
+    Outliner outliner(module, kernels, workgroupSize, tile);
     bool ok = true;
-    for (Operation &op : llvm::make_early_inc_range(func.getBody().front())) {
+    if (tile) rewritePointwiseConvs(func);
+    SmallVector<linalg::LinalgOp> compute;
+    for (Operation &op : func.getBody().front()) {
       if (auto l = dyn_cast<linalg::LinalgOp>(op)) {
-        if (failed(outliner.outline(l, index++))) ok = false;
+        compute.push_back(l);
         continue;
       }
       if (isViewLike(&op) || isa<memref::ViewOp, memref::GetGlobalOp, func::ReturnOp>(op) ||
@@ -362,6 +658,19 @@ struct OutlineDispatchesPass : impl::KilnGpuOutlineDispatchesBase<OutlineDispatc
         continue;
       op.emitError() << "'" << op.getName() << "' is not supported by the vulkan target";
       ok = false;
+    }
+    // Groups of consecutive compute ops that run as one kernel: an op that initialises
+    // the next one's accumulator, the op, and elementwise ops on its result.
+    unsigned index = 0;
+    for (size_t k = 0; k < compute.size();) {
+      linalg::LinalgOp init;
+      if (fuse && k + 1 < compute.size() && outliner.foldsAsInit(compute[k], compute[k + 1])) init = compute[k++];
+      linalg::LinalgOp op = compute[k++];
+      SmallVector<linalg::LinalgOp> epilogues;
+      linalg::LinalgOp producer = op;
+      while (fuse && k < compute.size() && outliner.foldsAsEpilogue(producer, compute[k]))
+        producer = epilogues.emplace_back(compute[k++]);
+      if (failed(outliner.outline(op, init, epilogues, index++))) ok = false;
     }
     if (!ok) signalPassFailure();
   }

@@ -9,7 +9,7 @@ fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, fmnist_int8_aar
 fmnist_qdq,
 bert_tiny, bert_encoder,
 silero_vad, vulkan_fmnist, vulkan_fmnist_accuracy, vulkan_mobilenet_v2,
-vulkan_bert_encoder (or `all`).
+vulkan_mobilenet_v2_tiled, vulkan_bert_encoder (or `all`).
 
 Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
 and `node tests/oracle/ort_run.js MODEL DIR NAME=in.npy ...` on the same
@@ -262,12 +262,12 @@ def compare_dirs(kiln_dir, ort_dir, tol):
     return ok, outputs
 
 
-def compare_once(env, case, model, inputs, target=None):
+def compare_once(env, case, model, inputs, target=None, extra=()):
     """Runs kiln and onnxruntime once on `inputs` and compares all outputs."""
     d = env.case_dir(case)
     ort_dir, kiln_dir = os.path.join(d, "ort"), os.path.join(d, "kiln")
     t_ort = run_ort(env, model, inputs, ort_dir)
-    t_kiln = run_kiln(env, model, inputs, kiln_dir, target)
+    t_kiln = run_kiln(env, model, inputs, kiln_dir, target, extra)
     log(f"onnxruntime {t_ort:.2f} s, kiln run {t_kiln:.2f} s (compile + run)")
     ok, outputs = compare_dirs(kiln_dir, ort_dir, load_tolerances(case))
     if not ok:
@@ -277,15 +277,15 @@ def compare_once(env, case, model, inputs, target=None):
 
 # ---- cases ----------------------------------------------------------------
 
-def case_torchvision(env, case, target=None):
-    model = torchvision_model(env, case.replace("vulkan_", ""))
+def case_torchvision(env, case, target=None, extra=()):
+    model = torchvision_model(env, case.replace("vulkan_", "").replace("_tiled", ""))
     d = os.path.join(env.work, case + "_inputs")
     os.makedirs(d, exist_ok=True)
     log(f"input seed {env.seed}")
     x = np.random.default_rng(env.seed).standard_normal((1, 3, 224, 224)).astype(np.float32)
     path = os.path.join(d, "input.npy")
     np.save(path, x)
-    outputs = compare_once(env, case, model, {"input": path}, target)
+    outputs = compare_once(env, case, model, {"input": path}, target, extra)
     kiln, ort = outputs["output"]
     log(f"top-1 class: kiln {int(kiln.argmax())}, onnxruntime {int(ort.argmax())}")
 
@@ -1013,6 +1013,8 @@ CASES = {
     "vulkan_fmnist": lambda env: case_fmnist(env, "vulkan_fmnist", target="vulkan"),
     "vulkan_fmnist_accuracy": lambda env: case_fmnist_accuracy(env, "vulkan_fmnist_accuracy", target="vulkan"),
     "vulkan_mobilenet_v2": lambda env: case_torchvision(env, "vulkan_mobilenet_v2", target="vulkan"),
+    "vulkan_mobilenet_v2_tiled": lambda env: case_torchvision(env, "vulkan_mobilenet_v2_tiled", target="vulkan",
+                                                              extra=["--gpu-tile"]),
     "vulkan_bert_encoder": lambda env: case_bert_encoder(env, "vulkan_bert_encoder", target="vulkan"),
 }
 

@@ -202,6 +202,9 @@ Options:
                             int8: needs --quantize int8 --calib DATA or --plan FILE)
   --accel-config FILE       with --target accel: the accelerator description (JSON,
                             docs/ACCELERATOR.md; default hw_gen/default.json)
+  --gpu-tile                with --target vulkan: run matmuls and 1x1 convolutions as 16x16
+                            tiles staged through workgroup memory (docs/GPU.md: slower on
+                            lavapipe, meant for GPUs with fast shared memory)
   --shape NAME=d0,d1,...    fix the shape of input NAME (repeat per input); needed
                             for symbolic dimensions such as a batch size
   --freeze NAME=FILE.npy    fix input NAME to this value at compile time: it becomes
@@ -393,6 +396,8 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
       if (!value(o.compile.target)) return usageError("--target needs a value", help);
     } else if (a == "--accel-config") {
       if (!value(o.compile.accelConfig)) return usageError("--accel-config needs a file", help);
+    } else if (a == "--gpu-tile") {
+      o.compile.gpuTile = true;
     } else if (a == "--cpu") {
       if (!value(o.compile.cpu)) return usageError("--cpu needs a value", help);
     } else if (a == "--name" && !isRun) {
@@ -525,6 +530,8 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
   auto targets = kiln::codegen::targetNames();
   if (std::find(targets.begin(), targets.end(), o.compile.target) == targets.end())
     return usageError("unknown target '" + o.compile.target + "' (known: x86-64, aarch64, null, accel, vulkan)", help);
+  if (o.compile.gpuTile && o.compile.target != "vulkan")
+    return usageError("--gpu-tile applies to --target vulkan", help);
   if (o.compile.target == "vulkan" && (!o.quantize.empty() || !o.planIn.empty() || !o.compile.sparsify.empty() ||
                                        !o.compile.decompose.empty() || !o.compile.butterfly.empty()))
     return usageError("the vulkan target compiles float32 models: quantisation and compression options are not "

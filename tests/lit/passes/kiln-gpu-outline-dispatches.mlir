@@ -4,7 +4,9 @@
 // Roots (views of the arena, inputs and outputs) are the kernel arguments; the
 // subview between a root and the op is cloned into the kernel. One invocation per
 // output point, the last dimension fastest; the reduction loops carry the
-// accumulator; the launch covers ceil(points / 64) workgroups.
+// accumulators; an invocation of the conv computes 4 neighbouring rows (register
+// blocking along its longest parallel dimension but the fastest), so 48 points take
+// 12 invocations.
 // CHECK: module attributes {gpu.container_module, spirv.target_env
 // CHECK-LABEL: func.func @forward
 // CHECK: gpu.launch_func @kiln_kernels::@d0_fill blocks in (%c2, %c1, %c1{{.*}}) threads in (%c64
@@ -23,13 +25,13 @@
 // CHECK: memref.load %[[IN]]
 // CHECK: memref.store %{{.*}}, %[[SUB]]
 // CHECK: gpu.func @d2_conv_2d_nhwc_fhwc
-// CHECK: %[[ACC:[0-9]+]] = memref.load %arg2
-// CHECK: scf.for {{.*}} iter_args(%{{.*}} = %[[ACC]]) -> (f32)
+// CHECK: arith.cmpi ult, %{{.*}}, %c12
+// CHECK-COUNT-4: memref.load %arg2
+// CHECK: scf.for {{.*}} -> (f32, f32, f32, f32)
 // CHECK: scf.for
 // CHECK: scf.for
-// CHECK: arith.mulf
-// CHECK: arith.addf
-// CHECK: memref.store %{{.*}}, %arg2
+// CHECK-COUNT-4: arith.mulf
+// CHECK-COUNT-4: memref.store %{{.*}}, %arg2
 module {
   func.func @forward(%arena: memref<1024xi8> {kiln.role = "arena"}, %in: memref<1x4x4x2xf32> {kiln.name = "x"},
                      %out: memref<1x4x4x3xf32> {kiln.name = "y"}) {
@@ -99,6 +101,77 @@ module {
   ^a:
     return
   ^b:
+    return
+  }
+}
+
+// -----
+
+// Fusion: the bias broadcast becomes the accumulator's initial value, the clamp (ReLU)
+// runs on the result in a register, one store; one kernel, one launch.
+// CHECK-LABEL: func.func @forward(%arg0: memref<4x8xf32>
+// CHECK: gpu.launch_func @kiln_kernels::@d0_matmul
+// CHECK-SAME: args(%arg0 : memref<4x8xf32>, %arg1 : memref<8x16xf32>, %arg2 : memref<16xf32>, %arg3 : memref<4x16xf32>)
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.func @d0_matmul
+// CHECK: %[[BIAS:[0-9]+]] = memref.load %arg2
+// CHECK: %[[SUM:[0-9]+]]:4 = scf.for {{.*}} iter_args(%{{.*}} = %[[BIAS]],
+// CHECK: %[[R:[0-9]+]] = arith.maximumf %[[SUM]]#0
+// CHECK: memref.store %[[R]], %arg3
+// CHECK-COUNT-3: memref.store
+// CHECK-NOT: memref.store
+// CHECK: gpu.return
+#bias = affine_map<(d0, d1) -> (d1)>
+#id = affine_map<(d0, d1) -> (d0, d1)>
+module {
+  func.func @forward(%x: memref<4x8xf32> {kiln.name = "x"}, %w: memref<8x16xf32> {kiln.name = "w"},
+                     %b: memref<16xf32> {kiln.name = "b"}, %y: memref<4x16xf32> {kiln.name = "y"}) {
+    %zero = arith.constant 0.0 : f32
+    linalg.generic {indexing_maps = [#bias, #id], iterator_types = ["parallel", "parallel"]}
+        ins(%b : memref<16xf32>) outs(%y : memref<4x16xf32>) {
+    ^bb0(%in: f32, %out: f32):
+      linalg.yield %in : f32
+    }
+    linalg.matmul ins(%x, %w : memref<4x8xf32>, memref<8x16xf32>) outs(%y : memref<4x16xf32>)
+    linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+        ins(%y : memref<4x16xf32>) outs(%y : memref<4x16xf32>) {
+    ^bb0(%in: f32, %out: f32):
+      %r = arith.maximumf %in, %zero : f32
+      linalg.yield %r : f32
+    }
+    return
+  }
+}
+
+// -----
+
+// Fusion only where it keeps what each op reads: the fill cannot initialise the add's
+// accumulator (the add reads that buffer as an input), but the add runs on the fill's
+// value as an epilogue; the last op reads another row of the buffer it writes, so it
+// stays a kernel of its own.
+// CHECK-LABEL: func.func @forward(%arg0: memref<4x16xf32>
+// CHECK: gpu.launch_func @kiln_kernels::@d0_fill {{.*}} args(%arg0 : memref<4x16xf32>, %arg1 : memref<4x16xf32>)
+// CHECK: gpu.launch_func @kiln_kernels::@d1_generic
+// CHECK-NOT: gpu.launch_func
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0, 0)>
+module {
+  func.func @forward(%x: memref<4x16xf32> {kiln.name = "x"}, %y: memref<4x16xf32> {kiln.name = "y"},
+                     %z: memref<4x16xf32> {kiln.name = "z"}) {
+    %one = arith.constant 1.0 : f32
+    linalg.fill ins(%one : f32) outs(%y : memref<4x16xf32>)
+    linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel"]}
+        ins(%x, %y : memref<4x16xf32>, memref<4x16xf32>) outs(%y : memref<4x16xf32>) {
+    ^bb0(%a: f32, %c: f32, %out: f32):
+      %s = arith.addf %a, %c : f32
+      linalg.yield %s : f32
+    }
+    linalg.generic {indexing_maps = [#id, #row, #id], iterator_types = ["parallel", "parallel"]}
+        ins(%y, %z : memref<4x16xf32>, memref<4x16xf32>) outs(%z : memref<4x16xf32>) {
+    ^bb0(%a: f32, %c: f32, %out: f32):
+      %s = arith.addf %a, %c : f32
+      linalg.yield %s : f32
+    }
     return
   }
 }
