@@ -323,10 +323,11 @@ def KilnGpuOutlineDispatches : Pass<"kiln-gpu-outline-dispatches", "mlir::Module
     only initialises the next op's output (a fill, a bias broadcast) folds into
     that op's accumulator, and elementwise ops that read an op's result at its
     own point (bias add, activation, residual add) run on it in registers
-    before the one store (`fuse`). Contractions with one m, n and k dimension
-    (matmuls, batch matmuls, 1x1 stride-1 convolutions, which are rewritten as
-    matmuls first) run as 16x16 output tiles per workgroup, the operands
-    staged 16 deep through workgroup memory between barriers (`tile`; off by
+    before the one store (`fuse`). Contractions and convolutions with one
+    output-column dimension (matmuls, batch matmuls, convolutions as implicit
+    GEMMs: rows n*h*w, columns f, depth kh*kw*c; 1x1 stride-1 convolutions are
+    rewritten as matmuls first) run as 16x16 output tiles per workgroup, the
+    operands staged 16 deep through workgroup memory between barriers (`tile`; off by
     default: on lavapipe, a CPU, the barriers cost more than the staging saves).
     Otherwise an invocation of a kernel with a reduction computes 4 (or 2)
     neighbouring points along its longest parallel dimension that 4 (or 2)

@@ -175,17 +175,35 @@ bool Outliner::foldsAsEpilogue(linalg::LinalgOp producer, linalg::LinalgOp next)
 }
 
 std::optional<linalg::ContractionDimensions> Outliner::tileable(linalg::LinalgOp op) {
-  if (!linalg::isaContractionOpInterface(op) || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1) return {};
-  FailureOr<linalg::ContractionDimensions> cd = linalg::inferContractionDims(op);
-  if (failed(cd) || cd->m.empty() || cd->n.size() != 1 || cd->k.size() != 1) return {};
-  if (cd->batch.size() + cd->m.size() + 2 != op.getNumLoops()) return {};
+  // A contraction or a convolution, out += in0 * in1: each loop dimension is classified
+  // by the operands that use it. in0 gives the tile's rows, in1 its columns.
+  if (!(linalg::isaContractionOpInterface(op) || linalg::isaConvolutionOpInterface(op)) ||
+      op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1)
+    return {};
   for (OpOperand *in : op.getDpsInputOperands())
     if (!isa<MemRefType>(in->get().getType()) ||
         !cast<MemRefType>(in->get().getType()).getElementType().isIntOrFloat())
       return {};
+  AffineMap a = op.getMatchingIndexingMap(op.getDpsInputOperand(0)),
+            b = op.getMatchingIndexingMap(op.getDpsInputOperand(1)),
+            c = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  linalg::ContractionDimensions cd;
+  SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
+  for (unsigned d = 0; d < op.getNumLoops(); ++d) {
+    bool inA = a.isFunctionOfDim(d), inB = b.isFunctionOfDim(d), inC = c.isFunctionOfDim(d);
+    bool reduction = iters[d] == utils::IteratorType::reduction;
+    if (inA && inB && inC && !reduction) cd.batch.push_back(d);
+    else if (inA && !inB && inC && !reduction) cd.m.push_back(d);
+    else if (!inA && inB && inC && !reduction) cd.n.push_back(d);
+    else if (inA && inB && !inC && reduction) cd.k.push_back(d);
+    else return {};
+  }
+  if (cd.m.empty() || cd.n.size() != 1 || cd.k.empty()) return {};
   SmallVector<int64_t> r = op.getStaticLoopRanges();
-  if (r[cd->k[0]] < kTile) return {}; // too short a reduction to be worth staging
-  return *cd;
+  int64_t K = 1;
+  for (unsigned d : cd.k) K *= r[d];
+  if (K < kTile || r[cd.n[0]] < kTile / 2) return {}; // too little to share through a tile
+  return cd;
 }
 
 Value Outliner::rootOf(Value v) {
@@ -495,8 +513,9 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, Arra
   } else {
     // k in steps of kTile: each invocation stages one element of A's and of B's tile
     // (zero past the end of k), then all multiply out of workgroup memory.
-    unsigned kd = tiled->k[0];
-    int64_t K = ranges[kd];
+    // k is the k dimensions flattened (a convolution's kh, kw, c), the last fastest.
+    int64_t K = 1;
+    for (unsigned d : tiled->k) K *= ranges[d];
     Value tx = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x), ty = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::y);
     // Workgroup memory: allocations in the Workgroup storage class become SPIR-V
     // workgroup variables.
@@ -514,11 +533,15 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, Arra
       Value k0 = arith::MulIOp::create(sb, loc, steps.getInductionVar(), sc(kTile));
       SmallVector<Value> aIvs = ivs, bIvs = ivs;
       for (auto [t, in] : llvm::enumerate(op.getDpsInputOperands())) {
-        // A (no n dimension) is staged [row][k], B (no m dimension) [k][col].
-        bool isA = !op.getMatchingIndexingMap(in).isFunctionOfDim(tiled->n[0]);
+        // A (input 0: rows) is staged [row][k], B (input 1: columns) [k][col].
+        bool isA = t == 0;
         Value kk = arith::AddIOp::create(sb, loc, k0, isA ? tx : ty);
         SmallVector<Value> at = ivs;
-        at[kd] = arith::MinUIOp::create(sb, loc, kk, sc(K - 1));
+        Value kr = arith::MinUIOp::create(sb, loc, kk, sc(K - 1));
+        for (unsigned d : llvm::reverse(tiled->k)) {
+          at[d] = ranges[d] == 1 ? sc(0) : arith::RemUIOp::create(sb, loc, kr, sc(ranges[d])).getResult();
+          if (ranges[d] != 1) kr = arith::DivUIOp::create(sb, loc, kr, sc(ranges[d]));
+        }
         Type elem = cast<MemRefType>(tiles[t].getType()).getElementType();
         Value v = memref::LoadOp::create(sb, loc, map.lookup(in->get()), indicesOf(sb, op.getMatchingIndexingMap(in), at));
         Value zero = arith::ConstantOp::create(sb, loc, elem, sb.getZeroAttr(elem));
@@ -531,8 +554,7 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, Arra
       Value j = inner.getInductionVar();
       DenseMap<Value, Value> given;
       for (auto [t, in] : llvm::enumerate(op.getDpsInputOperands())) {
-        bool isA = !op.getMatchingIndexingMap(in).isFunctionOfDim(tiled->n[0]);
-        Value v = memref::LoadOp::create(ib, loc, tiles[t], isA ? ValueRange{ty, j} : ValueRange{j, tx});
+        Value v = memref::LoadOp::create(ib, loc, tiles[t], t == 0 ? ValueRange{ty, j} : ValueRange{j, tx});
         Type want = op.getMatchingBlockArgument(in).getType();
         given[in->get()] = v.getType() == want ? v : arith::TruncIOp::create(ib, loc, want, v).getResult();
       }

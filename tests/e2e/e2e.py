@@ -8,7 +8,7 @@ fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
 fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, fmnist_int8_aarch64, fmnist_bf16,
 fmnist_qdq,
 bert_tiny, bert_encoder,
-silero_vad, vulkan_fmnist, vulkan_fmnist_accuracy, vulkan_mobilenet_v2,
+silero_vad, vulkan_fmnist, vulkan_fmnist_tiled, vulkan_fmnist_accuracy, vulkan_mobilenet_v2,
 vulkan_mobilenet_v2_tiled, vulkan_bert_encoder (or `all`).
 
 Each case runs `kiln run MODEL --input NAME=in.npy ... --output DIR [--target T]`
@@ -290,8 +290,8 @@ def case_torchvision(env, case, target=None, extra=()):
     log(f"top-1 class: kiln {int(kiln.argmax())}, onnxruntime {int(ort.argmax())}")
 
 
-def case_fmnist(env, case, target=None, model=FMNIST_MODEL):
-    outputs = compare_once(env, case, model, {"input": FMNIST_SAMPLE}, target)
+def case_fmnist(env, case, target=None, model=FMNIST_MODEL, extra=()):
+    outputs = compare_once(env, case, model, {"input": FMNIST_SAMPLE}, target, extra)
     kiln, ort = outputs["logits"]
     labels = np.loadtxt(FMNIST_SAMPLE_LABELS, dtype=np.int64, ndmin=1)
     log(f"labels               {labels.tolist()}")
@@ -1011,6 +1011,7 @@ CASES = {
     "silero_vad": lambda env: case_silero_vad(env, "silero_vad"),
     # The Vulkan target (SPIR-V kernels through the runtime's Vulkan HAL; lavapipe in CI).
     "vulkan_fmnist": lambda env: case_fmnist(env, "vulkan_fmnist", target="vulkan"),
+    "vulkan_fmnist_tiled": lambda env: case_fmnist(env, "vulkan_fmnist_tiled", target="vulkan", extra=["--gpu-tile"]),
     "vulkan_fmnist_accuracy": lambda env: case_fmnist_accuracy(env, "vulkan_fmnist_accuracy", target="vulkan"),
     "vulkan_mobilenet_v2": lambda env: case_torchvision(env, "vulkan_mobilenet_v2", target="vulkan"),
     "vulkan_mobilenet_v2_tiled": lambda env: case_torchvision(env, "vulkan_mobilenet_v2_tiled", target="vulkan",
