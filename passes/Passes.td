@@ -312,6 +312,18 @@ def KilnLowerToKernels : Pass<"kiln-lower-to-kernels", "mlir::ModuleOp"> {
                            "mlir::linalg::LinalgDialect"];
 }
 
+def KilnGpuPackWeights : Pass<"kiln-gpu-pack-weights", "mlir::ModuleOp"> {
+  let summary = "Store convolution filters with the output channel innermost, for GPU kernels";
+  let description = [{
+    Runs on bufferized IR before kiln-outline-weights. Each float
+    `linalg.conv_2d_nhwc_fhwc` whose filter is a constant `memref.global` becomes a
+    `linalg.conv_2d_nhwc_hwcf` over a new global holding the filter transposed to
+    [KH, KW, C, F]: neighbouring GPU invocations compute neighbouring output
+    channels, so their filter loads become contiguous instead of C elements apart.
+  }];
+  let dependentDialects = ["mlir::memref::MemRefDialect", "mlir::linalg::LinalgDialect"];
+}
+
 def KilnGpuOutlineDispatches : Pass<"kiln-gpu-outline-dispatches", "mlir::ModuleOp"> {
   let summary = "Turn every compute op of the entry function into a GPU kernel and its launch";
   let description = [{

@@ -98,7 +98,7 @@ public:
 
   std::string pipeline(const CompileOptions &o) const override {
     std::string e = "entry=" + o.entryName, a = " alignment=" + std::to_string(kBindAlignment);
-    return frontPipeline(o) + "kiln-outline-weights{" + e + " min-bytes=0" + a + "},kiln-plan-arena{" + e + a + " byte-bools" +
+    return frontPipeline(o) + "kiln-gpu-pack-weights,kiln-outline-weights{" + e + " min-bytes=0" + a + "},kiln-plan-arena{" + e + a + " byte-bools" +
            "},canonicalize,kiln-gpu-outline-dispatches{" + e + (o.gpuTile ? " tile=true" : "") +
            "},canonicalize,"
            "gpu.module(fold-memref-alias-ops,lower-affine,arith-expand,kiln-approximate-math,canonicalize,cse,"

@@ -608,29 +608,40 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, Arra
   return success();
 }
 
-/// A 1x1, stride-1 float convolution (NHWC input, FHWC filter) is a matmul: rewrite it as
-/// the contraction generic out[n,h,w,f] += in[n,h,w,c] * filter[f,c], which the tiled
-/// kernel runs (the m dimensions n, h, w flattened into rows).
+/// A 1x1, stride-1 float convolution (NHWC input; FHWC or HWCF filter) is a matmul:
+/// rewrite it as the contraction generic out[n,h,w,f] += in[n,h,w,c] * filter[c,f] (or
+/// filter[f,c]), which the tiled kernel runs (the m dimensions n, h, w flattened into rows).
 void rewritePointwiseConvs(func::FuncOp func) {
-  for (auto conv : llvm::to_vector(func.getOps<linalg::Conv2DNhwcFhwcOp>())) {
+  SmallVector<linalg::LinalgOp> convs;
+  func.walk([&](Operation *op) {
+    if (isa<linalg::Conv2DNhwcFhwcOp, linalg::Conv2DNhwcHwcfOp>(op)) convs.push_back(cast<linalg::LinalgOp>(op));
+  });
+  for (linalg::LinalgOp conv : convs) {
+    bool fhwc = isa<linalg::Conv2DNhwcFhwcOp>(conv);
     Value in = conv.getDpsInputOperand(0)->get(), w = conv.getDpsInputOperand(1)->get(),
           out = conv.getDpsInitOperand(0)->get();
     auto inT = dyn_cast<MemRefType>(in.getType()), wT = dyn_cast<MemRefType>(w.getType()),
          outT = dyn_cast<MemRefType>(out.getType());
-    if (!inT || !wT || !outT || !wT.hasStaticShape() || !wT.getLayout().isIdentity() || wT.getDimSize(1) != 1 ||
-        wT.getDimSize(2) != 1 || !inT.getElementType().isF32() || !wT.getElementType().isF32() ||
-        !outT.getElementType().isF32())
+    if (!inT || !wT || !outT || !wT.hasStaticShape() || !wT.getLayout().isIdentity() ||
+        wT.getDimSize(fhwc ? 1 : 0) != 1 || wT.getDimSize(fhwc ? 2 : 1) != 1 || !inT.getElementType().isF32() ||
+        !wT.getElementType().isF32() || !outT.getElementType().isF32())
       continue;
-    if (!llvm::all_of(conv.getStrides().getValues<int64_t>(), [](int64_t v) { return v == 1; }) ||
-        !llvm::all_of(conv.getDilations().getValues<int64_t>(), [](int64_t v) { return v == 1; }))
-      continue;
+    auto strides = conv->getAttrOfType<DenseIntElementsAttr>("strides"),
+         dilations = conv->getAttrOfType<DenseIntElementsAttr>("dilations");
+    auto ones = [](DenseIntElementsAttr a) {
+      return !a || llvm::all_of(a.getValues<int64_t>(), [](int64_t v) { return v == 1; });
+    };
+    if (!ones(strides) || !ones(dilations)) continue;
     OpBuilder b(conv);
     Location loc = conv.getLoc();
-    Value w2 = memref::CollapseShapeOp::create(b, loc, w, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+    // [F,1,1,C] -> [F,C]; [1,1,C,F] -> [C,F]
+    SmallVector<ReassociationIndices> reassoc{{0, 1, 2}, {3}};
+    Value w2 = memref::CollapseShapeOp::create(b, loc, w, reassoc);
     MLIRContext *ctx = b.getContext();
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-    SmallVector<AffineMap> maps{AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
-                                AffineMap::get(5, 0, {d(3), d(4)}, ctx), AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)};
+    AffineMap filterMap = fhwc ? AffineMap::get(5, 0, {d(3), d(4)}, ctx) : AffineMap::get(5, 0, {d(4), d(3)}, ctx);
+    SmallVector<AffineMap> maps{AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx), filterMap,
+                                AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)};
     SmallVector<utils::IteratorType> iters(4, utils::IteratorType::parallel);
     iters.push_back(utils::IteratorType::reduction);
     linalg::GenericOp::create(b, loc, ValueRange{in, w2}, ValueRange{out}, maps, iters,
@@ -638,7 +649,7 @@ void rewritePointwiseConvs(func::FuncOp func) {
                                 Value p = arith::MulFOp::create(nb, l, args[0], args[1]);
                                 linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, args[2], p)});
                               });
-    conv.erase();
+    conv->erase();
   }
 }
 
