@@ -2,7 +2,7 @@
 # Runs one libFuzzer target for SECONDS (docs/HARDENING.md), building it first in
 # build-asan/ with -DKILN_FUZZ=ON (which implies the ASan + UBSan build).
 #
-#   bash scripts/fuzz.sh onnx|weights|npy|plan|accel SECONDS [libFuzzer options...]
+#   bash scripts/fuzz.sh onnx|weights|npy|plan|accel|vulkan SECONDS [libFuzzer options...]
 #
 # The run starts from the committed seeds (tests/fuzz/corpus/TARGET, read only) and
 # grows a working corpus in build-asan/fuzz/TARGET/corpus; a crash, leak or timeout is
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 if [ $# -lt 2 ]; then
-  echo "usage: $0 onnx|weights|npy|plan|accel SECONDS [libFuzzer options...]" >&2
+  echo "usage: $0 onnx|weights|npy|plan|accel|vulkan SECONDS [libFuzzer options...]" >&2
   exit 2
 fi
 TARGET=$1 SECONDS_=$2
@@ -29,6 +29,12 @@ else
   cmake -S . -B "$BUILD_DIR" -DKILN_FUZZ=ON >/dev/null
 fi
 [ -n "${KILN_FUZZ_NO_BUILD:-}" ] || ninja -C "$BUILD_DIR" -j"$JOBS" "kiln-fuzz-$TARGET" | grep -vE '^\[[0-9]+/[0-9]+\] ' || true
+if [ ! -x "$BUILD_DIR/bin/kiln-fuzz-$TARGET" ]; then
+  # vulkan exists only where the Vulkan headers built kiln_runtime_vulkan.
+  echo "$0: $BUILD_DIR/bin/kiln-fuzz-$TARGET was not built (unknown target, a build error, or" \
+    "for vulkan no vulkan/vulkan.h)" >&2
+  exit 1
+fi
 WORK=$BUILD_DIR/fuzz/$TARGET
 mkdir -p "$WORK/corpus"
 source scripts/sanitizer-env.sh

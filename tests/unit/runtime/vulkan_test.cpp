@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstddef>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -405,6 +406,26 @@ TEST_F(VulkanValidateTest, OpenRejectsBadFilesBeforeTouchingVulkan) {
   EXPECT_EQ(kiln_vk_model_open("x.kvk", nullptr, nullptr), KILN_ERROR_INVALID_ARGUMENT);
   kiln_vk_options_t options = {-2, ""};
   EXPECT_EQ(kiln_vk_model_open("x.kvk", &options, &model), KILN_ERROR_INVALID_ARGUMENT);
+}
+
+// An empty table's offset is only checked for alignment, so open must never form a
+// pointer from it (a UBSan pointer overflow before the fix; the fuzz corpus holds the
+// file as tests/fuzz/corpus/vulkan/empty-table-far-offset.kvk). Device 1000 stops open
+// after the tables are copied and before any shader is created.
+TEST_F(VulkanValidateTest, EmptyTableAtAFarOffsetIsNeverDereferenced) {
+  KvkModel m;
+  m.spirv = FakeSpirv({});
+  Bytes b = Build(m);
+  uint64_t far = 0xFFFFFFFFFFFFFF00ull;
+  std::memcpy(b.data() + offsetof(kiln_vk_header_t, dispatches_offset), &far, sizeof far);
+  ASSERT_EQ(kiln_vk_validate(b.data(), b.size()), KILN_OK) << errors_.last();
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  kiln_vk_options_t options = {1000, ""};
+  kiln_vk_model_t *model = nullptr;
+  EXPECT_EQ(kiln_vk_model_open(dir.Write("far.kvk", b).c_str(), &options, &model), KILN_ERROR_DEVICE)
+      << errors_.last();
+  EXPECT_EQ(model, nullptr);
 }
 
 TEST_F(VulkanValidateTest, NullModelIsSafe) {
