@@ -328,7 +328,7 @@ def check_accuracy(case, model, kiln_acc, ort_acc, tol):
         raise Failure(f"kiln accuracy {kiln_acc:.4f} != onnxruntime accuracy {ort_acc:.4f}")
 
 
-def case_fmnist_accuracy(env, case, target=None):
+def case_fmnist_accuracy(env, case):
     tol = load_tolerances(case)
     images_path, labels_path = fmnist_test_set(env)
     images = np.load(images_path)
@@ -345,7 +345,7 @@ def case_fmnist_accuracy(env, case, target=None):
         np.save(in_path, np.ascontiguousarray(batch))
         ort_dir, kiln_dir = os.path.join(d, f"ort_{i}"), os.path.join(d, f"kiln_{i}")
         t_ort += run_ort(env, FMNIST_MODEL, {"input": in_path}, ort_dir)
-        t_kiln += run_kiln(env, FMNIST_MODEL, {"input": in_path}, kiln_dir, target)
+        t_kiln += run_kiln(env, FMNIST_MODEL, {"input": in_path}, kiln_dir)
         ort = load_output(ort_dir, "logits", "onnxruntime")
         kiln = load_output(kiln_dir, "logits", "kiln")
         if kiln.shape != ort.shape:
@@ -386,14 +386,14 @@ def run_kiln_eval(env, model, images_path, labels_path, extra, keep):
     return proc.stdout
 
 
-def case_fmnist_eval(env, case, model):
+def case_fmnist_eval(env, case, model, extra=()):
     """The whole test set through `kiln eval MODEL --vs onnxruntime`: the model is
     compiled once for FMNIST_EVAL_BATCH images and both engines see the same batches."""
     tol = load_tolerances(case)
     images_path, labels_path = fmnist_test_set(env)
     d = env.case_dir(case)
     t0 = time.time()
-    out = run_kiln_eval(env, model, images_path, labels_path, [], os.path.join(d, "kiln"))
+    out = run_kiln_eval(env, model, images_path, labels_path, list(extra), os.path.join(d, "kiln"))
     mk, mo = EVAL_KILN.search(out), EVAL_ORT.search(out)
     if not mk or not mo:
         raise Failure("cannot find kiln's and onnxruntime's top-1 lines in kiln eval's output")
@@ -1012,7 +1012,8 @@ CASES = {
     # The Vulkan target (SPIR-V kernels through the runtime's Vulkan HAL; lavapipe in CI).
     "vulkan_fmnist": lambda env: case_fmnist(env, "vulkan_fmnist", target="vulkan"),
     "vulkan_fmnist_tiled": lambda env: case_fmnist(env, "vulkan_fmnist_tiled", target="vulkan", extra=["--gpu-tile"]),
-    "vulkan_fmnist_accuracy": lambda env: case_fmnist_accuracy(env, "vulkan_fmnist_accuracy", target="vulkan"),
+    "vulkan_fmnist_accuracy": lambda env: case_fmnist_eval(env, "vulkan_fmnist_accuracy", FMNIST_MODEL,
+                                                           ["--target", "vulkan"]),
     "vulkan_mobilenet_v2": lambda env: case_torchvision(env, "vulkan_mobilenet_v2", target="vulkan"),
     "vulkan_mobilenet_v2_tiled": lambda env: case_torchvision(env, "vulkan_mobilenet_v2_tiled", target="vulkan",
                                                               extra=["--gpu-tile"]),

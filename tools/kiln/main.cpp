@@ -1073,7 +1073,8 @@ Options:
                             padded and the padding ignored)
   --vs onnxruntime          also run ONNX Runtime (npm onnxruntime-node)
   --threads N               threads for the compiled model
-  --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64)
+  --target T                x86-64 (default) | aarch64 (runs under qemu-aarch64) | vulkan
+                            (the first Vulkan device)
   --keep DIR                keep the compiled model and runner in DIR
   --quantize, --calib, --calib-limit, --calib-method, --budget, --plan,
   --sparsify, --sparsify-layers, --decompose, --decompose-layers, --butterfly   as for `kiln compile`
@@ -1259,9 +1260,15 @@ int cmdEval(int argc, char **argv) {
   if (!wd.ok()) return 1;
   const std::string &work = wd.path;
   kiln::codegen::Artifact artifact;
+  bool cross = o.compile.target == "aarch64", vulkan = o.compile.target == "vulkan";
+  std::string vkRunner = vulkan ? siblingTool(argv[0], "kiln-vk-runner") : "";
+  if (vulkan && vkRunner.empty()) {
+    llvm::errs() << "error: this kiln was built without the Vulkan runtime (kiln-vk-runner is missing)\n";
+    return 1;
+  }
+  if (vulkan && threads > 1) return usageError("--threads does not apply to the vulkan target", kEvalHelp);
   if (int rc = compileInto(o, work, artifact)) return rc;
-  bool cross = o.compile.target == "aarch64";
-  if (linkRunner(work, cross, o.compile.cpu)) return 1;
+  if (!vulkan && linkRunner(work, cross, o.compile.cpu)) return 1;
   std::string oracle = std::string(KILN_SOURCE_DIR) + "/tests/oracle/ort_run.js";
 
   int64_t kilnRight = 0, ortRight = 0, agree = 0;
@@ -1275,9 +1282,14 @@ int cmdEval(int argc, char **argv) {
       return 1;
     }
     std::vector<std::string> run;
-    if (cross) run = {"qemu-aarch64", "-cpu", "max", "-L", "/usr/aarch64-linux-gnu"};
-    run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw", "--input", inputName + "=" + in,
-                           "--output", work + "/kiln-out", "--threads", std::to_string(threads)});
+    if (vulkan) {
+      run = {vkRunner, "--weights", work + "/model.kvk", "--input", inputName + "=" + in, "--output",
+             work + "/kiln-out"};
+    } else {
+      if (cross) run = {"qemu-aarch64", "-cpu", "max", "-L", "/usr/aarch64-linux-gnu"};
+      run.insert(run.end(), {work + "/runner", "--weights", work + "/model.kw", "--input", inputName + "=" + in,
+                             "--output", work + "/kiln-out", "--threads", std::to_string(threads)});
+    }
     std::string runErr;
     llvm::SmallString<128> outFile;
     llvm::sys::fs::createTemporaryFile("kiln-eval", "out", outFile);
