@@ -14,6 +14,7 @@
 #include "mlir/Pass/Pass.h"
 
 #include <memory>
+#include <vector>
 
 namespace kiln {
 
@@ -32,6 +33,10 @@ inline mlir::func::FuncOp lookupEntry(mlir::ModuleOp module, llvm::StringRef nam
 }
 
 /// Module attribute names shared by the passes and the code generators.
+/// The bytes of a constant's initial value (dense or dense_resource, splats expanded), or
+/// failure if it has none that can be laid out byte for byte.
+mlir::FailureOr<std::vector<char>> constantBytes(mlir::ElementsAttr attr);
+
 inline constexpr const char *kWeightsAttr = "kiln.weights";
 inline constexpr const char *kWeightsSizeAttr = "kiln.weights_size";
 inline constexpr const char *kArenaSizeAttr = "kiln.arena_size";

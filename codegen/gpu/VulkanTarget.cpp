@@ -219,6 +219,11 @@ LogicalResult VulkanTarget::emit(ModuleOp module, const ModelSignature &sig, con
   });
   if (!ok) return failure();
 
+  for (const TensorSignature &t : sig.inputs)
+    if (t.dims.size() > KILN_VK_MAX_DIMS) return module.emitError() << "input '" << t.name << "' has too many dimensions";
+  for (const TensorSignature &t : sig.outputs)
+    if (t.dims.size() > KILN_VK_MAX_DIMS) return module.emitError() << "output '" << t.name << "' has too many dimensions";
+
   // The file: header, tables, SPIR-V, weights.
   kiln_vk_header_t h{};
   std::memcpy(h.magic, KILN_VK_MAGIC, 8);
@@ -270,10 +275,6 @@ LogicalResult VulkanTarget::emit(ModuleOp module, const ModelSignature &sig, con
   h.file_size = sizeof h + body.size();
   h.checksum = weightsChecksum(body.data(), body.size());
   h.model_hash = weightsChecksum(o.name.data(), o.name.size()) ^ (h.checksum * 0x9e3779b97f4a7c15ull);
-  for (const TensorSignature &t : sig.inputs)
-    if (t.dims.size() > KILN_VK_MAX_DIMS) return module.emitError() << "input '" << t.name << "' has too many dimensions";
-  for (const TensorSignature &t : sig.outputs)
-    if (t.dims.size() > KILN_VK_MAX_DIMS) return module.emitError() << "output '" << t.name << "' has too many dimensions";
 
   std::string base = dir + "/" + o.name;
   std::error_code ec;

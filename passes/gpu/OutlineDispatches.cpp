@@ -338,6 +338,21 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, Arra
   SmallVector<Value> ivs(iters.size());
   int64_t gx, gy, gz = 1;
   Value inRange; // of the output point (the tiled kernel computes past the edges, clamped)
+  Value tx, ty;   // the tiled kernel's invocation within its workgroup
+  // Splits `linear` into indices[d] for `dims` (the last fastest) of extents range(d).
+  auto split = [&](OpBuilder &ob, Value linear, ArrayRef<unsigned> dims, function_ref<int64_t(unsigned)> range,
+                   SmallVectorImpl<Value> &indices) {
+    for (unsigned d : llvm::reverse(dims)) {
+      if (range(d) == 1) {
+        indices[d] = arith::ConstantIndexOp::create(ob, loc, 0);
+        continue;
+      }
+      Value extent = arith::ConstantIndexOp::create(ob, loc, range(d));
+      indices[d] = arith::RemUIOp::create(ob, loc, linear, extent);
+      linear = arith::DivUIOp::create(ob, loc, linear, extent);
+    }
+  };
+  auto extent = [&](unsigned d) { return ranges[d]; };
   if (!tiled) {
     // Launch shape: 1-D, or 2-D past the 65535-workgroup limit of a dimension.
     int64_t groups = (total + wg - 1) / wg;
@@ -352,16 +367,7 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, Arra
     gpu::ReturnOp::create(b, loc);
     b.setInsertionPointToStart(guard.thenBlock());
     // Parallel indices, the last dimension fastest.
-    Value rest = id;
-    for (unsigned d : llvm::reverse(par)) {
-      int64_t range = int(d) == blockDim ? ranges[d] / copies : ranges[d];
-      if (range == 1) {
-        ivs[d] = cst(0);
-        continue;
-      }
-      ivs[d] = arith::RemUIOp::create(b, loc, rest, cst(range));
-      rest = arith::DivUIOp::create(b, loc, rest, cst(range));
-    }
+    split(b, id, par, [&](unsigned d) { return int(d) == blockDim ? ranges[d] / copies : ranges[d]; }, ivs);
   } else {
     // Workgroup (x, y) computes the kTile x kTile block of columns x and rows y of batch
     // z; invocation (tx, ty) its element. Indices past the edges are clamped (the loads
@@ -372,22 +378,14 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, Arra
     gx = (ranges[n] + kTile - 1) / kTile, gy = (rows + kTile - 1) / kTile;
     for (unsigned d : tiled->batch) gz *= ranges[d];
     if (gx > 65535 || gy > 65535 || gz > 65535) return op->emitError() << "is too large for one tiled launch";
-    Value tx = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x), ty = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::y);
+    tx = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x), ty = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::y);
     Value row = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, gpu::BlockIdOp::create(b, loc, gpu::Dimension::y), cst(kTile)), ty);
     Value col = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, gpu::BlockIdOp::create(b, loc, gpu::Dimension::x), cst(kTile)), tx);
     inRange = arith::AndIOp::create(b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, cst(rows)),
                                     arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, col, cst(ranges[n])));
-    Value r = arith::MinUIOp::create(b, loc, row, cst(rows - 1));
-    for (unsigned d : llvm::reverse(tiled->m)) {
-      ivs[d] = ranges[d] == 1 ? cst(0) : arith::RemUIOp::create(b, loc, r, cst(ranges[d])).getResult();
-      if (ranges[d] != 1) r = arith::DivUIOp::create(b, loc, r, cst(ranges[d]));
-    }
+    split(b, arith::MinUIOp::create(b, loc, row, cst(rows - 1)), tiled->m, extent, ivs);
     ivs[n] = arith::MinUIOp::create(b, loc, col, cst(ranges[n] - 1));
-    Value rest = gpu::BlockIdOp::create(b, loc, gpu::Dimension::z);
-    for (unsigned d : llvm::reverse(tiled->batch)) {
-      ivs[d] = ranges[d] == 1 ? cst(0) : arith::RemUIOp::create(b, loc, rest, cst(ranges[d])).getResult();
-      if (ranges[d] != 1) rest = arith::DivUIOp::create(b, loc, rest, cst(ranges[d]));
-    }
+    split(b, gpu::BlockIdOp::create(b, loc, gpu::Dimension::z), tiled->batch, extent, ivs);
     gpu::ReturnOp::create(b, loc);
     b.setInsertionPoint(b.getBlock()->getTerminator());
   }
@@ -516,7 +514,6 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, Arra
     // k is the k dimensions flattened (a convolution's kh, kw, c), the last fastest.
     int64_t K = 1;
     for (unsigned d : tiled->k) K *= ranges[d];
-    Value tx = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x), ty = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::y);
     // Workgroup memory: allocations in the Workgroup storage class become SPIR-V
     // workgroup variables.
     auto wgSpace = spirv::StorageClassAttr::get(ctx, spirv::StorageClass::Workgroup);
@@ -531,17 +528,12 @@ LogicalResult Outliner::outline(linalg::LinalgOp op, linalg::LinalgOp init, Arra
       OpBuilder sb = OpBuilder::atBlockBegin(steps.getBody());
       auto sc = [&](int64_t v) { return arith::ConstantIndexOp::create(sb, loc, v).getResult(); };
       Value k0 = arith::MulIOp::create(sb, loc, steps.getInductionVar(), sc(kTile));
-      SmallVector<Value> aIvs = ivs, bIvs = ivs;
       for (auto [t, in] : llvm::enumerate(op.getDpsInputOperands())) {
         // A (input 0: rows) is staged [row][k], B (input 1: columns) [k][col].
         bool isA = t == 0;
         Value kk = arith::AddIOp::create(sb, loc, k0, isA ? tx : ty);
         SmallVector<Value> at = ivs;
-        Value kr = arith::MinUIOp::create(sb, loc, kk, sc(K - 1));
-        for (unsigned d : llvm::reverse(tiled->k)) {
-          at[d] = ranges[d] == 1 ? sc(0) : arith::RemUIOp::create(sb, loc, kr, sc(ranges[d])).getResult();
-          if (ranges[d] != 1) kr = arith::DivUIOp::create(sb, loc, kr, sc(ranges[d]));
-        }
+        split(sb, arith::MinUIOp::create(sb, loc, kk, sc(K - 1)), tiled->k, extent, at);
         Type elem = cast<MemRefType>(tiles[t].getType()).getElementType();
         Value v = memref::LoadOp::create(sb, loc, map.lookup(in->get()), indicesOf(sb, op.getMatchingIndexingMap(in), at));
         Value zero = arith::ConstantOp::create(sb, loc, elem, sb.getZeroAttr(elem));

@@ -12,7 +12,6 @@
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/BuiltinAttributes.h"
-#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/SymbolTable.h"
 
 #include <cstring>
@@ -26,26 +25,6 @@ using namespace mlir;
 
 namespace kiln {
 namespace {
-
-/// The float values of a constant global's initial value, or empty.
-std::vector<float> floatsOf(ElementsAttr init) {
-  auto type = cast<ShapedType>(init.getType());
-  if (!type.getElementType().isF32()) return {};
-  size_t n = size_t(type.getNumElements());
-  std::vector<float> out(n);
-  if (auto r = dyn_cast<DenseResourceElementsAttr>(init)) {
-    AsmResourceBlob *blob = r.getRawHandle().getBlob();
-    if (!blob || blob->getData().size() != n * 4) return {};
-    std::memcpy(out.data(), blob->getData().data(), n * 4);
-    return out;
-  }
-  if (auto d = dyn_cast<DenseElementsAttr>(init)) {
-    size_t k = 0;
-    for (float v : d.getValues<float>()) out[k++] = v;
-    return out;
-  }
-  return {};
-}
 
 struct PackWeightsPass : impl::KilnGpuPackWeightsBase<PackWeightsPass> {
   using Base::Base;
@@ -63,8 +42,10 @@ struct PackWeightsPass : impl::KilnGpuPackWeightsBase<PackWeightsPass> {
       auto init = dyn_cast<ElementsAttr>(*global.getInitialValue());
       MemRefType t = global.getType();
       if (!init || !t.hasStaticShape() || t.getRank() != 4) continue;
-      std::vector<float> w = floatsOf(init);
-      if (w.empty()) continue;
+      FailureOr<std::vector<char>> bytes = constantBytes(init);
+      if (!t.getElementType().isF32() || failed(bytes)) continue;
+      std::vector<float> w(bytes->size() / sizeof(float));
+      std::memcpy(w.data(), bytes->data(), bytes->size());
       // [F, KH, KW, C] -> [KH, KW, C, F]
       int64_t F = t.getDimSize(0), KH = t.getDimSize(1), KW = t.getDimSize(2), C = t.getDimSize(3);
       std::vector<float> p(w.size());

@@ -15,10 +15,8 @@ namespace kiln {
 using namespace mlir;
 
 namespace kiln {
-namespace {
 
-/// The bytes of a constant's initial value, or failure if it has none we can lay out.
-static FailureOr<std::vector<char>> constantBytes(ElementsAttr attr) {
+FailureOr<std::vector<char>> constantBytes(ElementsAttr attr) {
   auto type = cast<ShapedType>(attr.getType());
   Type elem = type.getElementType();
   if (!elem.isIntOrFloat() || elem.getIntOrFloatBitWidth() % 8) return failure();
@@ -37,6 +35,8 @@ static FailureOr<std::vector<char>> constantBytes(ElementsAttr attr) {
   }
   return failure();
 }
+
+namespace {
 
 struct OutlineWeightsPass : impl::KilnOutlineWeightsBase<OutlineWeightsPass> {
   using Base::Base;

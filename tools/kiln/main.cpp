@@ -294,6 +294,15 @@ std::string siblingTool(const char *argv0, llvm::StringRef name) {
   return llvm::sys::fs::can_execute(path) ? std::string(path) : std::string();
 }
 
+/// kiln-vk-runner beside this kiln, or "" after saying that this build has no Vulkan runtime.
+std::string vulkanRunner(const char *argv0) {
+  std::string runner = siblingTool(argv0, "kiln-vk-runner");
+  if (runner.empty())
+    llvm::errs() << "error: this kiln was built without the Vulkan runtime (kiln-vk-runner is missing; install "
+                    "libvulkan-dev and rebuild)\n";
+  return runner;
+}
+
 int usageError(const std::string &msg, const char *help) {
   llvm::errs() << "error: " << msg << "\n\n" << help;
   return 2;
@@ -716,12 +725,8 @@ int cmdRun(int argc, char **argv) {
   bool cross = o.compile.target == "aarch64", vulkan = o.compile.target == "vulkan";
   std::vector<std::string> run;
   if (vulkan) {
-    std::string runner = siblingTool(argv[0], "kiln-vk-runner");
-    if (runner.empty()) {
-      llvm::errs() << "error: this kiln was built without the Vulkan runtime (kiln-vk-runner is missing; install "
-                      "libvulkan-dev and rebuild)\n";
-      return 1;
-    }
+    std::string runner = vulkanRunner(argv[0]);
+    if (runner.empty()) return 1;
     run = {runner, "--weights", work + "/model.kvk"};
   } else {
     if (linkRunner(work, cross, o.compile.cpu)) return 1;
@@ -820,6 +825,25 @@ Timing timeProcess(const std::vector<std::string> &args, std::string &errText) {
   return t;
 }
 
+/// timeProcess, printing "error: the WHAT run failed" and the process's stderr on failure.
+bool timedRun(const std::vector<std::string> &args, const char *what, Timing &t, std::string &errText) {
+  t = timeProcess(args, errText);
+  if (!t.ok) llvm::errs() << "error: the " << what << " run failed:\n" << errText;
+  return t.ok;
+}
+
+/// One ONNX Runtime process (tests/oracle/ort_run.js under node) on the same inputs, timed
+/// like a Kiln run: 1 cold + `runs` runs on `threads` threads.
+bool timeOrt(const std::string &model, const std::string &work, const std::vector<std::string> &inputs, int threads,
+             int runs, Timing &t) {
+  std::vector<std::string> args{"node", std::string(KILN_SOURCE_DIR) + "/tests/oracle/ort_run.js", model,
+                                work + "/ort-out"};
+  args.insert(args.end(), inputs.begin(), inputs.end());
+  args.insert(args.end(), {"--threads", std::to_string(threads), "--repeat", std::to_string(runs + 1), "--timing"});
+  std::string errText;
+  return timedRun(args, "ONNX Runtime", t, errText);
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -831,8 +855,7 @@ double median(std::vector<double> v) {
 int benchVulkan(const std::string &runner, const std::string &work, const std::vector<std::string> &inputs,
                 const std::vector<std::string> &ortInputs, const std::string &ortModel, bool vsOrt, int runs,
                 int rounds) {
-  std::string kvk = work + "/model.kvk", cache = kvk + ".cache", oracle = std::string(KILN_SOURCE_DIR) +
-                                                                          "/tests/oracle/ort_run.js";
+  std::string kvk = work + "/model.kvk", cache = kvk + ".cache";
   std::vector<double> med, first, second, firstPipes, secondPipes, oMed, oCold;
   long rss = 0, oRss = 0;
   int hits = 0;
@@ -848,11 +871,8 @@ int benchVulkan(const std::string &runner, const std::string &work, const std::v
                                     std::to_string(runs + 1), "--timing"};
       args.insert(args.end(), inputs.begin(), inputs.end());
       std::string errText;
-      Timing t = timeProcess(args, errText);
-      if (!t.ok) {
-        llvm::errs() << "error: the Kiln run failed:\n" << errText;
-        return 1;
-      }
+      Timing t;
+      if (!timedRun(args, "Kiln", t, errText)) return 1;
       size_t at = errText.find("vulkan: device '");
       if (at != std::string::npos) device = errText.substr(at + 16, errText.find('\'', at + 16) - at - 16);
       bool hit = errText.find("pipeline cache hit") != std::string::npos;
@@ -869,15 +889,8 @@ int benchVulkan(const std::string &runner, const std::string &work, const std::v
       rss = std::max(rss, t.maxRssKb);
     }
     if (!vsOrt) continue;
-    std::vector<std::string> oArgs{"node", oracle, ortModel, work + "/ort-out"};
-    oArgs.insert(oArgs.end(), ortInputs.begin(), ortInputs.end());
-    oArgs.insert(oArgs.end(), {"--threads", "1", "--repeat", std::to_string(runs + 1), "--timing"});
-    std::string errText;
-    Timing t = timeProcess(oArgs, errText);
-    if (!t.ok) {
-      llvm::errs() << "error: the ONNX Runtime run failed:\n" << errText;
-      return 1;
-    }
+    Timing t;
+    if (!timeOrt(ortModel, work, ortInputs, 1, runs, t)) return 1;
     oMed.push_back(t.medianMs);
     oCold.push_back(t.loadMs + t.firstMs);
     oRss = std::max(oRss, t.maxRssKb);
@@ -958,11 +971,8 @@ int cmdBench(int argc, char **argv) {
   bool vulkan = o.compile.target == "vulkan";
   if (o.compile.target != "x86-64" && !vulkan)
     return usageError("kiln bench measures on this machine: --target x86-64 or vulkan", kBenchHelp);
-  std::string vkRunner = vulkan ? siblingTool(argv[0], "kiln-vk-runner") : "";
-  if (vulkan && vkRunner.empty()) {
-    llvm::errs() << "error: this kiln was built without the Vulkan runtime (kiln-vk-runner is missing)\n";
-    return 1;
-  }
+  std::string vkRunner = vulkan ? vulkanRunner(argv[0]) : "";
+  if (vulkan && vkRunner.empty()) return 1;
   if (vulkan && (threadCounts.size() != 1 || threadCounts[0] != 1))
     return usageError("--threads does not apply to --target vulkan (ONNX Runtime runs on 1 CPU thread)", kBenchHelp);
   o.compile.name = "model";
@@ -1001,7 +1011,6 @@ int cmdBench(int argc, char **argv) {
     kilnInputs.insert(kilnInputs.end(), {"--input", in.name + "=" + path});
     ortInputs.push_back(in.name + "=" + path);
   }
-  std::string oracle = std::string(KILN_SOURCE_DIR) + "/tests/oracle/ort_run.js";
 
   llvm::outs() << "model " << o.model << ": compiled in " << llvm::format("%.1f", compileS) << " s; inputs";
   for (const auto &in : artifact.signature.inputs) {
@@ -1024,23 +1033,14 @@ int cmdBench(int argc, char **argv) {
                                      "--timing"};
       kArgs.insert(kArgs.end(), kilnInputs.begin(), kilnInputs.end());
       std::string errText;
-      Timing k = timeProcess(kArgs, errText);
-      if (!k.ok) {
-        llvm::errs() << "error: the Kiln run failed:\n" << errText;
-        return 1;
-      }
+      Timing k;
+      if (!timedRun(kArgs, "Kiln", k, errText)) return 1;
       kMed.push_back(k.medianMs);
       kCold.push_back(k.loadMs + k.firstMs);
       kRss = std::max(kRss, k.maxRssKb);
       if (!vsOrt) continue;
-      std::vector<std::string> oArgs{"node", oracle, ortModel.empty() ? o.model : ortModel, work + "/ort-out"};
-      oArgs.insert(oArgs.end(), ortInputs.begin(), ortInputs.end());
-      oArgs.insert(oArgs.end(), {"--threads", std::to_string(threads), "--repeat", std::to_string(runs + 1), "--timing"});
-      Timing t = timeProcess(oArgs, errText);
-      if (!t.ok) {
-        llvm::errs() << "error: the ONNX Runtime run failed:\n" << errText;
-        return 1;
-      }
+      Timing t;
+      if (!timeOrt(ortModel.empty() ? o.model : ortModel, work, ortInputs, threads, runs, t)) return 1;
       oMed.push_back(t.medianMs);
       oCold.push_back(t.loadMs + t.firstMs);
       oRss = std::max(oRss, t.maxRssKb);
@@ -1261,11 +1261,8 @@ int cmdEval(int argc, char **argv) {
   const std::string &work = wd.path;
   kiln::codegen::Artifact artifact;
   bool cross = o.compile.target == "aarch64", vulkan = o.compile.target == "vulkan";
-  std::string vkRunner = vulkan ? siblingTool(argv[0], "kiln-vk-runner") : "";
-  if (vulkan && vkRunner.empty()) {
-    llvm::errs() << "error: this kiln was built without the Vulkan runtime (kiln-vk-runner is missing)\n";
-    return 1;
-  }
+  std::string vkRunner = vulkan ? vulkanRunner(argv[0]) : "";
+  if (vulkan && vkRunner.empty()) return 1;
   if (vulkan && threads > 1) return usageError("--threads does not apply to the vulkan target", kEvalHelp);
   if (int rc = compileInto(o, work, artifact)) return rc;
   if (!vulkan && linkRunner(work, cross, o.compile.cpu)) return 1;
