@@ -49,6 +49,7 @@ struct CompileOptions {
   /// ("NAME=bB:dD|dense,..."), report path.
   std::string decompose, decomposeLayers, decomposeReport;
   int decomposeBits = 3;
+  bool decomposeOnlyNamed = false; ///< layers decomposeLayers does not name stay dense
   double decomposeDensity = 0.75;
   /// Butterfly factorisation (kiln-butterfly): linear layers ("NAME,..." or "all";
   /// empty: none), report path.

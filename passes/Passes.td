@@ -248,6 +248,8 @@ def KilnDecompose : Pass<"kiln-decompose", "mlir::ModuleOp"> {
     Option<"iterations", "iterations", "int64_t", /*default=*/"8", "Alternating-projection rounds">,
     Option<"minReduction", "min-reduction", "int64_t", /*default=*/"32",
            "Layers with a shorter reduction stay dense unless named in layers">,
+    Option<"onlyNamed", "only-named", "bool", /*default=*/"false",
+           "Decompose only the layers layers names (the others stay dense): a plan's choice">,
     Option<"gramPath", "gram", "std::string", /*default=*/"\"\"", "Calibration Gram matrices (runner --observe-gram)">,
     Option<"observe", "observe", "bool", /*default=*/"false",
            "Calibration build: mark each layer to be decomposed for Gram observation instead">,

@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   dataset-fashion-mnist espeak-ng
   verilator  # the accelerator's RTL simulation (hw_gen/, tests/hw/)
   libvulkan-dev mesa-vulkan-drivers spirv-tools glslang-tools  # the Vulkan target, tested on lavapipe
+  chromium  # kiln plan's report.html is checked rendered headless (tests/e2e: plan_fmnist)
 
 )
 

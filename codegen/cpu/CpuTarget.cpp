@@ -148,6 +148,7 @@ static std::string decomposePipeline(const CompileOptions &o, const std::string 
   std::string p = "kiln-decompose{" + entry + " method=" + o.decompose + " exponent-bits=" +
                   std::to_string(o.decomposeBits) + " density=" + density;
   if (!o.decomposeLayers.empty()) p += " layers=\"" + o.decomposeLayers + "\"";
+  if (o.decomposeOnlyNamed) p += " only-named=true";
   return p + compressionTail(o, o.decomposeReport);
 }
 

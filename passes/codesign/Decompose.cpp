@@ -153,6 +153,9 @@ struct DecomposePass : impl::KilnDecomposeBase<DecomposePass> {
           ok = false;
           return;
         }
+      } else if (onlyNamed) {
+        s = Setting{};
+        why = "not named in layers (only-named)";
       } else if (layer.nm || layer.butterfly) {
         s = Setting{};
         why = layer.nm ? "N:M sparse (kiln-sparsify-nm)" : "butterfly-factorised (kiln-butterfly)";

@@ -6,7 +6,7 @@
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
 fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
 fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, fmnist_int8_aarch64, fmnist_bf16,
-fmnist_qdq,
+fmnist_qdq, plan_fmnist,
 bert_tiny, bert_encoder,
 silero_vad, vulkan_fmnist, vulkan_fmnist_tiled, vulkan_fmnist_accuracy, vulkan_mobilenet_v2,
 vulkan_mobilenet_v2_tiled, vulkan_bert_encoder (or `all`).
@@ -701,6 +701,102 @@ def case_fmnist_mixed(env, case):
         raise Failure(f"mixed precision ({mixed}) is not better than uniform int4 ({uniform})")
 
 
+PLAN_CHOSEN = re.compile(r"^chosen \((\w+) search\): top-1 ([0-9.]+) \(fp32 ([0-9.]+), drop (-?[0-9.]+) points\), "
+                         r"latency ([0-9.]+) ms \(fp32 ([0-9.]+)", re.M)
+PLAN_TRIAL = re.compile(r"^plan: \[\d+/\d+\] .*output SQNR.*$", re.M)
+EVAL_TOP1 = re.compile(r"^top-1: ([0-9.]+) \((\d+) of (\d+)\)", re.M)
+
+
+def run_capture(cmd, what, timeout):
+    """Runs cmd, echoing and returning its stdout; Failure on a non-zero exit."""
+    log("$ " + " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, timeout=timeout, stdout=subprocess.PIPE, text=True)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{what}: timed out after {timeout} s")
+    sys.stdout.write(proc.stdout)
+    if proc.returncode != 0:
+        raise Failure(f"{what} failed with exit status {proc.returncode}")
+    return proc.stdout
+
+
+def check_report_renders(html, d):
+    """Loads report.html in headless Chromium: the page's script must run without an
+    error and draw its plots (it counts the points it drew into data-rendered)."""
+    chromium = shutil.which("chromium")
+    if not chromium:
+        raise Failure("chromium is not installed (scripts/setup.sh installs it)")
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--user-data-dir=" + os.path.join(d, "chromium-profile")]
+    url = "file://" + os.path.abspath(html)
+    proc = subprocess.run(base + ["--dump-dom", url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          timeout=180)
+    dom = proc.stdout
+    err = re.search(r'data-error="([^"]*)"', dom)
+    if err:
+        raise Failure(f"report.html: script error: {err.group(1)}")
+    drawn = re.search(r'data-rendered="(\d+)"', dom)
+    if not drawn or int(drawn.group(1)) < 3:
+        raise Failure("report.html: the plots were not drawn")
+    if dom.count("<polyline") < 1 or dom.count("<tr") < 5:
+        raise Failure("report.html: the front or the tables are missing")
+    # A screenshot beside it, for a person to look at.
+    subprocess.run(base + ["--window-size=1150,1900", "--screenshot=" + os.path.join(d, "report.png"), url],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
+    log(f"report.html rendered: {drawn.group(1)} points drawn")
+
+
+def case_plan_fmnist(env, case):
+    """kiln plan on the CNN (quantisation, 2:4 and SmartDeal choices; the smallest latency
+    within a 1-point drop): the chosen plan is within the drop and faster than fp32; fed
+    back through kiln eval --plan it gives the same top-1 on the same samples; a second
+    search with another budget resumes from the cache without rebuilding any trial; the
+    report renders in headless Chromium."""
+    images_path, labels_path = fmnist_test_set(env)
+    d = env.case_dir(case)
+    out_dir = os.path.join(d, "plan")
+    common = [env.kiln, "plan", FMNIST_MODEL, "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "200",
+              "--eval", images_path, "--labels", labels_path, "--eval-limit", "1000", "--sens-samples", "64",
+              "--techniques", "quant,nm,smartdeal", "--runs", "100", "-o", out_dir]
+    out = run_capture(common + ["--budget", "latency", "--max-drop", "1.0"], "kiln plan", env.timeout)
+    m = PLAN_CHOSEN.search(out)
+    if not m:
+        raise Failure("cannot find the planner's 'chosen' line")
+    top1, fp32, drop, ms, fp32_ms = float(m.group(2)), float(m.group(3)), float(m.group(4)), float(m.group(5)), \
+        float(m.group(6))
+    if drop > 1.0 + 1e-9 or abs(100 * (fp32 - top1) - drop) > 0.011:
+        raise Failure(f"the chosen plan drops {drop} points (limit 1.0; fp32 {fp32}, plan {top1})")
+    if ms >= fp32_ms:
+        raise Failure(f"the chosen plan ({ms} ms) is not faster than fp32 ({fp32_ms} ms)")
+    with open(os.path.join(out_dir, "plan.json")) as f:
+        plan = json.load(f)
+    if len(plan["layers"]) != 4 or any("bits" not in l or "structure" not in l for l in plan["layers"]):
+        raise Failure("plan.json lacks a layer's bits or structure")
+    if abs(plan["planner"]["top1"] - top1) > 1e-4:
+        raise Failure("plan.json's top-1 differs from the printed one")
+    # The plan through kiln eval: the same samples give the same top-1.
+    ev = run_capture([env.kiln, "eval", FMNIST_MODEL, "--data", images_path, "--labels", labels_path, "--limit", "1000",
+                      "--plan", os.path.join(out_dir, "plan.json")], "kiln eval --plan", env.timeout)
+    e = EVAL_TOP1.search(ev)
+    if not e or abs(float(e.group(1)) - top1) > 1e-4:
+        raise Failure(f"kiln eval --plan gives top-1 {e.group(1) if e else '?'}, the planner measured {top1}")
+    # Another budget on the same trials: resumed, no trial rebuilt.
+    with open(os.path.join(out_dir, "report.json")) as f:
+        fp32_bytes = json.load(f)["fp32"]["bytes"]
+    out2 = run_capture(common + ["--budget", f"size={int(fp32_bytes / 3)}", "--max-drop", "2.0"], "kiln plan (size)",
+                       env.timeout)
+    trials = PLAN_TRIAL.findall(out2)
+    if "resuming from" not in out2 or not trials or any("(cached)" not in t for t in trials):
+        raise Failure("the second search did not reuse the cached trials")
+    m2 = PLAN_CHOSEN.search(out2)
+    with open(os.path.join(out_dir, "report.json")) as f:
+        report = json.load(f)
+    if not m2 or report["chosen"]["bytes"] > fp32_bytes / 3:
+        raise Failure("the size-budgeted plan is missing or over its budget")
+    check_report_renders(os.path.join(out_dir, "report.html"), d)
+
+
 def case_bert_tiny(env, case):
     model = bert_tiny_model(env)
     d = os.path.join(env.work, case + "_inputs")
@@ -993,6 +1089,7 @@ CASES = {
     "fmnist_int8": lambda env: case_fmnist_int8(env, "fmnist_int8", FMNIST_MODEL, True),
     "fmnist_vit_int8": lambda env: case_fmnist_int8(env, "fmnist_vit_int8", FMNIST_VIT_MODEL, False),
     "fmnist_mixed": lambda env: case_fmnist_mixed(env, "fmnist_mixed"),
+    "plan_fmnist": lambda env: case_plan_fmnist(env, "plan_fmnist"),
     "fmnist_bf16": lambda env: case_fmnist_bf16(env, "fmnist_bf16"),
     "fmnist_qdq": lambda env: case_fmnist_qdq(env, "fmnist_qdq"),
     "fmnist_int8_aarch64": lambda env: case_int8_aarch64(env, "fmnist_int8_aarch64"),

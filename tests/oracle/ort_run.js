@@ -247,7 +247,7 @@ async function main() {
     const warm = times.length > 1 ? times.slice(1) : times.slice();
     warm.sort((a, b) => a - b);
     process.stderr.write(`timing load_ms=${loadMs.toFixed(3)} first_ms=${times[0].toFixed(3)} ` +
-                         `median_ms=${warm[Math.floor(warm.length / 2)].toFixed(3)} runs=${args.repeat} ` +
+                         `median_ms=${warm[Math.floor(warm.length / 2)].toFixed(4)} runs=${args.repeat} ` +
                          `threads=${args.threads} peak_rss_kb=${peakRssKb()}\n`);
   }
 

@@ -577,7 +577,7 @@ static int run(runner_t *r, int argc, char **argv) {
         warm[j] = warm[j - 1];
         warm[j - 1] = t;
       }
-    fprintf(stderr, "timing load_ms=%.3f first_ms=%.3f median_ms=%.3f runs=%ld threads=%ld peak_rss_kb=%ld\n",
+    fprintf(stderr, "timing load_ms=%.3f first_ms=%.3f median_ms=%.4f runs=%ld threads=%ld peak_rss_kb=%ld\n",
             load_ms, first_ms, warm[n / 2], r->repeat, r->threads > 1 ? r->threads : 1, peak_rss_kb());
     free(times);
   }

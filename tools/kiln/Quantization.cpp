@@ -33,19 +33,6 @@ extern "C" {
 #include <memory>
 
 namespace kiln::tool {
-namespace {
-
-/// Samples of the calibration set the search measures output error on.
-constexpr int64_t kSearchSamples = 256;
-
-/// What calibration leaves for the search: its work directory (with the runner's
-/// inputs), and the fp32 outputs of the first chunks.
-struct Calibration {
-  std::unique_ptr<WorkDir> work;
-  std::string inputName;
-  std::vector<std::string> chunks;
-  std::vector<std::vector<std::vector<float>>> reference; ///< [chunk][output][values]
-};
 
 /// The options of a build the command runs itself (calibration, search trials,
 /// diagnostics): named "model" for the generic runner, for this machine (ranges and
@@ -62,6 +49,8 @@ CommonOptions trialOptions(const CommonOptions &o, const std::string &plan) {
   c.compile.dumpIrAfter.clear();
   return c;
 }
+
+namespace {
 
 /// One sign's magnitudes as the observers bin them (observe.c): equal bins over [0, range).
 struct Histogram {
@@ -90,6 +79,8 @@ struct Histogram {
     return 0;
   }
 };
+
+} // namespace
 
 /// Every f32 output the runner wrote into `dir` (others are skipped).
 std::vector<std::vector<float>> readOutputs(const std::string &dir, const codegen::ModelSignature &sig) {
@@ -131,8 +122,6 @@ std::optional<llvm::json::Value> readJson(const std::string &path) {
   }
   return std::move(*v);
 }
-
-} // namespace
 
 /// Runs the calibration build in `wd` (model.o, compiled already; `artifact` its result)
 /// on the calibration samples, in chunks of the model's batch size, with `extra` runner
@@ -190,8 +179,6 @@ int runCalibrationChunks(CommonOptions &o, const std::string &wd, const codegen:
   }
   return 0;
 }
-
-namespace {
 
 /// Calibration: compiles the model with an observer before every quantisable layer,
 /// runs it on the calibration samples (in chunks of the model's batch size) and
@@ -305,6 +292,8 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(plan))) << "\n";
   return 0;
 }
+
+namespace {
 
 /// Prints the per-layer quantisation report (the kiln-quantize pass's JSON).
 void printQuantReport(const llvm::json::Value &report, const std::string &target, llvm::raw_ostream &os) {

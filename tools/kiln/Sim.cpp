@@ -29,10 +29,6 @@ extern "C" {
 
 namespace kiln::tool {
 
-int parseArgsForSim(int argc, char **argv, CommonOptions &o, const char *help);
-int compileIntoForSim(CommonOptions &o, const std::string &dir, codegen::Artifact &artifact);
-int simUsage(const std::string &msg, const char *help);
-
 const char *kSimHelp = R"(kiln sim MODEL.onnx [options]
 
 Compiles the model for Kiln's accelerator (int8; docs/ACCELERATOR.md), runs it on the
@@ -92,24 +88,24 @@ int cmdSim(int argc, char **argv) {
       llvm::outs() << kSimHelp;
       return 0;
     } else if (a == "--data") {
-      if (!next(dataPath)) return simUsage("--data needs a file", kSimHelp);
+      if (!next(dataPath)) return commandUsage("--data needs a file", kSimHelp);
     } else if (a == "--labels") {
-      if (!next(labelPath)) return simUsage("--labels needs a file", kSimHelp);
+      if (!next(labelPath)) return commandUsage("--labels needs a file", kSimHelp);
     } else if (a == "--keep") {
-      if (!next(keep)) return simUsage("--keep needs a directory", kSimHelp);
+      if (!next(keep)) return commandUsage("--keep needs a directory", kSimHelp);
     } else if (a == "--config") {
-      if (!next(config)) return simUsage("--config needs a file", kSimHelp);
+      if (!next(config)) return commandUsage("--config needs a file", kSimHelp);
     } else if (a == "--device") {
-      if (!next(device) || (device != "rtl" && device != "ref")) return simUsage("--device takes rtl or ref", kSimHelp);
+      if (!next(device) || (device != "rtl" && device != "ref")) return commandUsage("--device takes rtl or ref", kSimHelp);
     } else if (a == "--input") {
-      if (!next(inputArg)) return simUsage("--input needs NAME=FILE.npy", kSimHelp);
+      if (!next(inputArg)) return commandUsage("--input needs NAME=FILE.npy", kSimHelp);
     } else if (a == "--no-check") {
       check = false;
     } else if (a == "--limit" || a == "--latency" || a == "--stall" || a == "--max-cycles") {
       int64_t &dst = a == "--limit" ? limit : a == "--latency" ? latency : a == "--stall" ? stall : maxCycles;
       if (!next(v) || llvm::StringRef(v).getAsInteger(10, dst) || dst < (a == "--stall" ? 0 : 1) ||
           (a == "--stall" && dst > 90) || (a == "--latency" && dst > 1000))
-        return simUsage(a + " needs a number in range", kSimHelp);
+        return commandUsage(a + " needs a number in range", kSimHelp);
     } else {
       rest.push_back(argv[k]);
     }
@@ -124,17 +120,17 @@ int cmdSim(int argc, char **argv) {
     rest.push_back(int8Value);
   }
   CommonOptions o;
-  if (int rc = parseArgsForSim(int(rest.size()), rest.data(), o, kSimHelp); rc >= 0) return rc;
-  if (dataPath.empty() == inputArg.empty()) return simUsage("give --input NAME=FILE.npy or --data/--labels", kSimHelp);
-  if (!dataPath.empty() && labelPath.empty()) return simUsage("--data needs --labels", kSimHelp);
+  if (int rc = parseCommonArgs(int(rest.size()), rest.data(), o, kSimHelp); rc >= 0) return rc;
+  if (dataPath.empty() == inputArg.empty()) return commandUsage("give --input NAME=FILE.npy or --data/--labels", kSimHelp);
+  if (!dataPath.empty() && labelPath.empty()) return commandUsage("--data needs --labels", kSimHelp);
   if (o.quantize.empty() && o.planIn.empty()) {
     if (o.calibPath.empty())
-      return simUsage("the accelerator runs int8: give --calib DATA (or --plan FILE)", kSimHelp);
+      return commandUsage("the accelerator runs int8: give --calib DATA (or --plan FILE)", kSimHelp);
     o.quantize = "int8";
   }
-  if (!o.quantize.empty() && o.quantize != "int8") return simUsage("the accelerator runs --quantize int8", kSimHelp);
+  if (!o.quantize.empty() && o.quantize != "int8") return commandUsage("the accelerator runs --quantize int8", kSimHelp);
 #ifndef KILN_HAVE_RTL
-  if (device == "rtl") return simUsage("this kiln was built without Verilator: only --device ref", kSimHelp);
+  if (device == "rtl") return commandUsage("this kiln was built without Verilator: only --device ref", kSimHelp);
   if (device.empty()) {
     llvm::errs() << "note: this kiln was built without Verilator: running the reference model only\n";
     device = "ref";
@@ -163,7 +159,7 @@ int cmdSim(int argc, char **argv) {
     if (int rc = shapeFromData(o, data, perSample, 1, inputName, "kiln sim")) return rc;
   } else {
     size_t eq = inputArg.find('=');
-    if (eq == std::string::npos || eq == 0) return simUsage("bad --input: expected NAME=FILE.npy", kSimHelp);
+    if (eq == std::string::npos || eq == 0) return commandUsage("bad --input: expected NAME=FILE.npy", kSimHelp);
     kiln_npy_t npy{};
     if (kiln_npy_read(inputArg.substr(eq + 1).c_str(), &npy) != KILN_OK || npy.dtype != KILN_DTYPE_F32) {
       kiln_npy_free(&npy);
@@ -181,7 +177,7 @@ int cmdSim(int argc, char **argv) {
   if (!wd.ok()) return 1;
   o.compile.name = "model";
   codegen::Artifact artifact;
-  if (int rc = compileIntoForSim(o, wd.path, artifact)) return rc;
+  if (int rc = compileCommon(o, wd.path, artifact)) return rc;
 
   char msg[512] = "";
   kiln_accel_model_t *model = nullptr;
@@ -321,9 +317,9 @@ int cmdHwGen(int argc, char **argv) {
       return 0;
     }
     if ((a == "--config" || a == "-o") && k + 1 < argc) (a == "-o" ? out : config) = argv[++k];
-    else return simUsage("unknown option '" + a + "'", "kiln hw-gen [--config FILE] -o DIR\n");
+    else return commandUsage("unknown option '" + a + "'", "kiln hw-gen [--config FILE] -o DIR\n");
   }
-  if (out.empty()) return simUsage("-o DIR is required", "kiln hw-gen [--config FILE] -o DIR\n");
+  if (out.empty()) return commandUsage("-o DIR is required", "kiln hw-gen [--config FILE] -o DIR\n");
   kiln_accel_config_t cfg = hw::defaultConfig();
   std::string err;
   if ((!config.empty() && !hw::loadConfig(config, cfg, err)) ||

@@ -7,10 +7,13 @@
 #include "frontend/onnx/Importer.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,6 +65,67 @@ struct WorkDir {
   bool ok() const { return !path.empty(); }
 };
 
+
+/// Samples of the calibration set a search measures output error on.
+constexpr int64_t kSearchSamples = 256;
+
+/// What calibration leaves for a search: its work directory (with the runner's
+/// inputs), and the fp32 outputs of the first chunks (up to kSearchSamples samples).
+struct Calibration {
+  std::unique_ptr<WorkDir> work;
+  std::string inputName;
+  std::vector<std::string> chunks;
+  std::vector<std::vector<std::vector<float>>> reference; ///< [chunk][output][values]
+};
+
+/// Calibration (Quantization.cpp): compiles the model with an observer before every
+/// quantisable layer, runs it on o.calibPath in chunks of the model's batch size and
+/// writes to `planPath` a plan putting every layer at o.quantize's width with the
+/// ranges seen (and the layer list at <cal.work>/layers.json). Returns an exit code.
+int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal);
+/// The options of a build a command runs itself (calibration, search trials): named
+/// "model" for the generic runner, for this machine, with quantisation plan `plan`
+/// and nothing dumped or reported.
+CommonOptions trialOptions(const CommonOptions &o, const std::string &plan);
+/// Every f32 output the runner wrote into `dir`, in signature order (empty if missing).
+std::vector<std::vector<float>> readOutputs(const std::string &dir, const codegen::ModelSignature &sig);
+/// Writes `v` as indented JSON; false after printing why.
+bool writeJson(const std::string &path, const llvm::json::Value &v);
+/// Parses a JSON file; nullopt if it cannot be read or parsed.
+std::optional<llvm::json::Value> readJson(const std::string &path);
+
+/// One timed process (the runner's or ONNX Runtime's "timing ..." line).
+struct Timing {
+  double loadMs = 0, firstMs = 0, medianMs = 0;
+  long maxRssKb = 0;
+  bool ok = false;
+};
+/// Runs a process with stdout discarded and stderr captured into `errText`; reads its
+/// "timing ..." line.
+Timing timeProcess(const std::vector<std::string> &args, std::string &errText);
+/// timeProcess, printing "error: the WHAT run failed" and the process's stderr on failure.
+bool timedRun(const std::vector<std::string> &args, const char *what, Timing &t, std::string &errText);
+/// One ONNX Runtime process on `inputs` (NAME=FILE.npy): 1 cold + `runs` runs on `threads`.
+bool timeOrt(const std::string &model, const std::string &work, const std::vector<std::string> &inputs, int threads,
+             int runs, Timing &t);
+double median(std::vector<double> v);
+/// Per row of the [rows, ...] f32 array in `path`, the index of its largest value.
+bool argmaxRows(const std::string &path, int64_t rows, std::vector<int64_t> &out, std::string &err);
+
+/// compile's option parsing (MODEL, --shape, -o, compression and quantisation options);
+/// returns a non-negative exit code to stop, -1 to go on.
+int parseCommonArgs(int argc, char **argv, CommonOptions &o, const char *help);
+/// compile's compile step: calibrations, passes, reports; the artifact in `dir`.
+int compileCommon(CommonOptions &o, const std::string &dir, codegen::Artifact &artifact);
+/// Prints "error: MSG" and the command's help to stderr; returns 2.
+int commandUsage(const std::string &msg, const char *help);
+
+/// A plan's per-layer "structure" keys (dense, N:M, smartdeal[:bB:dD], butterfly) as
+/// the compression options of `o` (Plan.cpp). `needsCalibration` tells whether any
+/// layer is compressed (the passes fit to calibration Gram matrices). Returns 0, or 1
+/// after printing an error naming the layer.
+int applyPlanStructures(CommonOptions &o, const std::string &planPath, bool &needsCalibration,
+                        std::string *calibFromPlan = nullptr, int64_t *calibSamplesFromPlan = nullptr);
 
 /// Reads samples and their labels; `n` is the number to use (all, or the first `limit`
 /// when positive). Returns 0, or 1 after printing why.

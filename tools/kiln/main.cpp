@@ -183,6 +183,9 @@ Usage:
                                              run on the Verilated accelerator, checked bit for
                                              bit; cycles, PE utilisation, bytes per layer
   kiln hw-gen [--config FILE] -o DIR          write the accelerator's RTL for a configuration
+  kiln plan MODEL.onnx --calib X --eval X --labels Y --budget B -o DIR
+                                             choose every layer's precision and compression
+                                             together under a budget; plan.json + report.html
   kiln COMMAND --help                        options of a command
 
 Targets: x86-64 (default, this machine), aarch64 (run under qemu-aarch64), null (writes IR),
@@ -509,8 +512,8 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
   if (!o.quantize.empty() && o.quantize != "bf16" && o.calibPath.empty() && o.planIn.empty())
     return usageError("--quantize needs calibration data (--calib FILE) or a plan (--plan FILE)", help);
   if (!o.calibPath.empty() && o.quantize.empty() && o.compile.sparsify.empty() && o.compile.decompose.empty() &&
-      o.compile.butterfly.empty())
-    return usageError("--calib is used with --quantize, --sparsify, --decompose or --butterfly", help);
+      o.compile.butterfly.empty() && o.planIn.empty())
+    return usageError("--calib is used with --quantize, --sparsify, --decompose, --butterfly or --plan", help);
   if (!o.compile.decomposeLayers.empty() && o.compile.decompose.empty())
     return usageError("--decompose-layers is used with --decompose", help);
   // A butterfly layer is not also N:M sparse or decomposed.
@@ -534,8 +537,6 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
     return usageError("--quantize mixed and --budget go together", help);
   if (o.quantize == "mixed" && !o.planIn.empty())
     return usageError("--quantize mixed searches a plan: it takes --calib, not --plan", help);
-  if (!o.calibPath.empty() && !o.planIn.empty())
-    return usageError("--calib and --plan exclude each other: a plan already holds its calibration", help);
   auto targets = kiln::codegen::targetNames();
   if (std::find(targets.begin(), targets.end(), o.compile.target) == targets.end())
     return usageError("unknown target '" + o.compile.target + "' (known: x86-64, aarch64, null, accel, vulkan)", help);
@@ -573,6 +574,25 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
   // N:M sparsity, decomposition and butterfly factorisation first (their calibration
   // sees the dense model); quantisation then calibrates the compressed one.
   std::unique_ptr<kiln::tool::WorkDir> gramWork;
+  // A plan (kiln plan's, or a quantisation plan) may also choose each layer's structure;
+  // its compressed layers are fitted to the calibration data the plan names unless
+  // --calib gives other data (a plan's quantisation ranges are never recalibrated).
+  if (!o.planIn.empty()) {
+    bool compressed = false;
+    std::string planCalib;
+    int64_t planSamples = 0;
+    if (int rc = kiln::tool::applyPlanStructures(o, o.planIn, compressed, &planCalib, &planSamples)) return rc;
+    if (compressed && o.calibPath.empty()) {
+      if (planCalib.empty() || !llvm::sys::fs::exists(planCalib)) {
+        llvm::errs() << "error: plan '" << o.planIn << "' compresses layers, which are fitted to calibration data; "
+                     << (planCalib.empty() ? "it names none" : "the data it names ('" + planCalib + "') is missing")
+                     << ": give --calib FILE\n";
+        return 1;
+      }
+      o.calibPath = planCalib;
+      if (planSamples > 0) o.calibLimit = planSamples;
+    }
+  }
   bool decompose = !o.compile.decompose.empty(), butterfly = !o.compile.butterfly.empty();
   if (!o.compile.sparsify.empty()) o.compile.sparsifyReport = dir + "/" + o.compile.name + ".sparsity.json";
   if (decompose) o.compile.decomposeReport = dir + "/" + o.compile.name + ".decompose.json";
@@ -780,11 +800,9 @@ Options:
                             kiln compile)
 )";
 
-struct Timing {
-  double loadMs = 0, firstMs = 0, medianMs = 0;
-  long maxRssKb = 0;
-  bool ok = false;
-};
+} // namespace
+
+namespace kiln::tool {
 
 /// Runs a process with stdout discarded and stderr captured; reads the "timing ..." line.
 Timing timeProcess(const std::vector<std::string> &args, std::string &errText) {
@@ -848,6 +866,10 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
 }
+
+} // namespace kiln::tool
+
+namespace {
 
 /// `kiln bench --target vulkan`: per round, one process that starts without the pipeline
 /// cache (deleted first) and one that starts with the cache the first wrote, then ONNX
@@ -1081,6 +1103,10 @@ Options:
 )";
 
 /// Argmax of each row of a [rows, classes] float .npy output.
+} // namespace
+
+namespace kiln::tool {
+
 bool argmaxRows(const std::string &path, int64_t rows, std::vector<int64_t> &out, std::string &err) {
   kiln_npy_t npy{};
   kiln_status_t st = kiln_npy_read(path.c_str(), &npy);
@@ -1101,9 +1127,6 @@ bool argmaxRows(const std::string &path, int64_t rows, std::vector<int64_t> &out
   return ok;
 }
 
-} // namespace
-
-namespace kiln::tool {
 
 /// Reads samples and their labels (kiln eval's formats); `n` is the number to use (all,
 /// or the first `limit` when it is positive), `perSample` the values per sample.
@@ -1186,17 +1209,18 @@ int shapeFromData(CommonOptions &o, const kiln::tools::Array &data, int64_t perS
   return 0;
 }
 
-// kiln sim (Sim.cpp) shares compile's option parsing and compile step.
-int parseArgsForSim(int argc, char **argv, CommonOptions &o, const char *help) {
+// kiln sim (Sim.cpp) and kiln plan (Plan.cpp) share compile's option parsing and compile step.
+int parseCommonArgs(int argc, char **argv, CommonOptions &o, const char *help) {
   return parseArgs(argc, argv, false, o, help);
 }
-int compileIntoForSim(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
+int compileCommon(CommonOptions &o, const std::string &dir, kiln::codegen::Artifact &artifact) {
   return compileInto(o, dir, artifact);
 }
-int simUsage(const std::string &msg, const char *help) { return usageError(msg, help); }
+int commandUsage(const std::string &msg, const char *help) { return usageError(msg, help); }
 
 int cmdSim(int argc, char **argv);
 int cmdHwGen(int argc, char **argv);
+int cmdPlan(int argc, char **argv);
 
 } // namespace kiln::tool
 
@@ -1359,6 +1383,7 @@ int main(int argc, char **argv) {
   if (cmd == "eval") return cmdEval(argc, argv);
   if (cmd == "inspect") return cmdInspect(argc, argv);
   if (cmd == "sim") return kiln::tool::cmdSim(argc, argv);
+  if (cmd == "plan") return kiln::tool::cmdPlan(argc, argv);
   if (cmd == "hw-gen") return kiln::tool::cmdHwGen(argc, argv);
   llvm::errs() << "error: unknown command '" << cmd << "'\n\n" << kMainHelp;
   return 2;
