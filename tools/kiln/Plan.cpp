@@ -312,6 +312,9 @@ private:
   std::vector<Point> front(const std::string &family) const;
   int search();
   int writeOutputs();
+  double value(const Measure &m) const { return metric == "size" ? m.bytes : m.latencyMs; }
+  bool fits(const Measure &m) const; ///< within --max-drop and the budget
+  const Verified *chosen() const;
 };
 
 /// A plan file: the calibration plan's entries (ranges) with each layer's choice.
@@ -780,8 +783,8 @@ int Planner::search() {
     return 1;
   }
   baseTop1 = verified.back().m.top1;
-  auto value = [&](const Measure &m) { return metric == "size" ? m.bytes : m.latencyMs; };
-  auto fits = [&](const Measure &m) {
+  // What steers each search: the budget when it has a number, else --max-drop.
+  auto steer = [&](const Measure &m) {
     return m.ok && (budget >= 0 ? value(m) <= budget : 100 * (baseTop1 - m.top1) <= maxDrop + 1e-9);
   };
   std::vector<std::string> families{"joint"};
@@ -799,6 +802,10 @@ int Planner::search() {
                                    "%.1f dB)%s\n",
                                    fam.c_str(), key(f[i].pick).substr(0, 40).c_str(), m.top1, metric.c_str(),
                                    value(m), f[i].cost, sqnrDb(f[i].noise), m.ok ? "" : "  [failed]");
+      if (const Verified *b = chosen())
+        llvm::outs() << llvm::format("plan:   best so far: top-1 %.4f, latency %.4f ms, weights %.0f B (%zu plans "
+                                     "measured, %.0f s)\n",
+                                     b->m.top1, b->m.latencyMs, b->m.bytes, verified.size(), elapsed());
       llvm::outs().flush();
       return verified.back();
     };
@@ -809,15 +816,15 @@ int Planner::search() {
       while (i > 0 && f[i - 1].cost > budget) --i;
       if (i == 0) i = 1; // even the cheapest is predicted over: measure it anyway
       for (size_t tries = 0; i > 0 && tries < 4 && !interrupted; --i, ++tries)
-        if (fits(check(i - 1).m)) break;
+        if (steer(check(i - 1).m)) break;
     } else {
       // The cheapest point within --max-drop: bisection along the front (accuracy
       // falls with predicted noise, which falls along the front).
       size_t lo = 0, hi = f.size() - 1;
-      if (fits(check(hi).m))
+      if (steer(check(hi).m))
         while (lo < hi && !interrupted) {
           size_t mid = (lo + hi) / 2;
-          if (fits(check(mid).m))
+          if (steer(check(mid).m))
             hi = mid;
           else
             lo = mid + 1;
@@ -923,13 +930,9 @@ document.body.setAttribute("data-rendered",String(document.querySelectorAll("cir
 </script></body></html>
 )HTML";
 
-int Planner::writeOutputs() {
-  auto value = [&](const Measure &m) { return metric == "size" ? m.bytes : m.latencyMs; };
-  auto fits = [&](const Measure &m) {
-    return m.ok && 100 * (baseTop1 - m.top1) <= maxDrop + 1e-9 && (budget < 0 || value(m) <= budget);
-  };
-  // The chosen plan: within --max-drop and the budget, the most accurate (a numeric
-  // budget) or the cheapest (no number) of every plan measured.
+/// Within --max-drop and the budget, the most accurate (a numeric budget) or the
+/// cheapest (no number) of every plan measured so far; null if none qualifies.
+const Verified *Planner::chosen() const {
   const Verified *best = nullptr;
   for (const Verified &v : verified) {
     if (!fits(v.m)) continue;
@@ -945,6 +948,15 @@ int Planner::writeOutputs() {
     bool better = rank(v.m) < rank(best->m);
     if (better) best = &v;
   }
+  return best;
+}
+
+bool Planner::fits(const Measure &m) const {
+  return m.ok && 100 * (baseTop1 - m.top1) <= maxDrop + 1e-9 && (budget < 0 || value(m) <= budget);
+}
+
+int Planner::writeOutputs() {
+  const Verified *best = chosen();
   // Per search, its own best: the comparison with single techniques.
   std::map<std::string, const Verified *> bestOf;
   for (const Verified &v : verified) {

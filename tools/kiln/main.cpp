@@ -1069,10 +1069,10 @@ int cmdBench(int argc, char **argv) {
     }
     double km = median(kMed), om = median(oMed);
     if (vsOrt)
-      llvm::outs() << llvm::format("%-8d %10.2f %10.2f %9.2f %10.1f %10.1f %11.1f %11.1f\n", threads, km, om, km / om,
+      llvm::outs() << llvm::format("%-8d %10.4f %10.4f %9.2f %10.1f %10.1f %11.1f %11.1f\n", threads, km, om, km / om,
                                    kRss / 1024.0, oRss / 1024.0, median(kCold), median(oCold));
     else
-      llvm::outs() << llvm::format("%-8d %10.2f %10s %9s %10.1f %10s %11.1f %11s\n", threads, km, "-", "-",
+      llvm::outs() << llvm::format("%-8d %10.4f %10s %9s %10.1f %10s %11.1f %11s\n", threads, km, "-", "-",
                                    kRss / 1024.0, "-", median(kCold), "-");
   }
   llvm::outs() << "ms: median latency per run; MiB: peak RSS of the process (the ONNX Runtime figure includes "
