@@ -6,7 +6,7 @@
 CASE is one of: mobilenet_v2, resnet18, fmnist, fmnist_accuracy,
 fmnist_aarch64, fmnist_vit, fmnist_vit_accuracy, fmnist_gru,
 fmnist_gru_accuracy, fmnist_int8, fmnist_vit_int8, fmnist_mixed, fmnist_int8_aarch64, fmnist_bf16,
-fmnist_qdq, plan_fmnist,
+fmnist_qdq, plan_fmnist, plan_fmnist_accel,
 bert_tiny, bert_encoder,
 silero_vad, vulkan_fmnist, vulkan_fmnist_tiled, vulkan_fmnist_accuracy, vulkan_mobilenet_v2,
 vulkan_mobilenet_v2_tiled, vulkan_bert_encoder (or `all`).
@@ -797,6 +797,42 @@ def case_plan_fmnist(env, case):
     check_report_renders(os.path.join(out_dir, "report.html"), d)
 
 
+def case_plan_fmnist_accel(env, case):
+    """kiln plan --target accel on the CNN (every layer int8: dense, 2:4 or SmartDeal,
+    priced by kiln sim on the Verilated RTL), the fewest weight bytes moved within a
+    1-point drop: the chosen plan moves fewer bytes than int8 dense, and kiln sim of
+    plan.json on the same input gives the cycles and bytes the planner reported, bit for
+    bit against the reference model."""
+    images_path, labels_path = fmnist_test_set(env)
+    d = env.case_dir(case)
+    out_dir = os.path.join(d, "plan")
+    run_capture([env.kiln, "plan", FMNIST_MODEL, "--target", "accel", "--calib", FMNIST_TRAIN_IMAGES,
+                 "--calib-limit", "200", "--eval", images_path, "--labels", labels_path, "--eval-limit", "500",
+                 "--sens-samples", "32", "--budget", "size", "--max-drop", "1.0", "-o", out_dir],
+                "kiln plan --target accel", env.timeout)
+    with open(os.path.join(out_dir, "report.json")) as f:
+        report = json.load(f)
+    chosen, int8, fp32 = report["chosen"], report["int8"], report["fp32"]
+    if not chosen:
+        raise Failure("no plan chosen")
+    if 100 * (fp32["top1"] - chosen["top1"]) > 1.0 + 1e-9:
+        raise Failure(f"the chosen plan's top-1 {chosen['top1']} is more than 1 point below fp32's {fp32['top1']}")
+    if chosen["bytes"] >= int8["bytes"]:
+        raise Failure(f"the chosen plan moves {chosen['bytes']} weight bytes, int8 dense {int8['bytes']}")
+    sim = run_capture([env.kiln, "sim", FMNIST_MODEL, "--plan", os.path.join(out_dir, "plan.json"),
+                       "--gram", os.path.join(out_dir, "cache", "gram", "gram.bin"),
+                       "--input", "input=" + os.path.join(out_dir, "cache", "samples", "chunk0.npy")],
+                      "kiln sim --plan", env.timeout)
+    m = SIM_TOTAL.search(sim)  # cycles, gemm cycles, PE util, read, weight, write bytes
+    if not m or "bit-exact vs the reference model: 1 of 1" not in sim:
+        raise Failure("kiln sim of the plan printed no totals or was not bit-exact")
+    if int(m.group(1)) != round(chosen["cycles"]) or int(m.group(5)) != round(chosen["bytes"]):
+        raise Failure(f"kiln sim: {m.group(1)} cycles, {m.group(5)} weight bytes; the planner reported "
+                      f"{chosen['cycles']} and {chosen['bytes']}")
+    log(f"accelerator plan: {chosen['plan']}: top-1 {chosen['top1']}, {m.group(1)} cycles, {m.group(5)} weight "
+        f"bytes (int8 dense {int8['cycles']:.0f}, {int8['bytes']:.0f})")
+
+
 def case_bert_tiny(env, case):
     model = bert_tiny_model(env)
     d = os.path.join(env.work, case + "_inputs")
@@ -1090,6 +1126,7 @@ CASES = {
     "fmnist_vit_int8": lambda env: case_fmnist_int8(env, "fmnist_vit_int8", FMNIST_VIT_MODEL, False),
     "fmnist_mixed": lambda env: case_fmnist_mixed(env, "fmnist_mixed"),
     "plan_fmnist": lambda env: case_plan_fmnist(env, "plan_fmnist"),
+    "plan_fmnist_accel": lambda env: case_plan_fmnist_accel(env, "plan_fmnist_accel"),
     "fmnist_bf16": lambda env: case_fmnist_bf16(env, "fmnist_bf16"),
     "fmnist_qdq": lambda env: case_fmnist_qdq(env, "fmnist_qdq"),
     "fmnist_int8_aarch64": lambda env: case_int8_aarch64(env, "fmnist_int8_aarch64"),

@@ -46,6 +46,8 @@ extern "C" {
 
 namespace kiln::tool {
 
+int cmdPlan(int argc, char **argv);
+
 namespace {
 
 /// A plan layer's structure: "dense", "N:M", "smartdeal[:bB][:dD][:gG]" or "butterfly".
@@ -177,7 +179,11 @@ Options:
   --nm N:M                  the N:M pattern tried (default 2:4)
   --threads N               threads latency is measured with (default 1)
   --runs N                  timed runs per latency measurement (default 200)
-  --target x86-64           the target priced (this machine's CPU; the only one so far)
+  --target x86-64|accel     the target priced: this machine's CPU (default), or Kiln's
+                            accelerator: int8 layers, dense, N:M or SmartDeal, priced by
+                            kiln sim on the Verilated RTL (--budget cycles=N|size=BYTES|
+                            cycles|size, size being weight bytes moved per inference;
+                            --accel-config FILE)
   --shape NAME=d0,...       the input shape latency is measured at (default batch 1)
 )";
 
@@ -196,7 +202,8 @@ std::string label(const Choice &c) {
 }
 
 /// The technique a choice belongs to ("none" for fp32 dense).
-std::string technique(const Choice &c) {
+std::string technique(const Choice &c, bool accel = false) {
+  if (accel) return c.structure == "dense" ? "none" : c.structure == "smartdeal" ? "smartdeal" : "nm";
   if (c.structure == "butterfly") return "butterfly";
   if (c.structure == "smartdeal") return c.bits == 32 ? "smartdeal" : "joint";
   if (c.structure != "dense") return c.bits == 32 ? "nm" : "joint";
@@ -211,11 +218,13 @@ struct Measure {
   double latencyMs = 0;  ///< trials: change against fp32; plans: absolute
   double bytes = 0;      ///< trials: change of the weights file; plans: absolute
   double top1 = -1;      ///< plans only
+  bool priced = true;    ///< false: a reference the target cannot run (fp32 on the accelerator)
 };
 
 llvm::json::Object toJson(const Measure &m) {
   return llvm::json::Object{{"ok", m.ok},          {"reason", m.reason}, {"noise", m.noise},
-                            {"latency_ms", m.latencyMs}, {"bytes", m.bytes}, {"top1", m.top1}};
+                            {"latency_ms", m.latencyMs}, {"bytes", m.bytes}, {"top1", m.top1},
+                            {"priced", m.priced}};
 }
 Measure fromJson(const llvm::json::Object &o) {
   Measure m;
@@ -225,6 +234,7 @@ Measure fromJson(const llvm::json::Object &o) {
   m.latencyMs = o.getNumber("latency_ms").value_or(0);
   m.bytes = o.getNumber("bytes").value_or(0);
   m.top1 = o.getNumber("top1").value_or(-1);
+  m.priced = o.getBoolean("priced").value_or(true);
   return m;
 }
 
@@ -274,6 +284,8 @@ public:
   int64_t evalLimit = 2000, sensSamples = 128;
   int threads = 1, runs = 200;
   std::set<std::string> techniques{"quant", "nm", "smartdeal", "butterfly"};
+  bool accel = false;       ///< price on Kiln's accelerator (kiln sim) instead of this CPU
+  std::string accelConfig;  ///< --accel-config (empty: the default description)
 
   int run();
 
@@ -312,7 +324,16 @@ private:
   std::vector<Point> front(const std::string &family) const;
   int search();
   int writeOutputs();
+  /// The budgeted figure. On the accelerator, latencyMs holds cycles and bytes the
+  /// weight bytes moved per inference.
   double value(const Measure &m) const { return metric == "size" ? m.bytes : m.latencyMs; }
+  std::vector<std::string> families() const;
+  /// Runs `pick` on the Verilated accelerator (kiln sim, one inference): total cycles
+  /// and weight bytes moved, and per layer (name -> cycles, weight bytes).
+  bool simulate(const Pick &pick, Measure &m, std::map<std::string, std::pair<double, double>> *perLayer);
+  /// Per layer and structure, the accelerator's cycles and weight bytes (kiln sim of
+  /// the model with every layer in that structure); the rest of the model's cycles.
+  std::map<std::string, std::map<std::string, std::pair<double, double>>> accelTable;
   bool fits(const Measure &m) const; ///< within --max-drop and the budget
   const Verified *chosen() const;
 };
@@ -535,15 +556,27 @@ int Planner::prepare() {
     std::vector<std::string> structures{"dense"};
     if (techniques.count("nm")) structures.push_back(nmPattern);
     if (techniques.count("smartdeal")) structures.push_back("smartdeal");
-    for (const std::string &s : structures)
-      for (int bits : {32, 16, 8, 4}) {
-        if (bits != 32 && !techniques.count("quant")) continue;
-        if ((bits == 8 || bits == 4) && !reached) continue;
-        l.choices.push_back({bits, s});
+    if (accel) {
+      // The accelerator runs int8 layers: fp32 (choice 0) is the reference only.
+      if (!reached) {
+        llvm::errs() << "error: layer '" << l.name << "' was never reached on the calibration data, so it has no "
+                     << "int8 range: the accelerator cannot run it\n";
+        return 1;
       }
-    if (techniques.count("butterfly") && l.op == "matmul") l.choices.push_back({32, "butterfly"});
+      l.choices.push_back({32, "dense"});
+      for (const std::string &s : structures) l.choices.push_back({8, s});
+    } else {
+      for (const std::string &s : structures)
+        for (int bits : {32, 16, 8, 4}) {
+          if (bits != 32 && !techniques.count("quant")) continue;
+          if ((bits == 8 || bits == 4) && !reached) continue;
+          l.choices.push_back({bits, s});
+        }
+      if (techniques.count("butterfly") && l.op == "matmul") l.choices.push_back({32, "butterfly"});
+    }
     l.measures.assign(l.choices.size(), Measure{});
-    l.measures[0].ok = true;
+    l.measures[0].ok = !accel;
+    if (accel) l.measures[0].reason = "the accelerator runs int8 layers";
     layers.push_back(std::move(l));
   }
   if (layers.empty()) {
@@ -588,9 +621,53 @@ int Planner::prepare() {
     llvm::errs() << "error: the fp32 build failed" << (why.empty() ? "" : ": " + why) << "\n";
     return 1;
   }
-  double unused = 0;
-  if (!latency(baseLatDir, unused, &baseLatencyMs)) return 1;
-  baseBytes = double(a.weightsBytes);
+  if (!accel) {
+    double unused = 0;
+    if (!latency(baseLatDir, unused, &baseLatencyMs)) return 1;
+    baseBytes = double(a.weightsBytes);
+    return 0;
+  }
+  // The accelerator's cost table: one simulation per structure with every layer in it.
+  // A layer's cycles and weight bytes do not depend on the other layers' forms.
+  for (size_t si = 1; si < layers[0].choices.size(); ++si) {
+    std::string st = layers[0].choices[si].structure;
+    Pick all(layers.size(), int(si));
+    Measure m;
+    std::map<std::string, std::pair<double, double>> per;
+    if (!simulate(all, m, &per)) {
+      if (st == "dense") {
+        llvm::errs() << "error: kiln sim of the int8 model failed: " << m.reason << "\n";
+        return 1;
+      }
+      // One layer at a time (the rest int8 dense): the layers that can take the form.
+      llvm::outs() << "plan: kiln sim with every layer " << st << " failed (" << m.reason << "); pricing one layer "
+                   << "at a time\n";
+      for (size_t l = 0; l < layers.size(); ++l) {
+        Pick one(layers.size(), 1);
+        one[l] = int(si);
+        std::map<std::string, std::pair<double, double>> single;
+        Measure ml;
+        if (simulate(one, ml, &single) && single.count(layers[l].name))
+          accelTable[layers[l].name][st] = single[layers[l].name];
+        else
+          llvm::outs() << "plan:   " << layers[l].name << " " << st << ": " << ml.reason << "\n";
+      }
+      continue;
+    }
+    for (auto &[name, cb] : per) accelTable[name][st] = cb;
+    if (st == "dense") {
+      // What the rest of the model (pooling, transposes ...) costs.
+      baseLatencyMs = m.latencyMs;
+      baseBytes = m.bytes;
+      for (const Layer &l : layers)
+        if (auto it = per.find(l.name); it != per.end()) {
+          baseLatencyMs -= it->second.first;
+          baseBytes -= it->second.second;
+        }
+    }
+    llvm::outs() << llvm::format("plan: accelerator, every layer int8 %s: %.0f cycles, %.0f weight bytes moved\n",
+                                 st.c_str(), m.latencyMs, m.bytes);
+  }
   return 0;
 }
 
@@ -622,11 +699,22 @@ int Planner::measureTrials() {
         pick[li] = int(ci);
         codegen::Artifact a;
         std::string where = cacheDir + "/trial", why;
-        if (build(pick, latShape, where, a, why) && runChunks(where, a, &m.noise, nullptr) &&
-            latency(where, m.latencyMs)) {
+        const std::pair<double, double> *priced = nullptr;
+        if (accel)
+          if (auto lt = accelTable.find(l.name); lt != accelTable.end())
+            if (auto st = lt->second.find(c.structure); st != lt->second.end()) priced = &st->second;
+        if (accel && !priced) {
+          why = "the accelerator does not run this layer in this form (kiln sim failed on it)";
+        } else if (accel && build(pick, latShape, where, a, why) && runChunks(where, a, &m.noise, nullptr)) {
+          m.ok = true;
+          m.latencyMs = priced->first;
+          m.bytes = priced->second;
+        } else if (!accel && build(pick, latShape, where, a, why) && runChunks(where, a, &m.noise, nullptr) &&
+                   latency(where, m.latencyMs)) {
           m.ok = true;
           m.bytes = double(a.weightsBytes) - baseBytes;
-        } else {
+        }
+        if (!m.ok) {
           m.reason = why.empty() ? "build or run failed" : why;
         }
         removeTree(where);
@@ -640,10 +728,16 @@ int Planner::measureTrials() {
       l.measures[ci] = m;
       double eta = timed ? spent / double(timed) * double(total - done) : 0;
       if (m.ok)
-        llvm::outs() << llvm::format("plan: [%zu/%zu] %-24s %-15s output SQNR %6.1f dB, latency %+8.4f ms, "
-                                     "weights %+9.0f B   (%s)\n",
-                                     done, total, l.name.c_str(), label(c).c_str(), sqnrDb(m.noise), m.latencyMs,
-                                     m.bytes,
+        llvm::outs() << llvm::format("plan: [%zu/%zu] %-24s %-15s output SQNR %6.1f dB, %s   (%s)\n", done,
+                                     total, l.name.c_str(), label(c).c_str(), sqnrDb(m.noise),
+                                     (accel ? llvm::formatv("{0:f0} cycles, {1:f0} weight bytes moved", m.latencyMs,
+                                                            m.bytes)
+                                                  .str()
+                                            : llvm::formatv("latency {0}{1:f4} ms, weights {2}{3:f0} B",
+                                                            m.latencyMs < 0 ? "" : "+", m.latencyMs,
+                                                            m.bytes < 0 ? "" : "+", m.bytes)
+                                                  .str())
+                                         .c_str(),
                                      cached ? "cached"
                                             : llvm::formatv("{0:f0} s, ~{1:f0} s left", elapsed(), eta).str().c_str());
       else
@@ -666,11 +760,17 @@ Measure Planner::verify(const Pick &pick) {
   std::string where = cacheDir + "/verify", why;
   codegen::Artifact a;
   double delta = 0;
-  if (!build(pick, latShape, where, a, why) || !latency(where, delta, &m.latencyMs)) {
+  bool fp32 = std::all_of(pick.begin(), pick.end(), [](int c) { return c == 0; });
+  if (!build(pick, latShape, where, a, why) || (!accel && !latency(where, delta, &m.latencyMs))) {
     m.reason = why.empty() ? "build or run failed" : why;
     return m;
   }
   m.bytes = double(a.weightsBytes);
+  if (accel && fp32) {
+    m.priced = false; // the reference: the accelerator does not run fp32
+  } else if (accel && !simulate(pick, m, nullptr)) {
+    return m;
+  }
   m.noise = 0;
   runChunks(where, a, &m.noise, nullptr);
   // Accuracy at batch 100.
@@ -721,7 +821,7 @@ std::vector<Point> Planner::front(const std::string &family) const {
   double combos = 1;
   for (size_t l = 0; l < layers.size(); ++l) {
     for (size_t c = 0; c < layers[l].choices.size(); ++c) {
-      std::string t = technique(layers[l].choices[c]);
+      std::string t = technique(layers[l].choices[c], accel);
       if (layers[l].measures[c].ok && (family == "joint" || t == "none" || t == family)) allowed[l].push_back(int(c));
     }
     combos *= double(allowed[l].size());
@@ -775,6 +875,67 @@ std::vector<Point> Planner::front(const std::string &family) const {
   return out;
 }
 
+std::vector<std::string> Planner::families() const {
+  std::vector<std::string> out{"joint"};
+  for (std::string t : {"quant", "nm", "smartdeal", "butterfly"})
+    if (techniques.count(t) && !(accel && (t == "quant" || t == "butterfly"))) out.push_back(t);
+  return out;
+}
+
+/// Runs kiln sim (this executable) on `pick` for one inference, on the latency input.
+bool Planner::simulate(const Pick &pick, Measure &m, std::map<std::string, std::pair<double, double>> *perLayer) {
+  std::string where = cacheDir + "/sim";
+  removeTree(where);
+  if (llvm::sys::fs::create_directories(where)) return false;
+  std::string planPath = where + "/plan.json", outPath = where + "/out.txt", errPath = where + "/err.txt";
+  if (!writeJson(planPath, planJson(pick))) return false;
+  std::string self = llvm::sys::fs::getMainExecutable("kiln", reinterpret_cast<void *>(&cmdPlan));
+  std::vector<std::string> args{self, "sim", o.model, "--plan", planPath, "--input", inputName + "=" + latInput,
+                                "--no-check"};
+  if (!gramPath.empty()) args.insert(args.end(), {"--gram", gramPath});
+  if (!accelConfig.empty()) args.insert(args.end(), {"--config", accelConfig});
+  std::vector<llvm::StringRef> refs(args.begin(), args.end());
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(outPath), llvm::StringRef(errPath)};
+  std::string msg;
+  int rc = llvm::sys::ExecuteAndWait(self, refs, std::nullopt, redirects, 0, 0, &msg);
+  auto out = llvm::MemoryBuffer::getFile(outPath);
+  if (rc != 0 || !out) {
+    auto err = llvm::MemoryBuffer::getFile(errPath);
+    llvm::StringRef text = err ? (*err)->getBuffer() : llvm::StringRef(msg);
+    size_t at = text.find("error:");
+    m.reason = "kiln sim failed: " + (at == llvm::StringRef::npos ? text : text.drop_front(at)).split('\n').first.str();
+    return false;
+  }
+  // The per-layer table: NAME KIND... cycles gemm-cycles util% rd wt wr; then "total".
+  llvm::SmallVector<llvm::StringRef> lines;
+  (*out)->getBuffer().split(lines, '\n');
+  bool table = false, total = false;
+  for (llvm::StringRef line : lines) {
+    if (line.starts_with("layer ") && line.contains("cycles")) {
+      table = true;
+      continue;
+    }
+    if (!table) continue;
+    llvm::SmallVector<llvm::StringRef> f;
+    line.split(f, ' ', -1, false);
+    double cycles, wt;
+    if (f.size() < 7 || f[f.size() - 6].getAsDouble(cycles) || f[f.size() - 2].getAsDouble(wt)) break;
+    if (f[0] == "total") {
+      m.latencyMs = cycles;
+      m.bytes = wt;
+      total = true;
+      break;
+    }
+    if (perLayer) (*perLayer)[f[0].str()] = {cycles, wt};
+  }
+  if (!total) {
+    m.reason = "kiln sim printed no cycle table";
+    return false;
+  }
+  removeTree(where);
+  return true;
+}
+
 /// 3-4. Fronts per family, candidates verified, the best measured plan chosen.
 int Planner::search() {
   verified.push_back({"fp32", Pick(layers.size(), 0), verify(Pick(layers.size(), 0)), {}});
@@ -785,12 +946,13 @@ int Planner::search() {
   baseTop1 = verified.back().m.top1;
   // What steers each search: the budget when it has a number, else --max-drop.
   auto steer = [&](const Measure &m) {
-    return m.ok && (budget >= 0 ? value(m) <= budget : 100 * (baseTop1 - m.top1) <= maxDrop + 1e-9);
+    return m.ok && m.priced && (budget >= 0 ? value(m) <= budget : 100 * (baseTop1 - m.top1) <= maxDrop + 1e-9);
   };
-  std::vector<std::string> families{"joint"};
-  for (const char *t : {"quant", "nm", "smartdeal", "butterfly"})
-    if (techniques.count(t)) families.push_back(t);
-  for (const std::string &fam : families) {
+  if (accel) { // the all-int8 dense model: what compression is compared with
+    Pick int8(layers.size(), 1);
+    verified.push_back({"int8", int8, verify(int8), {}});
+  }
+  for (const std::string &fam : families()) {
     std::vector<Point> f = front(fam);
     if (f.size() <= 1 && fam != "joint") continue;
     auto check = [&](size_t i) -> const Verified & {
@@ -803,9 +965,15 @@ int Planner::search() {
                                    fam.c_str(), key(f[i].pick).substr(0, 40).c_str(), m.top1, metric.c_str(),
                                    value(m), f[i].cost, sqnrDb(f[i].noise), m.ok ? "" : "  [failed]");
       if (const Verified *b = chosen())
-        llvm::outs() << llvm::format("plan:   best so far: top-1 %.4f, latency %.4f ms, weights %.0f B (%zu plans "
-                                     "measured, %.0f s)\n",
-                                     b->m.top1, b->m.latencyMs, b->m.bytes, verified.size(), elapsed());
+        llvm::outs() << llvm::format("plan:   best so far: top-1 %.4f, %s (%zu plans measured, %.0f s)\n", b->m.top1,
+                                     (accel ? llvm::formatv("{0:f0} cycles, {1:f0} weight bytes moved", b->m.latencyMs,
+                                                            b->m.bytes)
+                                                  .str()
+                                            : llvm::formatv("latency {0:f4} ms, weights {1:f0} B", b->m.latencyMs,
+                                                            b->m.bytes)
+                                                  .str())
+                                         .c_str(),
+                                     verified.size(), elapsed());
       llvm::outs().flush();
       return verified.back();
     };
@@ -876,8 +1044,10 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.chosen{back
 "use strict";
 window.onerror=function(m){document.body.setAttribute("data-error",String(m));};
 const R=@DATA@;
-const colors={fp32:"#444",joint:"#d62728",quant:"#1f77b4",nm:"#2ca02c",smartdeal:"#9467bd",butterfly:"#ff7f0e"};
-const unit=R.metric==="size"?"bytes":"ms";
+const colors={fp32:"#444",int8:"#8c564b",joint:"#d62728",quant:"#1f77b4",nm:"#2ca02c",smartdeal:"#9467bd",butterfly:"#ff7f0e"};
+const unit=R.metric==="size"?"bytes":R.accel?"cycles":"ms";
+const costOf=v=>R.accel?v.cycles:v.latency_ms;
+const costFmt=v=>R.accel?fmt(v,0):fmt(v,4);
 const fmt=(v,d)=>v===null||v===undefined?"-":Number(v).toFixed(d);
 const NS="http://www.w3.org/2000/svg";
 function el(svg,tag,attrs,text){const e=document.createElementNS(NS,tag);for(const k in attrs)e.setAttribute(k,attrs[k]);if(text!==undefined)e.textContent=text;svg.appendChild(e);return e;}
@@ -903,27 +1073,30 @@ function plot(id,series,xlabel,ylabel,extra){
   });
   if(extra&&extra.ring)el(svg,"circle",{cx:sx(extra.ring[0]),cy:sy(extra.ring[1]),r:9,fill:"none",stroke:"#000","stroke-width":2});
 }
-const metricOf=v=>R.metric==="size"?v.bytes:v.latency_ms;
+const metricOf=v=>R.metric==="size"?v.bytes:costOf(v);
 const fams=[...new Set(R.verified.map(v=>v.family))];
-plot("pareto",fams.map(f=>({name:f,points:R.verified.filter(v=>v.family===f&&v.ok).map(v=>[metricOf(v),100*v.top1])})),
-  (R.metric==="size"?"weights file (bytes)":"latency (ms)"),"top-1 (%)",
+plot("pareto",fams.map(f=>({name:f,points:R.verified.filter(v=>v.family===f&&v.ok&&v.priced!==false).map(v=>[metricOf(v),100*v.top1])})),
+  (R.metric==="size"?R.bytes_label:R.cost_label),"top-1 (%)",
   {x:R.budget>=0?R.budget:undefined,ring:R.chosen?[metricOf(R.chosen),100*R.chosen.top1]:undefined});
 plot("fronts",Object.keys(R.fronts).map(f=>({name:f,line:true,points:R.fronts[f].map(p=>[p.cost,Math.min(p.sqnr_db,80)])})),
-  (R.metric==="size"?"predicted weights (bytes)":"predicted latency (ms)"),"predicted output SQNR (dB)");
+  "predicted "+(R.metric==="size"?R.bytes_label:R.cost_label),"predicted output SQNR (dB)");
 document.getElementById("legend").innerHTML=Object.keys(colors).filter(k=>fams.includes(k)||R.fronts[k]).map(k=>'<span><i class="sw" style="background:'+colors[k]+'"></i>'+k+'</span>').join("");
 function table(id,head,rows,cls){const t=document.getElementById(id);t.innerHTML="<tr>"+head.map(h=>"<th>"+h+"</th>").join("")+"</tr>"+
   rows.map((r,i)=>"<tr"+(cls&&cls[i]?' class="'+cls[i]+'"':"")+">"+r.map(c=>"<td>"+c+"</td>").join("")+"</tr>").join("");}
-table("layers",["layer","op","params","choice","output SQNR alone (dB)","latency change (ms)","weights change (B)"],
-  R.layers.map(l=>[l.name,l.op,l.params,l.choice,fmt(l.sqnr_db,1),fmt(l.latency_ms,4),fmt(l.bytes,0)]));
+const dl=R.accel?"":" change";
+table("layers",["layer","op","params","choice","output SQNR alone (dB)",R.cost_label+dl,R.bytes_label+dl],
+  R.layers.map(l=>[l.name,l.op,l.params,l.choice,fmt(l.sqnr_db,1),costFmt(costOf(l)),fmt(l.bytes,0)]));
 const ch=R.chosen;
-table("plans",["search","choices","top-1","drop (points)","latency (ms)","weights (B)","predicted "+unit,"predicted SQNR (dB)"],
-  R.verified.map(v=>[v.family,v.plan+(v.ok?"":" (not built: "+v.reason+")"),v.ok?fmt(v.top1,4):"-",v.ok?fmt(100*(R.fp32.top1-v.top1),2):"-",v.ok?fmt(v.latency_ms,4):"-",v.ok?fmt(v.bytes,0):"-",v.predicted_cost===null?"-":Number(v.predicted_cost).toPrecision(4),fmt(v.predicted_sqnr_db,1)]),
+table("plans",["search","choices","top-1","drop (points)",R.cost_label,R.bytes_label,"predicted "+unit,"predicted SQNR (dB)"],
+  R.verified.map(v=>[v.family,v.plan+(v.ok?"":" (not built: "+v.reason+")"),v.ok?fmt(v.top1,4):"-",v.ok?fmt(100*(R.fp32.top1-v.top1),2):"-",v.ok&&v.priced?costFmt(costOf(v)):"-",v.ok&&v.priced?fmt(v.bytes,0):"-",v.predicted_cost===null?"-":Number(v.predicted_cost).toPrecision(4),fmt(v.predicted_sqnr_db,1)]),
   R.verified.map(v=>ch&&v.plan===ch.plan?"chosen":""));
-table("trials",["layer","choice","output SQNR (dB)","latency change (ms)","weights change (B)","note"],
-  R.trials.map(t=>[t.layer,t.choice,t.ok?fmt(t.sqnr_db,1):"-",t.ok?fmt(t.latency_ms,4):"-",t.ok?fmt(t.bytes,0):"-",t.ok?"":t.reason]));
+table("trials",["layer","choice","output SQNR (dB)",R.cost_label+dl,R.bytes_label+dl,"note"],
+  R.trials.map(t=>[t.layer,t.choice,t.ok?fmt(t.sqnr_db,1):"-",t.ok?costFmt(costOf(t)):"-",t.ok?fmt(t.bytes,0):"-",t.ok?"":t.reason]));
 document.getElementById("summary").textContent=(ch?("Chosen ("+ch.family+" search): top-1 "+fmt(ch.top1,4)+" vs fp32 "+fmt(R.fp32.top1,4)+
-  " ("+fmt(100*(R.fp32.top1-ch.top1),2)+" points), "+fmt(ch.latency_ms,4)+" ms vs fp32 "+fmt(R.fp32.latency_ms,4)+" ms"+
-  (R.ort_latency_ms>0?(" and ONNX Runtime fp32 "+fmt(R.ort_latency_ms,4)+" ms"):"")+", weights "+fmt(ch.bytes,0)+" B vs "+fmt(R.fp32.bytes,0)+" B. ")
+  " ("+fmt(100*(R.fp32.top1-ch.top1),2)+" points), "+(R.accel?(fmt(ch.cycles,0)+" cycles and "+fmt(ch.bytes,0)+
+  " weight bytes moved per inference vs int8 dense "+fmt(R.int8.cycles,0)+" and "+fmt(R.int8.bytes,0)+" (Kiln's accelerator, simulated). "):
+  (fmt(ch.latency_ms,4)+" ms vs fp32 "+fmt(R.fp32.latency_ms,4)+" ms"+
+  (R.ort_latency_ms>0?(" and ONNX Runtime fp32 "+fmt(R.ort_latency_ms,4)+" ms"):"")+", weights "+fmt(ch.bytes,0)+" B vs "+fmt(R.fp32.bytes,0)+" B. ")))
   :"No plan met the constraints. ")+"Budget: "+R.budget_text+"; max drop "+R.max_drop+" points; "+R.eval_samples+" held-out samples; target "+R.target+".";
 document.getElementById("method").textContent="Method: "+R.method;
 document.body.setAttribute("data-rendered",String(document.querySelectorAll("circle.pt").length));
@@ -952,15 +1125,16 @@ const Verified *Planner::chosen() const {
 }
 
 bool Planner::fits(const Measure &m) const {
-  return m.ok && 100 * (baseTop1 - m.top1) <= maxDrop + 1e-9 && (budget < 0 || value(m) <= budget);
+  return m.ok && m.priced && 100 * (baseTop1 - m.top1) <= maxDrop + 1e-9 && (budget < 0 || value(m) <= budget);
 }
 
 int Planner::writeOutputs() {
   const Verified *best = chosen();
+  const char *costKey = accel ? "cycles" : "latency_ms";
   // Per search, its own best: the comparison with single techniques.
   std::map<std::string, const Verified *> bestOf;
   for (const Verified &v : verified) {
-    if (!fits(v.m) && v.family != "fp32") continue;
+    if (!fits(v.m) && v.family != "fp32" && v.family != "int8") continue;
     const Verified *&b = bestOf[v.family];
     if (!b || (budget >= 0 ? v.m.top1 > b->m.top1 : value(v.m) < value(b->m))) b = &v;
   }
@@ -973,20 +1147,22 @@ int Planner::writeOutputs() {
                                              {"ok", l.measures[c].ok},
                                              {"reason", l.measures[c].reason},
                                              {"sqnr_db", sqnrDb(l.measures[c].noise)},
-                                             {"latency_ms", l.measures[c].latencyMs},
+                                             {costKey, l.measures[c].latencyMs},
                                              {"bytes", l.measures[c].bytes}});
   auto verJson = [&](const Verified &v) {
+    bool reference = v.family == "fp32" || v.family == "int8"; // measured, not proposed by a search
     return llvm::json::Object{{"family", v.family},
                               {"plan", key(v.pick)},
                               {"ok", v.m.ok},
                               {"reason", v.m.reason},
                               {"top1", v.m.top1},
-                              {"latency_ms", v.m.latencyMs},
+                              {costKey, v.m.latencyMs},
+                              {"priced", v.m.priced},
                               {"bytes", v.m.bytes},
                               {"measured_sqnr_db", sqnrDb(v.m.noise)},
-                              {"predicted_cost", v.family == "fp32" ? llvm::json::Value(nullptr) : v.predicted.cost},
-                              {"predicted_sqnr_db", v.family == "fp32" ? llvm::json::Value(nullptr)
-                                                                       : llvm::json::Value(sqnrDb(v.predicted.noise))}};
+                              {"predicted_cost", reference ? llvm::json::Value(nullptr) : v.predicted.cost},
+                              {"predicted_sqnr_db", reference ? llvm::json::Value(nullptr)
+                                                              : llvm::json::Value(sqnrDb(v.predicted.noise))}};
   };
   for (const Verified &v : verified) verRows.push_back(verJson(v));
   if (best)
@@ -997,21 +1173,18 @@ int Planner::writeOutputs() {
                                              {"params", layers[l].params},
                                              {"choice", label(layers[l].choices[size_t(best->pick[l])])},
                                              {"sqnr_db", best->pick[l] ? llvm::json::Value(sqnrDb(m.noise)) : nullptr},
-                                             {"latency_ms", m.latencyMs},
+                                             {costKey, m.latencyMs},
                                              {"bytes", m.bytes}});
     }
   llvm::json::Object fronts;
-  std::vector<std::string> families{"joint"};
-  for (const char *t : {"quant", "nm", "smartdeal", "butterfly"})
-    if (techniques.count(t)) families.push_back(t);
-  for (const std::string &fam : families) {
+  for (const std::string &fam : families()) {
     llvm::json::Array pts;
     for (const Point &p : front(fam)) pts.push_back(llvm::json::Object{{"cost", p.cost}, {"sqnr_db", sqnrDb(p.noise)}});
     fronts[fam] = std::move(pts);
   }
   llvm::json::Object singles;
   for (auto &[fam, v] : bestOf)
-    if (fam != "fp32" && fam != "joint") singles[fam] = verJson(*v);
+    if (fam != "fp32" && fam != "joint" && fam != "int8") singles[fam] = verJson(*v);
   std::string budgetText = budget >= 0 ? metric + "=" + llvm::formatv("{0}", budget).str() : metric + " (minimise)";
   llvm::json::Object report{
       {"kiln_plan_report", 1},
@@ -1026,6 +1199,10 @@ int Planner::writeOutputs() {
       {"latency_shape", llvm::json::Array(latShape)},
       {"fp32", verJson(verified[0])},
       {"ort_latency_ms", ortLatencyMs},
+      {"accel", accel},
+      {"cost_label", accel ? "cycles" : "latency (ms)"},
+      {"bytes_label", accel ? "weight bytes moved" : "weights file (B)"},
+      {"int8", accel && verified.size() > 1 ? llvm::json::Value(verJson(verified[1])) : llvm::json::Value(nullptr)},
       {"chosen", best ? llvm::json::Value(verJson(*best)) : llvm::json::Value(nullptr)},
       {"best_single_technique", std::move(singles)},
       {"layers", std::move(layerRows)},
@@ -1059,31 +1236,50 @@ int Planner::writeOutputs() {
   }
 
   // The console summary.
-  llvm::outs() << "\nplans measured (" << evalSamples << " held-out samples; " << metric << " at batch "
-               << latShape[0] << ", " << threads << " thread(s)):\n";
-  llvm::outs() << llvm::format("  %-9s %7s %7s %10s %10s  %s\n", "search", "top-1", "drop", "latency ms", "weights B",
-                               "choices");
+  if (accel)
+    llvm::outs() << "\nplans measured (" << evalSamples << " held-out samples, top-1 on the CPU int8 path, which "
+                 << "the accelerator matches bit for bit; cycles and weight bytes moved per inference simulated on "
+                 << "the Verilated accelerator):\n";
+  else
+    llvm::outs() << "\nplans measured (" << evalSamples << " held-out samples; " << metric << " at batch "
+                 << latShape[0] << ", " << threads << " thread(s)):\n";
+  llvm::outs() << llvm::format("  %-9s %7s %7s %10s %10s  %s\n", "search", "top-1", "drop",
+                               accel ? "cycles" : "latency ms", accel ? "wt bytes" : "weights B", "choices");
   for (const Verified &v : verified) {
-    if (!v.m.ok) {
+    if (!v.m.ok || !v.m.priced) {
+      if (v.m.ok) {
+        llvm::outs() << llvm::format("  %-9s %7.4f %7.2f %10s %10s  %s  (reference)\n", v.family.c_str(), v.m.top1,
+                                     0.0, "-", "-", key(v.pick).c_str());
+        continue;
+      }
       llvm::outs() << llvm::format("  %-9s %7s %7s %10s %10s  %s  [not built: %s]\n", v.family.c_str(), "-", "-", "-",
                                    "-", key(v.pick).c_str(), v.m.reason.c_str());
       continue;
     }
-    llvm::outs() << llvm::format("%s %-9s %7.4f %7.2f %10.4f %10.0f  %s\n", &v == best ? "*" : " ", v.family.c_str(),
-                                 v.m.top1, 100 * (baseTop1 - v.m.top1), v.m.latencyMs, v.m.bytes,
-                                 key(v.pick).c_str());
+    std::string cost = llvm::formatv(accel ? "{0:f0}" : "{0:f4}", v.m.latencyMs).str();
+    llvm::outs() << llvm::format("%s %-9s %7.4f %7.2f %10s %10.0f  %s\n", &v == best ? "*" : " ", v.family.c_str(),
+                                 v.m.top1, 100 * (baseTop1 - v.m.top1), cost.c_str(), v.m.bytes, key(v.pick).c_str());
   }
-  if (ortLatencyMs > 0)
+  if (ortLatencyMs > 0 && !accel)
     llvm::outs() << llvm::format("ONNX Runtime fp32: %.4f ms (Kiln fp32 %.4f ms)\n", ortLatencyMs,
                                  verified[0].m.latencyMs);
   for (auto &[fam, v] : bestOf)
-    if (fam != "fp32" && fam != "joint")
+    if (fam != "fp32" && fam != "joint" && fam != "int8")
       llvm::outs() << llvm::format("best %-9s alone: top-1 %.4f, %s %.4g\n", fam.c_str(), v->m.top1, metric.c_str(),
                                    value(v->m));
   if (!best) {
     llvm::errs() << "error: no plan measured within the budget (" << budgetText << ") and --max-drop " << maxDrop
                  << "; see " << dir << "/report.html\n";
     return 1;
+  }
+  if (accel) {
+    const Measure &i8 = verified[1].m;
+    llvm::outs() << llvm::format("chosen (%s search): top-1 %.4f (fp32 %.4f, drop %.2f points; int8 dense %.4f), "
+                                 "%.0f cycles (int8 dense %.0f: %.2fx), %.0f weight bytes moved (int8 dense %.0f: "
+                                 "%.2fx); search %.0f s\n",
+                                 best->family.c_str(), best->m.top1, baseTop1, 100 * (baseTop1 - best->m.top1), i8.top1,
+                                 best->m.latencyMs, i8.latencyMs, best->m.latencyMs / i8.latencyMs, best->m.bytes,
+                                 i8.bytes, best->m.bytes / i8.bytes, elapsed());
   }
   // "2.06x faster" / "1.50x slower" than a reference latency.
   auto speed = [&](double ref) {
@@ -1094,7 +1290,8 @@ int Planner::writeOutputs() {
                                                        speed(ortLatencyMs))
                                              .str()
                                        : "";
-  llvm::outs() << llvm::format("chosen (%s search): top-1 %.4f (fp32 %.4f, drop %.2f points), latency %.4f ms "
+  if (!accel)
+    llvm::outs() << llvm::format("chosen (%s search): top-1 %.4f (fp32 %.4f, drop %.2f points), latency %.4f ms "
                                "(fp32 %.4f ms: %s%s), weights %.0f B (fp32 %.0f B: %.2fx smaller); search %.0f s\n",
                                best->family.c_str(), best->m.top1, baseTop1, 100 * (baseTop1 - best->m.top1),
                                best->m.latencyMs, verified[0].m.latencyMs, speed(verified[0].m.latencyMs).c_str(),
@@ -1109,7 +1306,7 @@ int Planner::writeOutputs() {
                                           {"search", best->family},
                                           {"top1", best->m.top1},
                                           {"top1_fp32", baseTop1},
-                                          {"latency_ms", best->m.latencyMs},
+                                          {costKey, best->m.latencyMs},
                                           {"weights_bytes", best->m.bytes}};
   if (!writeJson(dir + "/plan.json", plan)) return 1;
   llvm::outs() << "wrote " << dir << "/plan.json, " << dir << "/report.html, " << dir << "/report.json\n";
@@ -1118,8 +1315,9 @@ int Planner::writeOutputs() {
 
 int Planner::run() {
   if (int rc = prepare()) return rc;
-  llvm::outs() << llvm::format("plan: %zu layers; fp32: %.4f ms at batch %lld, weights %.0f B\n", layers.size(),
-                               baseLatencyMs, (long long)latShape[0], baseBytes);
+  if (!accel)
+    llvm::outs() << llvm::format("plan: %zu layers; fp32: %.4f ms at batch %lld, weights %.0f B\n", layers.size(),
+                                 baseLatencyMs, (long long)latShape[0], baseBytes);
   std::signal(SIGINT, onInterrupt);
   int rc = measureTrials();
   if (!rc) rc = search();
@@ -1131,7 +1329,7 @@ int Planner::run() {
   if (rc) return rc;
   // ONNX Runtime on the same input, for the report's comparison (informational).
   Timing t;
-  if (timeOrt(o.model, cacheDir, {inputName + "=" + latInput}, threads, runs, t)) ortLatencyMs = t.medianMs;
+  if (!accel && timeOrt(o.model, cacheDir, {inputName + "=" + latInput}, threads, runs, t)) ortLatencyMs = t.medianMs;
   return writeOutputs();
 }
 
@@ -1141,6 +1339,7 @@ int cmdPlan(int argc, char **argv) {
   Planner p;
   std::vector<char *> rest{argv[0], argv[1]};
   std::string budget, calib;
+  bool explicitTechniques = false;
   for (int k = 2; k < argc; ++k) {
     std::string a = argv[k], v;
     auto next = [&](std::string &dst) {
@@ -1187,6 +1386,7 @@ int cmdPlan(int argc, char **argv) {
     } else if (a == "--techniques") {
       if (!next(v)) return commandUsage("--techniques needs a list", kPlanHelp);
       p.techniques.clear();
+      explicitTechniques = true;
       llvm::SmallVector<llvm::StringRef> parts;
       llvm::StringRef(v).split(parts, ',', -1, false);
       for (llvm::StringRef t : parts) {
@@ -1204,29 +1404,42 @@ int cmdPlan(int argc, char **argv) {
     }
   }
   if (int rc = parseCommonArgs(int(rest.size()), rest.data(), p.o, kPlanHelp); rc >= 0) return rc;
+  p.accel = p.o.compile.target == "accel";
+  p.accelConfig = p.o.compile.accelConfig;
+  if (p.o.compile.target != "x86-64" && !p.accel)
+    return commandUsage("kiln plan prices plans on this machine's CPU (--target x86-64) or on Kiln's accelerator "
+                        "(--target accel, simulated); aarch64 and vulkan are not supported by the planner yet",
+                        kPlanHelp);
+  if (p.accel && explicitTechniques && p.techniques.count("butterfly"))
+    return commandUsage("--target accel: the accelerator has no butterfly unit; choose from quant, nm, smartdeal",
+                        kPlanHelp);
+  // The time budget: milliseconds on the CPU, simulated cycles on the accelerator.
+  std::string timeName = p.accel ? "cycles" : "latency";
   llvm::StringRef b(budget);
-  if (b == "latency" || b == "size") {
+  if (b == timeName || b == "size") {
     p.metric = b.str();
-  } else if (b.consume_front("latency=")) {
-    p.metric = "latency";
-    if (b.getAsDouble(p.budget) || !(p.budget > 0)) return commandUsage("--budget latency=MS needs MS > 0", kPlanHelp);
+  } else if (b.consume_front(timeName + "=")) {
+    p.metric = timeName;
+    if (b.getAsDouble(p.budget) || !(p.budget > 0))
+      return commandUsage("--budget " + timeName + "=N needs N > 0", kPlanHelp);
   } else if (b.consume_front("size=")) {
     p.metric = "size";
     if (b.getAsDouble(p.budget) || !(p.budget > 0))
       return commandUsage("--budget size=BYTES needs BYTES > 0", kPlanHelp);
   } else if (b.starts_with("energy")) {
-    return commandUsage("--budget energy: Kiln has no energy model of this CPU yet; use latency or size", kPlanHelp);
+    return commandUsage("--budget energy: Kiln has no energy model yet; use latency or size (cycles or size on the "
+                        "accelerator)",
+                        kPlanHelp);
   } else {
-    return commandUsage("--budget needs latency=MS, size=BYTES, latency or size", kPlanHelp);
+    return commandUsage(p.accel ? "--budget on the accelerator needs cycles=N, size=BYTES (weight bytes moved per "
+                                  "inference), cycles or size"
+                                : "--budget needs latency=MS, size=BYTES, latency or size",
+                        kPlanHelp);
   }
   p.o.calibPath = calib; // after the shared parser, which takes --calib only with a compression option
   if (p.o.outDir.empty()) return commandUsage("-o DIR is required", kPlanHelp);
   if (p.o.calibPath.empty() || p.evalData.empty() || p.evalLabels.empty())
     return commandUsage("--calib, --eval and --labels are required", kPlanHelp);
-  if (p.o.compile.target != "x86-64")
-    return commandUsage("kiln plan prices plans on this machine's CPU (--target x86-64); the accelerator, aarch64 "
-                        "and vulkan targets are not supported by the planner yet",
-                        kPlanHelp);
   p.dir = p.o.outDir;
   if (std::error_code ec = llvm::sys::fs::create_directories(p.dir)) {
     llvm::errs() << "error: cannot create '" << p.dir << "': " << ec.message() << "\n";

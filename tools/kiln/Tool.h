@@ -32,6 +32,7 @@ struct CommonOptions {
   // Quantisation: --quantize int8|int4|mixed with --calib DATA (calibrate here; mixed
   // also --budget bits=B|size=BYTES), or --plan FILE.
   std::string quantize, calibPath, planIn, budget;
+  std::string gramIn; ///< --gram: calibration Gram matrices recorded earlier (no Gram calibration run)
   int64_t calibLimit = 500;
   std::string calibMethod = "minmax"; ///< minmax | percentile (--calib-method)
   double calibPercentile = 99.99;

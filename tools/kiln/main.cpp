@@ -230,8 +230,13 @@ Quantisation (see docs/QUANTIZATION.md):
   --calib-limit N           use the first N samples (default 500)
   --calib-method M          minmax (default) | percentile[=P] (default P = 99.99)
   --budget bits=B|size=BYTES  with mixed: average bits per weight, or weight bytes
-  --plan FILE               apply a plan written by an earlier --quantize (editable);
+  --plan FILE               apply a plan written by an earlier --quantize or by kiln plan
+                            (editable; a kiln plan's per-layer "structure" is applied too,
+                            fitted to the calibration data the plan names, or --calib);
                             the plan used is written as <name>.plan.json
+  --gram FILE               for N:M, SmartDeal and butterfly fits: the layers' calibration
+                            Gram matrices recorded earlier (e.g. kiln plan's
+                            DIR/cache/gram/gram.bin, same model) instead of a calibration run
 
 Structured sparsity (see docs/COMPRESSION.md):
   --sparsify N:M            keep N of every M weights per output channel (e.g. 2:4) in
@@ -493,6 +498,9 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
       }
     } else if (a == "--plan") {
       if (!value(o.planIn)) return usageError("--plan needs a JSON file", help);
+    } else if (a == "--gram") {
+      if (!value(o.gramIn) || o.gramIn.find('"') != std::string::npos)
+        return usageError("--gram needs a Gram file (the runner's --observe-gram output)", help);
     } else if (a == "--dump-import") {
       o.dumpImport = true;
     } else if (a == "--dump-ir-after") {
@@ -582,7 +590,7 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
     std::string planCalib;
     int64_t planSamples = 0;
     if (int rc = kiln::tool::applyPlanStructures(o, o.planIn, compressed, &planCalib, &planSamples)) return rc;
-    if (compressed && o.calibPath.empty()) {
+    if (compressed && o.calibPath.empty() && o.gramIn.empty()) {
       if (planCalib.empty() || !llvm::sys::fs::exists(planCalib)) {
         llvm::errs() << "error: plan '" << o.planIn << "' compresses layers, which are fitted to calibration data; "
                      << (planCalib.empty() ? "it names none" : "the data it names ('" + planCalib + "') is missing")
@@ -598,7 +606,13 @@ int compileInto(CommonOptions &o, const std::string &dir, kiln::codegen::Artifac
   if (decompose) o.compile.decomposeReport = dir + "/" + o.compile.name + ".decompose.json";
   if (butterfly) o.compile.butterflyReport = dir + "/" + o.compile.name + ".butterfly.json";
   // One calibration build observes the Gram matrices of all their layers.
-  if ((!o.compile.sparsify.empty() || decompose || butterfly) && !o.calibPath.empty()) {
+  if ((!o.compile.sparsify.empty() || decompose || butterfly) && !o.gramIn.empty()) {
+    if (!llvm::sys::fs::exists(o.gramIn)) {
+      llvm::errs() << "error: --gram: cannot read '" << o.gramIn << "'\n";
+      return 1;
+    }
+    o.compile.compressGram = o.gramIn;
+  } else if ((!o.compile.sparsify.empty() || decompose || butterfly) && !o.calibPath.empty()) {
     gramWork = std::make_unique<kiln::tool::WorkDir>(o.keepDir.empty() ? "" : o.keepDir + "/gram", "kiln-gram");
     if (int rc = kiln::tool::calibrateGram(o, *gramWork)) return rc;
   }
