@@ -489,11 +489,12 @@ int Planner::prepare() {
   std::string techs;
   for (const std::string &t : techniques) techs += t + ",";
   std::string fingerprint = llvm::formatv("model={0:x} calib={1}:{2} sens={3} eval={4}:{5} shape={6} threads={7} "
-                                          "runs={8} nm={9} techniques={10} kiln={11}",
+                                          "runs={8} nm={9} techniques={10} kiln={11} target={12}:{13}",
                                           codegen::weightsChecksum((*model)->getBufferStart(),
                                                                    (*model)->getBufferSize()),
                                           o.calibPath, o.calibLimit, sensSamples, evalData, evalLimit, shapeText,
-                                          threads, runs, nmPattern, techs, kilnStamp())
+                                          threads, runs, nmPattern, techs, kilnStamp(), o.compile.target,
+                                          accelConfig)
                                 .str();
   cacheDir = dir + "/cache";
   cachePath = cacheDir + "/planner.json";
