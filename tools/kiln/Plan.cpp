@@ -41,7 +41,6 @@ extern "C" {
 #include <cmath>
 #include <csignal>
 #include <map>
-#include <random>
 #include <set>
 
 namespace kiln::tool {
@@ -191,7 +190,6 @@ Options:
 struct Choice {
   int bits = 32;              ///< 32, 16 (bf16), 8, 4
   std::string structure = "dense";
-  bool operator==(const Choice &o) const { return bits == o.bits && structure == o.structure; }
 };
 
 std::string precisionName(int bits) { return bits == 32 ? "fp32" : bits == 16 ? "bf16" : bits == 8 ? "int8" : "int4"; }
@@ -291,7 +289,7 @@ public:
 
 private:
   std::vector<int64_t> latShape;    ///< the input shape latency is measured at
-  std::string inputName, calPlanPath, gramPath, latInput, baseLatDir;
+  std::string inputName, gramPath, latInput, baseLatDir;
   llvm::json::Value calPlan = nullptr;
   std::vector<std::string> sensInputs;               ///< chunks at latShape
   std::vector<std::vector<std::vector<float>>> sensRef; ///< fp32 outputs per chunk
@@ -328,6 +326,15 @@ private:
   /// weight bytes moved per inference.
   double value(const Measure &m) const { return metric == "size" ? m.bytes : m.latencyMs; }
   std::vector<std::string> families() const;
+  /// A measure's cost for the console: cycles and weight bytes moved on the accelerator,
+  /// else latency and weights (`change`: signed, as trials report them).
+  std::string costText(const Measure &m, bool change) const {
+    if (accel) return llvm::formatv("{0:f0} cycles, {1:f0} weight bytes moved", m.latencyMs, m.bytes).str();
+    const char *sign = change ? "+" : "";
+    return llvm::formatv("latency {0}{1:f4} ms, weights {2}{3:f0} B", m.latencyMs < 0 ? "" : sign, m.latencyMs,
+                         m.bytes < 0 ? "" : sign, m.bytes)
+        .str();
+  }
   /// Runs `pick` on the Verilated accelerator (kiln sim, one inference): total cycles
   /// and weight bytes moved, and per layer (name -> cycles, weight bytes).
   bool simulate(const Pick &pick, Measure &m, std::map<std::string, std::pair<double, double>> *perLayer);
@@ -386,6 +393,9 @@ bool Planner::build(const Pick &pick, const std::vector<int64_t> &shape, const s
     return false;
   }
   // A structure asked for but not applied: the pass says why in its report.
+  std::map<std::string, Structure::Kind> asked;
+  for (size_t l = 0; l < layers.size(); ++l)
+    asked[layers[l].name] = parseStructure(layers[l].choices[size_t(pick[l])].structure)->kind;
   for (auto [path, field, kind] : {std::tuple{c.compile.sparsifyReport, "pattern", Structure::NM},
                                  std::tuple{c.compile.decomposeReport, "setting", Structure::SmartDeal},
                                  std::tuple{c.compile.butterflyReport, "method", Structure::Butterfly}}) {
@@ -395,11 +405,9 @@ bool Planner::build(const Pick &pick, const std::vector<int64_t> &shape, const s
     if (!rows) continue;
     for (const llvm::json::Value &v : *rows) {
       const auto *row = v.getAsObject();
-      std::string name = row->getString("name").value_or("").str();
-      for (size_t l = 0; l < layers.size(); ++l)
-        if (layers[l].name == name && parseStructure(layers[l].choices[size_t(pick[l])].structure)->kind == kind &&
-            row->getString(field).value_or("") == "dense")
-          denseReason = row->getString("reason").value_or("the pass left it dense").str();
+      auto it = asked.find(row->getString("name").value_or("").str());
+      if (it != asked.end() && it->second == kind && row->getString(field).value_or("") == "dense")
+        denseReason = row->getString("reason").value_or("the pass left it dense").str();
     }
   }
   if (!denseReason.empty()) return false;
@@ -424,13 +432,7 @@ bool Planner::runChunks(const std::string &where, const codegen::Artifact &artif
       outs->push_back(std::move(got));
       continue;
     }
-    const auto &want = sensRef[k];
-    for (size_t i = 0; i < want.size() && i < got.size(); ++i)
-      for (size_t e = 0; e < want[i].size() && e < got[i].size(); ++e) {
-        double d = double(got[i][e]) - want[i][e];
-        signal += double(want[i][e]) * want[i][e];
-        err += d * d;
-      }
+    addOutputError(sensRef[k], got, signal, err);
   }
   if (noise) *noise = signal > 0 ? err / signal : 0;
   return true;
@@ -518,7 +520,7 @@ int Planner::prepare() {
   removeTree(cacheDir + "/calibration");
   removeTree(cacheDir + "/gram");
   cal.work = std::make_unique<WorkDir>(cacheDir + "/calibration", "kiln-plan");
-  calPlanPath = cacheDir + "/calibration-plan.json";
+  std::string calPlanPath = cacheDir + "/calibration-plan.json";
   CommonOptions q = o;
   q.quantize = "int8";
   if (int rc = calibrate(q, calPlanPath, cal)) return rc;
@@ -731,14 +733,7 @@ int Planner::measureTrials() {
       if (m.ok)
         llvm::outs() << llvm::format("plan: [%zu/%zu] %-24s %-15s output SQNR %6.1f dB, %s   (%s)\n", done,
                                      total, l.name.c_str(), label(c).c_str(), sqnrDb(m.noise),
-                                     (accel ? llvm::formatv("{0:f0} cycles, {1:f0} weight bytes moved", m.latencyMs,
-                                                            m.bytes)
-                                                  .str()
-                                            : llvm::formatv("latency {0}{1:f4} ms, weights {2}{3:f0} B",
-                                                            m.latencyMs < 0 ? "" : "+", m.latencyMs,
-                                                            m.bytes < 0 ? "" : "+", m.bytes)
-                                                  .str())
-                                         .c_str(),
+                                     costText(m, true).c_str(),
                                      cached ? "cached"
                                             : llvm::formatv("{0:f0} s, ~{1:f0} s left", elapsed(), eta).str().c_str());
       else
@@ -772,7 +767,6 @@ Measure Planner::verify(const Pick &pick) {
   } else if (accel && !simulate(pick, m, nullptr)) {
     return m;
   }
-  m.noise = 0;
   runChunks(where, a, &m.noise, nullptr);
   // Accuracy at batch 100.
   const kiln::tools::Array &data = evalX, &labels = evalY;
@@ -796,11 +790,8 @@ Measure Planner::verify(const Pick &pick) {
       m.reason = "running the plan on the held-out set failed";
       return m;
     }
-    std::string outName = a.signature.outputs[0].name;
-    for (char &ch : outName)
-      if (!(llvm::isAlnum(ch) || ch == '_' || ch == '.' || ch == '-')) ch = '_';
     std::vector<int64_t> pred;
-    if (!argmaxRows(where + "/out/" + outName + ".npy", 100, pred, err)) {
+    if (!argmaxRows(where + "/out/" + outputFileName(a.signature.outputs[0].name), 100, pred, err)) {
       m.reason = err;
       return m;
     }
@@ -967,14 +958,7 @@ int Planner::search() {
                                    value(m), f[i].cost, sqnrDb(f[i].noise), m.ok ? "" : "  [failed]");
       if (const Verified *b = chosen())
         llvm::outs() << llvm::format("plan:   best so far: top-1 %.4f, %s (%zu plans measured, %.0f s)\n", b->m.top1,
-                                     (accel ? llvm::formatv("{0:f0} cycles, {1:f0} weight bytes moved", b->m.latencyMs,
-                                                            b->m.bytes)
-                                                  .str()
-                                            : llvm::formatv("latency {0:f4} ms, weights {1:f0} B", b->m.latencyMs,
-                                                            b->m.bytes)
-                                                  .str())
-                                         .c_str(),
-                                     verified.size(), elapsed());
+                                     costText(b->m, false).c_str(), verified.size(), elapsed());
       llvm::outs().flush();
       return verified.back();
     };

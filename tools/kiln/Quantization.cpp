@@ -82,16 +82,20 @@ struct Histogram {
 
 } // namespace
 
+std::string outputFileName(const std::string &name) {
+  std::string file = name;
+  for (char &c : file)
+    if (!(llvm::isAlnum(c) || c == '_' || c == '.' || c == '-')) c = '_';
+  return file + ".npy";
+}
+
 /// Every f32 output the runner wrote into `dir` (others are skipped).
 std::vector<std::vector<float>> readOutputs(const std::string &dir, const codegen::ModelSignature &sig) {
   std::vector<std::vector<float>> outs;
   for (const auto &o : sig.outputs) {
-    std::string name = o.name;
-    for (char &c : name)
-      if (!(llvm::isAlnum(c) || c == '_' || c == '.' || c == '-')) c = '_';
     kiln_npy_t npy{};
     std::vector<float> v;
-    if (kiln_npy_read((dir + "/" + name + ".npy").c_str(), &npy) == KILN_OK && npy.dtype == KILN_DTYPE_F32) {
+    if (kiln_npy_read((dir + "/" + outputFileName(o.name)).c_str(), &npy) == KILN_OK && npy.dtype == KILN_DTYPE_F32) {
       const float *p = static_cast<const float *>(npy.data);
       v.assign(p, p + npy.num_elements);
     }
@@ -99,6 +103,16 @@ std::vector<std::vector<float>> readOutputs(const std::string &dir, const codege
     outs.push_back(std::move(v));
   }
   return outs;
+}
+
+void addOutputError(const std::vector<std::vector<float>> &want, const std::vector<std::vector<float>> &got,
+                    double &signal, double &noise) {
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i)
+    for (size_t e = 0; e < want[i].size() && e < got[i].size(); ++e) {
+      double d = double(got[i][e]) - want[i][e];
+      signal += double(want[i][e]) * want[i][e];
+      noise += d * d;
+    }
 }
 
 bool writeJson(const std::string &path, const llvm::json::Value &v) {
@@ -386,14 +400,7 @@ std::optional<double> outputSqnr(CommonOptions &o, Calibration &cal, const llvm:
       llvm::errs() << "error: running a search trial failed" << (err.empty() ? "" : ": " + err) << "\n";
       return std::nullopt;
     }
-    auto got = readOutputs(out, artifact.signature);
-    const auto &want = cal.reference[k];
-    for (size_t i = 0; i < want.size() && i < got.size(); ++i)
-      for (size_t e = 0; e < want[i].size() && e < got[i].size(); ++e) {
-        double d = double(got[i][e]) - want[i][e];
-        signal += double(want[i][e]) * want[i][e];
-        noise += d * d;
-      }
+    addOutputError(cal.reference[k], readOutputs(out, artifact.signature), signal, noise);
   }
   removeTree(dir);
   return noise > 0 ? 10 * std::log10(signal / noise) : 999.0;

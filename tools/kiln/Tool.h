@@ -88,8 +88,15 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal);
 /// "model" for the generic runner, for this machine, with quantisation plan `plan`
 /// and nothing dumped or reported.
 CommonOptions trialOptions(const CommonOptions &o, const std::string &plan);
+/// The file the runner (and ort_run.js) writes an output named `name` to: `name`
+/// with every character outside [A-Za-z0-9_.-] replaced by '_', plus ".npy".
+std::string outputFileName(const std::string &name);
 /// Every f32 output the runner wrote into `dir`, in signature order (empty if missing).
 std::vector<std::vector<float>> readOutputs(const std::string &dir, const codegen::ModelSignature &sig);
+/// Adds the squared values of `want` to `signal` and the squared differences of `got`
+/// from them to `noise`, over every output (a model output's error against a reference).
+void addOutputError(const std::vector<std::vector<float>> &want, const std::vector<std::vector<float>> &got,
+                    double &signal, double &noise);
 /// Writes `v` as indented JSON; false after printing why.
 bool writeJson(const std::string &path, const llvm::json::Value &v);
 /// Parses a JSON file; nullopt if it cannot be read or parsed.

@@ -1337,11 +1337,9 @@ int cmdEval(int argc, char **argv) {
       llvm::errs() << "error: running the compiled model failed" << (runErr.empty() ? "" : ": " + runErr) << "\n";
       return 1;
     }
-    std::string outName = artifact.signature.outputs[0].name;
-    for (char &c : outName)
-      if (!(llvm::isAlnum(c) || c == '_' || c == '.' || c == '-')) c = '_';
+    std::string outputFile = outputFileName(artifact.signature.outputs[0].name);
     std::vector<int64_t> kilnPred, ortPred;
-    if (!argmaxRows(work + "/kiln-out/" + outName + ".npy", batch, kilnPred, err)) {
+    if (!argmaxRows(work + "/kiln-out/" + outputFile, batch, kilnPred, err)) {
       llvm::errs() << "error: " << err << "\n";
       return 1;
     }
@@ -1354,7 +1352,7 @@ int cmdEval(int argc, char **argv) {
       std::optional<llvm::StringRef> oredirects[] = {std::nullopt, llvm::StringRef(ortOut), std::nullopt};
       int orc = node ? llvm::sys::ExecuteAndWait(*node, orefs, std::nullopt, oredirects, 0, 0, &runErr) : -1;
       llvm::sys::fs::remove(ortOut);
-      if (orc != 0 || !argmaxRows(work + "/ort-out/" + outName + ".npy", batch, ortPred, err)) {
+      if (orc != 0 || !argmaxRows(work + "/ort-out/" + outputFile, batch, ortPred, err)) {
         llvm::errs() << "error: running ONNX Runtime failed\n";
         return 1;
       }
