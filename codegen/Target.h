@@ -13,6 +13,7 @@
 #include "mlir/Support/LLVM.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -105,6 +106,36 @@ std::unique_ptr<Target> createCpuTarget(llvm::StringRef arch);
 std::unique_ptr<Target> createNullTarget();
 std::unique_ptr<Target> createAccelTarget();
 std::unique_ptr<Target> createVulkanTarget();
+/// The weight-compression passes the options ask for (kiln-butterfly, kiln-sparsify-nm,
+/// kiln-decompose, in that order), each followed by a comma; "" for none.
+inline std::string compressionPipeline(const CompileOptions &o) {
+  std::string entry = "entry=" + o.entryName;
+  // Calibration (observe, or the Gram file) and the report; then the closing "},".
+  auto tail = [&](const std::string &report) {
+    std::string p = o.compressObserve ? " observe=true" : "";
+    if (!o.compressGram.empty()) p += " gram=\"" + o.compressGram + "\"";
+    if (!report.empty()) p += " report=\"" + report + "\"";
+    return p + "},";
+  };
+  std::string p;
+  if (!o.butterfly.empty()) p += "kiln-butterfly{" + entry + " layers=\"" + o.butterfly + "\"" + tail(o.butterflyReport);
+  if (!o.sparsify.empty()) {
+    p += "kiln-sparsify-nm{" + entry + " pattern=\"" + o.sparsify + "\"";
+    if (!o.sparsifyLayers.empty()) p += " layers=\"" + o.sparsifyLayers + "\"";
+    p += tail(o.sparsifyReport);
+  }
+  if (!o.decompose.empty()) {
+    char density[32];
+    std::snprintf(density, sizeof density, "%.9g", o.decomposeDensity);
+    p += "kiln-decompose{" + entry + " method=" + o.decompose + " exponent-bits=" + std::to_string(o.decomposeBits) +
+         " density=" + density;
+    if (!o.decomposeLayers.empty()) p += " layers=\"" + o.decomposeLayers + "\"";
+    if (o.decomposeOnlyNamed) p += " only-named=true";
+    p += tail(o.decomposeReport);
+  }
+  return p;
+}
+
 /// The passes every target that reads bufferized IR shares (graph clean-up, linalg,
 /// bufferization, compression, quantisation), each followed by a comma.
 std::string frontPipeline(const CompileOptions &o);

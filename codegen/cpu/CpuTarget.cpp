@@ -123,41 +123,6 @@ void stripKilnAttributes(ModuleOp module) {
   });
 }
 
-/// The options every weight-compression pass takes: calibration (observe, or the Gram
-/// file) and its report; then the closing "},".
-static std::string compressionTail(const CompileOptions &o, const std::string &report) {
-  std::string p = o.compressObserve ? " observe=true" : "";
-  if (!o.compressGram.empty()) p += " gram=\"" + o.compressGram + "\"";
-  if (!report.empty()) p += " report=\"" + report + "\"";
-  return p + "},";
-}
-
-/// "kiln-sparsify-nm{...}," for the options given, or "" without --sparsify.
-static std::string sparsifyPipeline(const CompileOptions &o, const std::string &entry) {
-  if (o.sparsify.empty()) return "";
-  std::string p = "kiln-sparsify-nm{" + entry + " pattern=\"" + o.sparsify + "\"";
-  if (!o.sparsifyLayers.empty()) p += " layers=\"" + o.sparsifyLayers + "\"";
-  return p + compressionTail(o, o.sparsifyReport);
-}
-
-/// "kiln-decompose{...}," for the options given, or "" without --decompose.
-static std::string decomposePipeline(const CompileOptions &o, const std::string &entry) {
-  if (o.decompose.empty()) return "";
-  char density[32];
-  std::snprintf(density, sizeof density, "%.9g", o.decomposeDensity);
-  std::string p = "kiln-decompose{" + entry + " method=" + o.decompose + " exponent-bits=" +
-                  std::to_string(o.decomposeBits) + " density=" + density;
-  if (!o.decomposeLayers.empty()) p += " layers=\"" + o.decomposeLayers + "\"";
-  if (o.decomposeOnlyNamed) p += " only-named=true";
-  return p + compressionTail(o, o.decomposeReport);
-}
-
-/// "kiln-butterfly{...}," for the options given, or "" without --butterfly.
-static std::string butterflyPipeline(const CompileOptions &o, const std::string &entry) {
-  if (o.butterfly.empty()) return "";
-  return "kiln-butterfly{" + entry + " layers=\"" + o.butterfly + "\"" + compressionTail(o, o.butterflyReport);
-}
-
 } // namespace
 
 /// The passes every target that reads bufferized IR shares: graph clean-up, lowering to
@@ -179,7 +144,7 @@ std::string frontPipeline(const CompileOptions &o) {
          "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},"
          "kiln-unique-results{" + e + "},"
          "buffer-results-to-out-params{modify-public-functions hoist-static-allocs},canonicalize,"
-         + butterflyPipeline(o, e) + sparsifyPipeline(o, e) + decomposePipeline(o, e) + quantize;
+         + compressionPipeline(o) + quantize;
 }
 
 namespace {

@@ -107,13 +107,13 @@ struct ButterflyPass : impl::KilnButterflyBase<ButterflyPass> {
                              {"reduction", k},
                              {"out_channels", n},
                              {"n", size},
-                             {"method", gram ? "gram" : "weights"},
+                             {"method", fit.usedGram ? "gram" : "weights"},
                              {"weight_rel_error", fit.weightError},
                              {"dense_params", k * n},
                              {"butterfly_params", params},
                              {"iterations", fit.iterations},
                              {"fit_ms", ms}};
-      if (gram) {
+      if (fit.usedGram) {
         row["output_rel_error"] = fit.outputError;
         row["calibration_rows"] = gram->rows;
       }

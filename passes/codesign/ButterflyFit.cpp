@@ -242,20 +242,26 @@ ButterflyFitResult fitButterfly(const std::vector<float> &W, int64_t K, int64_t 
 
   // The rows the layer is trained on (C^T, padded to n) and their targets C^T W.
   std::vector<double> P(size_t(K * n), 0.0), T(size_t(K * N), 0.0);
+  std::vector<double> C;
+  if (gram) {
+    double meanDiag = 0;
+    for (int64_t i = 0; i < K; ++i) meanDiag += (*gram)[size_t(i * K + i)] / double(K);
+    if (!(meanDiag > 0)) meanDiag = 1;
+    // A Gram matrix (symmetric, |g_ij| <= sqrt(g_ii g_jj): readGrams checks) factors once
+    // the ridge passes K times its largest entry; one that does not is fitted as weights.
+    bool factored = false;
+    for (double ridge = options.gramRidge; !factored && ridge < 1e12; ridge *= 100) {
+      C = *gram;
+      for (int64_t i = 0; i < K; ++i) C[size_t(i * K + i)] += std::max(ridge, 1e-300) * meanDiag;
+      factored = codesign::cholesky(C, K);
+    }
+    if (!factored) gram = nullptr;
+  }
+  result.usedGram = gram != nullptr;
   if (!gram) {
     for (int64_t i = 0; i < K; ++i) P[size_t(i * n + i)] = 1;
     for (size_t i = 0; i < T.size(); ++i) T[i] = W[i];
   } else {
-    double meanDiag = 0;
-    for (int64_t i = 0; i < K; ++i) meanDiag += (*gram)[size_t(i * K + i)] / double(K);
-    if (!(meanDiag > 0)) meanDiag = 1;
-    std::vector<double> C;
-    for (double ridge = options.gramRidge;; ridge *= 100) {
-      C = *gram;
-      for (int64_t i = 0; i < K; ++i) C[size_t(i * K + i)] += std::max(ridge, 1e-300) * meanDiag;
-      if (codesign::cholesky(C, K)) break;
-      assert(ridge < 1e6 && "Gram matrix is not symmetric positive semidefinite");
-    }
     for (int64_t r = 0; r < K; ++r)
       for (int64_t i = r; i < K; ++i) {
         double c = C[size_t(i * K + r)];

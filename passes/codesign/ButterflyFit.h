@@ -45,6 +45,7 @@ struct ButterflyFitResult {
   double initialOutputError = 0; // the same at the starting point
   std::vector<double> history;  // relative output error after each iteration (non-increasing)
   int iterations = 0;
+  bool usedGram = false;        // false with a gram that did not factor (fitted to the weights instead)
 };
 
 // W: K x N row-major (y = x W). gram: K x K row-major, symmetric positive semidefinite,

@@ -7,7 +7,9 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 using namespace mlir;
 
@@ -49,6 +51,9 @@ LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64
     if (k <= 0 || k > (1 << 15) || uint64_t(k * k) * 8 > data.size() - at)
       return module.emitError() << "calibration Gram file '" << path << "': a record claims " << k
                                 << " inputs, more than the file holds";
+    if (rows < 0 || (out.count(id) && rows > std::numeric_limits<int64_t>::max() - out[id].rows))
+      return module.emitError() << "calibration Gram file '" << path << "': layer " << id << " has a row count of "
+                                << rows << (rows < 0 ? "" : " (the records' total overflows)");
     Gram &g = out[id];
     if (g.sum.empty()) {
       g.k = k;
@@ -60,9 +65,36 @@ LogicalResult readGrams(ModuleOp module, const std::string &path, std::map<int64
       double v;
       std::memcpy(&v, data.data() + at + i * 8, 8);
       g.sum[i] += v;
+      if (!std::isfinite(g.sum[i]))
+        return module.emitError() << "calibration Gram file '" << path << "': layer " << id
+                                  << " holds a value that is not finite (or whose sum is not)";
     }
     g.rows += rows;
     at += size_t(k * k) * 8;
+  }
+  // A sum of x x^T over inputs x is symmetric, with a non-negative diagonal and no entry
+  // beyond what its diagonal allows (|g_ij| <= sqrt(g_ii g_jj)). The fits factor it
+  // (Cholesky with a growing ridge): a matrix that is not one could make them loop or
+  // overflow, so it is refused here.
+  for (auto &[id, g] : out) {
+    const int64_t k = g.k;
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j <= i; ++j) {
+        double a = g.sum[size_t(i * k + j)], b = g.sum[size_t(j * k + i)];
+        double di = g.sum[size_t(i * k + i)], dj = g.sum[size_t(j * k + j)];
+        const char *why = nullptr;
+        if (std::fabs(a) > 1e150)
+          why = "an entry beyond 1e150";
+        else if (di < 0)
+          why = "a negative diagonal entry";
+        else if (std::fabs(a - b) > 1e-6 * std::sqrt(di * dj))
+          why = "it is not symmetric";
+        else if (a * a > di * dj * (1 + 1e-6) + 1e-300)
+          why = "an entry larger than its diagonal entries allow";
+        if (why)
+          return module.emitError() << "calibration Gram file '" << path << "': layer " << id
+                                    << " is not a Gram matrix (" << why << ", at " << i << "," << j << ")";
+      }
   }
   return success();
 }

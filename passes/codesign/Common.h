@@ -42,10 +42,15 @@ std::optional<NMPattern> parseNMPattern(llvm::StringRef s);
 /// Reads `path` into `out` (by layer index); errors are reported on `module`.
 mlir::LogicalResult readGrams(mlir::ModuleOp module, const std::string &path, std::map<int64_t, Gram> &out);
 
-/// Layer `id`'s Gram when calibration recorded it with `k` inputs, else null.
+/// Layer `id`'s Gram when calibration recorded it with `k` inputs (not all zero), else null.
 inline const Gram *findGram(const std::map<int64_t, Gram> &grams, int64_t id, int64_t k) {
   auto it = grams.find(id);
-  return it != grams.end() && it->second.k == k && it->second.rows > 0 ? &it->second : nullptr;
+  if (it == grams.end() || it->second.k != k || it->second.rows <= 0) return nullptr;
+  // Inputs that were zero on every calibration row say nothing about the layer: fit it
+  // to its weights rather than to outputs that any weights reproduce.
+  double trace = 0;
+  for (int64_t i = 0; i < k; ++i) trace += it->second.sum[size_t(i * k + i)];
+  return trace > 0 ? &it->second : nullptr;
 }
 
 /// Calls fn(op, layer, name, index) for each layer the packed kernels run (KernelMatch.h),

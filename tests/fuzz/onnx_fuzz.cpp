@@ -5,29 +5,56 @@
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringRef.h"
 
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static mlir::DialectRegistry *registry = [] {
+namespace {
+
+mlir::DialectRegistry &registry() {
+  static mlir::DialectRegistry *r = [] {
     auto *r = new mlir::DialectRegistry;
     kiln::onnx_frontend::registerImporterDialects(*r);
     return r;
   }();
-  // A fresh context per input: the importer's constants (resource blobs, attributes)
-  // live as long as their context.
-  mlir::MLIRContext ctx(*registry, mlir::MLIRContext::Threading::DISABLED);
-  std::vector<kiln::onnx_frontend::ImportDiagnostic> diags;
-  std::string bytes(reinterpret_cast<const char *>(data), size);
-  auto module = kiln::onnx_frontend::importOnnxBytes(ctx, bytes, "fuzz.onnx", {}, diags);
+  return *r;
+}
+
+/// The import must fail with a report, or give a module that verifies.
+void check(mlir::OwningOpRef<mlir::ModuleOp> &module,
+           const std::vector<kiln::onnx_frontend::ImportDiagnostic> &diags) {
   if (!module) {
     if (diags.empty()) std::abort(); // a failure without a report
     (void)kiln::onnx_frontend::formatDiagnostics(diags);
-    return 0;
+    return;
   }
   if (!diags.empty()) std::abort();
   if (mlir::failed(mlir::verify(*module))) std::abort(); // the importer emitted invalid IR
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  // A fresh context per input: the importer's constants (resource blobs, attributes)
+  // live as long as their context.
+  mlir::MLIRContext ctx(registry(), mlir::MLIRContext::Threading::DISABLED);
+  std::vector<kiln::onnx_frontend::ImportDiagnostic> diags;
+  std::string bytes(reinterpret_cast<const char *>(data), size);
+  auto module = kiln::onnx_frontend::importOnnxBytes(ctx, bytes, "fuzz.onnx", {}, diags);
+  check(module, diags);
+  return 0;
+}
+
+/// For the replay driver (replay_main.cpp): ONNX's text syntax (.onnxtxt, the lit tests'
+/// models) is read by path, as `kiln import` reads it.
+extern "C" int KilnReplayFile(const char *path) {
+  if (!llvm::StringRef(path).ends_with(".onnxtxt")) return -1;
+  mlir::MLIRContext ctx(registry(), mlir::MLIRContext::Threading::DISABLED);
+  std::vector<kiln::onnx_frontend::ImportDiagnostic> diags;
+  auto module = kiln::onnx_frontend::importOnnxFile(ctx, path, {}, diags);
+  check(module, diags);
   return 0;
 }

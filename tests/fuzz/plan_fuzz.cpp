@@ -1,17 +1,18 @@
-// Fuzzes the quantisation plan reader: the bytes are the plan file (JSON) given to
-// kiln-quantize, which runs on a fixed module with one quantisable convolution and
-// one matmul, followed by kiln-lower-to-kernels, which quantises the weights with the
-// plan's parameters. A bad plan must be an error, never a crash.
-#include "passes/Passes.h"
+// Fuzzes the plan readers. The bytes are a plan file (JSON), read three ways:
+//  1. as the quantisation plan of kiln-quantize, which runs on a fixed module with one
+//     quantisable convolution and one matmul, followed by kiln-lower-to-kernels, which
+//     quantises the weights with the plan's parameters;
+//  2. as `kiln ... --plan`'s per-layer structures (applyPlanStructures, PlanFile.cpp):
+//     a plan it accepts runs the compression passes it selects, with the quantisation
+//     plan, on the same module, as kiln compile would;
+//  3. as the planner's cache (checkPlannerCache): one it accepts must have the shape
+//     the planner reads without further checks.
+// A bad plan must be an error, never a crash.
+#include "codegen/Target.h"
+#include "tools/kiln/Tool.h"
 
 #include "fuzz_util.h"
-
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/IR/MLIRContext.h"
-#include "mlir/IR/Verifier.h"
-#include "mlir/Parser/Parser.h"
-#include "mlir/Pass/PassManager.h"
-#include "mlir/Pass/PassRegistry.h"
+#include "pass_fuzz.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -19,53 +20,47 @@
 
 namespace {
 
-const char *kModule = R"mlir(
-#bias = affine_map<(d0, d1, d2, d3) -> (d3)>
-#id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
-module {
-  memref.global "private" constant @filter : memref<2x1x1x3xf32> = dense<[[[[1.0, -2.0, 0.5]]], [[[4.0, 5.0, -6.0]]]]>
-  memref.global "private" constant @bias : memref<2xf32> = dense<[0.5, -0.5]>
-  memref.global "private" constant @w : memref<1x2x3xf32> = dense<[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]>
-  func.func @forward(%in: memref<1x4x4x3xf32>, %out: memref<1x4x4x2xf32>, %a: memref<1x16x2xf32>, %out2: memref<1x16x3xf32>) {
-    %f = memref.get_global @filter : memref<2x1x1x3xf32>
-    %b = memref.get_global @bias : memref<2xf32>
-    linalg.generic {indexing_maps = [#bias, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
-        ins(%b : memref<2xf32>) outs(%out : memref<1x4x4x2xf32>) {
-    ^bb0(%x: f32, %y: f32):
-      linalg.yield %x : f32
-    }
-    linalg.conv_2d_nhwc_fhwc {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
-        ins(%in, %f : memref<1x4x4x3xf32>, memref<2x1x1x3xf32>) outs(%out : memref<1x4x4x2xf32>) loc("conv1")
-    %w = memref.get_global @w : memref<1x2x3xf32>
-    linalg.batch_matmul ins(%a, %w : memref<1x16x2xf32>, memref<1x2x3xf32>) outs(%out2 : memref<1x16x3xf32>) loc("fc")
-    return
-  }
+const std::string &source() {
+  static const std::string s =
+      kiln_fuzz::convMatmulModule(4, 3, 2, 1, 2, 3, "[[[[1.0, -2.0, 0.5]]], [[[4.0, 5.0, -6.0]]]]", "[0.5, -0.5]",
+                                  "[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]");
+  return s;
 }
-)mlir";
 
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static mlir::DialectRegistry *registry = [] {
-    kiln::registerKilnPasses();
-    auto *r = new mlir::DialectRegistry;
-    r->insert<mlir::arith::ArithDialect, mlir::func::FuncDialect, mlir::linalg::LinalgDialect,
-              mlir::memref::MemRefDialect, mlir::tensor::TensorDialect, mlir::LLVM::LLVMDialect>();
-    return r;
-  }();
   static const std::string planPath = kiln_fuzz::scratchPath(".plan.json");
   static const std::string reportPath = kiln_fuzz::scratchPath(".report.json");
   kiln_fuzz::writeFile(planPath, data, size);
 
-  mlir::MLIRContext ctx(*registry, mlir::MLIRContext::Threading::DISABLED);
-  ctx.allowUnregisteredDialects(false);
-  // Errors are the expected outcome for most inputs; keep them off stderr.
-  mlir::ScopedDiagnosticHandler quiet(&ctx, [](mlir::Diagnostic &) { return mlir::success(); });
-  auto module = mlir::parseSourceString<mlir::ModuleOp>(kModule, &ctx);
-  if (!module) std::abort();
-  mlir::PassManager pm(&ctx);
-  std::string pipeline = "kiln-quantize{plan=" + planPath + " report=" + reportPath + "},kiln-lower-to-kernels";
-  if (mlir::failed(mlir::parsePassPipeline(pipeline, pm))) std::abort();
-  if (mlir::succeeded(pm.run(*module)) && mlir::failed(mlir::verify(*module))) std::abort();
+  std::string quantize = "kiln-quantize{plan=" + planPath + " report=" + reportPath + "},kiln-lower-to-kernels";
+  kiln_fuzz::runPipeline(source(), quantize);
+
+  // The structures, as every command's --plan reads them. Their errors go to stderr;
+  // libFuzzer's -close_fd_mask=2 silences them.
+  kiln::tool::CommonOptions o;
+  bool compressed = false;
+  std::string calib;
+  int64_t samples = 0;
+  if (kiln::tool::applyPlanStructures(o, planPath, compressed, &calib, &samples) == 0 && compressed) {
+    o.compile.sparsifyReport = o.compile.decomposeReport = o.compile.butterflyReport = reportPath;
+    std::string compress = kiln::codegen::compressionPipeline(o.compile);
+    if (compress.empty()) std::abort(); // compressed, yet no pass selected
+    kiln_fuzz::runPipeline(source(), compress + quantize);
+  }
+
+  // The planner's cache.
+  if (auto v = kiln::tool::readJson(planPath); v && v->getAsObject()) {
+    std::string why;
+    if (kiln::tool::checkPlannerCache(*v->getAsObject(), why)) {
+      const llvm::json::Object &cache = *v->getAsObject();
+      for (const char *table : {"trials", "verified"})
+        for (const auto &entry : *cache.getObject(table))
+          if (!entry.second.getAsObject() || !entry.second.getAsObject()->getBoolean("ok")) std::abort();
+    } else if (why.empty()) {
+      std::abort(); // rejected without a reason
+    }
+  }
   return 0;
 }

@@ -49,106 +49,6 @@ int cmdPlan(int argc, char **argv);
 
 namespace {
 
-/// A plan layer's structure: "dense", "N:M", "smartdeal[:bB][:dD][:gG]" or "butterfly".
-struct Structure {
-  enum Kind { Dense, NM, SmartDeal, Butterfly } kind = Dense;
-  std::string setting; ///< N:M pattern, or the SmartDeal setting "bB:dD..." (may be empty)
-};
-
-std::optional<Structure> parseStructure(llvm::StringRef s) {
-  if (s == "dense") return Structure{};
-  if (s == "butterfly") return Structure{Structure::Butterfly, ""};
-  if (s == "smartdeal") return Structure{Structure::SmartDeal, ""};
-  if (s.consume_front("smartdeal:")) {
-    llvm::SmallVector<llvm::StringRef> parts;
-    s.split(parts, ':');
-    for (llvm::StringRef p : parts) {
-      double v;
-      if (p.size() < 2 || !llvm::is_contained(llvm::StringRef("bdg"), p[0]) || p.drop_front().getAsDouble(v))
-        return std::nullopt;
-    }
-    return Structure{Structure::SmartDeal, s.str()};
-  }
-  auto [n, m] = s.split(':');
-  int64_t nv, mv;
-  if (n.getAsInteger(10, nv) || m.getAsInteger(10, mv) || nv < 1 || nv >= mv || mv > 16) return std::nullopt;
-  return Structure{Structure::NM, s.str()};
-}
-
-} // namespace
-
-int applyPlanStructures(CommonOptions &o, const std::string &planPath, bool &needsCalibration,
-                        std::string *calibFromPlan, int64_t *calibSamplesFromPlan) {
-  needsCalibration = false;
-  auto plan = readJson(planPath);
-  const llvm::json::Object *root = plan ? plan->getAsObject() : nullptr;
-  const llvm::json::Array *layers = root ? root->getArray("layers") : nullptr;
-  if (!layers) {
-    llvm::errs() << "error: plan '" << planPath << "' cannot be read, is not JSON, or has no \"layers\" array\n";
-    return 1;
-  }
-  std::string nm, sd, bf;
-  std::set<std::string> seen;
-  bool any = false;
-  for (size_t k = 0; k < layers->size(); ++k) {
-    const llvm::json::Object *l = (*layers)[k].getAsObject();
-    auto name = l ? l->getString("name") : std::nullopt;
-    if (!name) {
-      llvm::errs() << "error: plan '" << planPath << "': layer " << k << " has no \"name\"\n";
-      return 1;
-    }
-    if (name->contains(',') || name->contains('=') || name->contains('"')) {
-      llvm::errs() << "error: plan '" << planPath << "': layer '" << *name
-                   << "': a name with ',', '=' or '\"' cannot be given a structure\n";
-      return 1;
-    }
-    if (!seen.insert(name->str()).second) {
-      llvm::errs() << "error: plan '" << planPath << "': layer '" << *name << "' appears twice\n";
-      return 1;
-    }
-    const llvm::json::Value *sv = l->get("structure");
-    if (!sv) continue;
-    auto str = sv->getAsString();
-    std::optional<Structure> s = str ? parseStructure(*str) : std::nullopt;
-    if (!s) {
-      llvm::errs() << "error: plan '" << planPath << "': layer '" << *name
-                   << "': \"structure\" must be \"dense\", \"N:M\" (1 <= N < M <= 16), \"smartdeal[:bB][:dD]\" or "
-                      "\"butterfly\"\n";
-      return 1;
-    }
-    any = true;
-    auto add = [&](std::string &list, const std::string &entry) { list += (list.empty() ? "" : ",") + entry; };
-    if (s->kind == Structure::NM) add(nm, name->str() + "=" + s->setting);
-    if (s->kind == Structure::SmartDeal) add(sd, name->str() + "=" + (s->setting.empty() ? "b3:d0.75" : s->setting));
-    if (s->kind == Structure::Butterfly) add(bf, name->str());
-  }
-  if (!any) return 0;
-  if (!o.compile.sparsify.empty() || !o.compile.decompose.empty() || !o.compile.butterfly.empty()) {
-    llvm::errs() << "error: plan '" << planPath
-                 << "' chooses each layer's structure: --sparsify, --decompose and --butterfly do not combine with it\n";
-    return 1;
-  }
-  // Layers the plan does not name stay dense.
-  if (!nm.empty()) {
-    o.compile.sparsify = "dense";
-    o.compile.sparsifyLayers = nm;
-  }
-  if (!sd.empty()) {
-    o.compile.decompose = "smartdeal";
-    o.compile.decomposeLayers = sd;
-    o.compile.decomposeOnlyNamed = true;
-  }
-  o.compile.butterfly = bf;
-  needsCalibration = !nm.empty() || !sd.empty() || !bf.empty();
-  if (const llvm::json::Object *cal = root->getObject("calibration")) {
-    if (calibFromPlan) calibFromPlan->assign(cal->getString("data").value_or("").str());
-    if (calibSamplesFromPlan) *calibSamplesFromPlan = cal->getInteger("samples").value_or(0);
-  }
-  return 0;
-}
-
-namespace {
-
 const char *kPlanHelp = R"(kiln plan MODEL.onnx --calib DATA --eval DATA --labels LABELS --budget B -o DIR [options]
 
 Chooses every layer's precision (fp32, bf16, int8, int4) and structure (dense, N:M
@@ -504,11 +404,15 @@ int Planner::prepare() {
     llvm::errs() << "error: cannot create '" << cacheDir << "'\n";
     return 1;
   }
-  if (auto c = readJson(cachePath); c && c->getAsObject() &&
-                                    c->getAsObject()->getString("fingerprint").value_or("") == fingerprint) {
+  std::string damaged;
+  auto c = readJson(cachePath);
+  if (c && c->getAsObject() && c->getAsObject()->getString("fingerprint").value_or("") == fingerprint &&
+      checkPlannerCache(*c->getAsObject(), damaged)) {
     cache = std::move(*c->getAsObject());
     llvm::outs() << "plan: resuming from " << cachePath << "\n";
   } else {
+    if (!damaged.empty())
+      llvm::outs() << "plan: ignoring the damaged cache " << cachePath << " (" << damaged << "); starting afresh\n";
     cache = llvm::json::Object{{"fingerprint", fingerprint}, {"trials", llvm::json::Object{}},
                                {"verified", llvm::json::Object{}}};
   }

@@ -115,28 +115,6 @@ void addOutputError(const std::vector<std::vector<float>> &want, const std::vect
     }
 }
 
-bool writeJson(const std::string &path, const llvm::json::Value &v) {
-  std::error_code ec;
-  llvm::raw_fd_ostream os(path, ec);
-  if (ec) {
-    llvm::errs() << "error: cannot write '" << path << "': " << ec.message() << "\n";
-    return false;
-  }
-  os << llvm::formatv("{0:2}", v) << "\n";
-  return true;
-}
-
-std::optional<llvm::json::Value> readJson(const std::string &path) {
-  auto buf = llvm::MemoryBuffer::getFile(path);
-  if (!buf) return std::nullopt;
-  auto v = llvm::json::parse((*buf)->getBuffer());
-  if (!v) {
-    llvm::consumeError(v.takeError());
-    return std::nullopt;
-  }
-  return std::move(*v);
-}
-
 /// Runs the calibration build in `wd` (model.o, compiled already; `artifact` its result)
 /// on the calibration samples, in chunks of the model's batch size, with `extra` runner
 /// arguments; `after(start, input, outputDir)` sees each chunk. Returns an exit code.

@@ -128,6 +128,19 @@ int compileCommon(CommonOptions &o, const std::string &dir, codegen::Artifact &a
 /// Prints "error: MSG" and the command's help to stderr; returns 2.
 int commandUsage(const std::string &msg, const char *help);
 
+/// A plan layer's structure: "dense", "N:M", "smartdeal[:bB][:dD][:gG]" or "butterfly".
+struct Structure {
+  enum Kind { Dense, NM, SmartDeal, Butterfly } kind = Dense;
+  std::string setting; ///< N:M pattern, or the SmartDeal setting "bB:dD..." (may be empty)
+};
+/// Parses a plan's "structure" value; nullopt if it is none of the forms above (PlanFile.cpp).
+std::optional<Structure> parseStructure(llvm::StringRef s);
+
+/// Whether a planner cache (DIR/cache/planner.json, whose fingerprint matched) has the
+/// shape the planner reads: "trials" and "verified" objects of measures with typed,
+/// finite fields. False with `why` otherwise; the planner then starts afresh.
+bool checkPlannerCache(const llvm::json::Object &cache, std::string &why);
+
 /// A plan's per-layer "structure" keys (dense, N:M, smartdeal[:bB:dD], butterfly) as
 /// the compression options of `o` (Plan.cpp). `needsCalibration` tells whether any
 /// layer is compressed (the passes fit to calibration Gram matrices). Returns 0, or 1
