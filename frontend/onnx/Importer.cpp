@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/Importer.h"
 #include "frontend/onnx/ImportContext.h"
+#include "frontend/onnx/ShapeInference.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -508,10 +509,8 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     error("", "model", std::string("the ONNX checker rejected the model: ") + e.what());
     return nullptr;
   }
-  try {
-    onnx::shape_inference::InferShapes(model);
-  } catch (const std::exception &e) {
-    error("", "model", std::string("ONNX shape inference failed: ") + e.what());
+  if (std::string why = inferShapes(model, {}, options.isolateShapeInference); !why.empty()) {
+    error("", "model", "ONNX shape inference failed: " + why);
     return nullptr;
   }
   // The ONNX element type of every value whose type inference knows: Kiln computes

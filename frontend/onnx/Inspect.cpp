@@ -8,11 +8,10 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/ImportContext.h"
 #include "frontend/onnx/Importer.h"
+#include "frontend/onnx/ShapeInference.h"
 
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
-
-#include <onnx/shape_inference/implementation.h>
 
 #include <fstream>
 #include <functional>
@@ -90,14 +89,9 @@ bool inspectOnnxFile(const std::string &path, const ImportOptions &options, std:
     shape->clear_dim();
     for (int64_t d : it->second) shape->add_dim()->set_dim_value(d);
   }
-  bool inferred = true;
-  try {
-    // Data propagation sizes Reshapes whose target shape is computed (Shape -> ... -> Concat).
-    onnx::ShapeInferenceOptions opts(/*check_type=*/false, /*strict_mode=*/0, /*data_prop=*/true);
-    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), opts);
-  } catch (const std::exception &) {
-    inferred = false;
-  }
+  // Data propagation sizes Reshapes whose target shape is computed (Shape -> ... -> Concat).
+  onnx::ShapeInferenceOptions opts(/*check_type=*/false, /*strict_mode=*/0, /*data_prop=*/true);
+  bool inferred = inferShapes(model, opts, options.isolateShapeInference).empty();
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto *list : {&graph->input(), &graph->value_info(), &graph->output()})
     for (const auto &v : *list) shapes[v.name()] = dimsOf(v.type());

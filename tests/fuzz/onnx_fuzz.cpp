@@ -23,6 +23,20 @@ mlir::DialectRegistry &registry() {
   return *r;
 }
 
+/// Under libFuzzer, a fork per input would cost more than the import: shape inference
+/// runs in process, so a libonnx crash stops the fuzzer (docs/HARDENING.md: run with
+/// -ignore_crashes=1). The replay driver (KILN_FUZZ_REPLAY) imports as kiln does.
+const kiln::onnx_frontend::ImportOptions &options() {
+  static kiln::onnx_frontend::ImportOptions o = [] {
+    kiln::onnx_frontend::ImportOptions o;
+#ifndef KILN_FUZZ_REPLAY
+    o.isolateShapeInference = false;
+#endif
+    return o;
+  }();
+  return o;
+}
+
 /// The import must fail with a report, or give a module that verifies.
 void check(mlir::OwningOpRef<mlir::ModuleOp> &module,
            const std::vector<kiln::onnx_frontend::ImportDiagnostic> &diags) {
@@ -43,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mlir::MLIRContext ctx(registry(), mlir::MLIRContext::Threading::DISABLED);
   std::vector<kiln::onnx_frontend::ImportDiagnostic> diags;
   std::string bytes(reinterpret_cast<const char *>(data), size);
-  auto module = kiln::onnx_frontend::importOnnxBytes(ctx, bytes, "fuzz.onnx", {}, diags);
+  auto module = kiln::onnx_frontend::importOnnxBytes(ctx, bytes, "fuzz.onnx", options(), diags);
   check(module, diags);
   return 0;
 }
@@ -54,7 +68,7 @@ extern "C" int KilnReplayFile(const char *path) {
   if (!llvm::StringRef(path).ends_with(".onnxtxt")) return -1;
   mlir::MLIRContext ctx(registry(), mlir::MLIRContext::Threading::DISABLED);
   std::vector<kiln::onnx_frontend::ImportDiagnostic> diags;
-  auto module = kiln::onnx_frontend::importOnnxFile(ctx, path, {}, diags);
+  auto module = kiln::onnx_frontend::importOnnxFile(ctx, path, options(), diags);
   check(module, diags);
   return 0;
 }
