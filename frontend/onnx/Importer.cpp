@@ -8,7 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/Importer.h"
 #include "frontend/onnx/ImportContext.h"
-#include "frontend/onnx/ShapeInference.h"
+#include "frontend/onnx/LibOnnx.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -29,8 +29,6 @@
 
 #include <onnx/checker.h>
 #include <onnx/defs/parser.h>
-#include <onnx/shape_inference/implementation.h>
-#include <onnx/version_converter/convert.h>
 
 #include <cstring>
 #include <fstream>
@@ -422,8 +420,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     }
   }
   if (upgrade) {
-    try {
-      model = onnx::version_conversion::ConvertVersion(model, int(kMaxConvertOpset));
+    if (std::string why = convertVersion(model, kMaxConvertOpset, options.isolateLibOnnx); why.empty()) {
       // Opset 17 belongs to IR version 8 (initializers need not be graph inputs, as
       // the converter's new constant inputs are not).
       model.set_ir_version(std::max<int64_t>(model.ir_version(), 8));
@@ -436,10 +433,10 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
             if (a.has_t() && a.t().dims_size() == 0 && a.t().int64_data_size() > 1)
               a.mutable_t()->add_dims(a.t().int64_data_size());
       opset = kMaxConvertOpset;
-    } catch (const std::exception &e) {
+    } else {
       // Pre-flight reports the ops that stay unsupported, then this.
       converterFailure = "ONNX's version converter could not upgrade the model from opset " +
-                         std::to_string(opset) + " to " + std::to_string(kMaxConvertOpset) + ": " + oneLine(e.what());
+                         std::to_string(opset) + " to " + std::to_string(kMaxConvertOpset) + ": " + oneLine(why);
     }
   }
 
@@ -509,7 +506,7 @@ OwningOpRef<ModuleOp> GraphImporter::run(onnx::ModelProto &model, const std::str
     error("", "model", std::string("the ONNX checker rejected the model: ") + e.what());
     return nullptr;
   }
-  if (std::string why = inferShapes(model, {}, options.isolateShapeInference); !why.empty()) {
+  if (std::string why = inferShapes(model, {}, options.isolateLibOnnx); !why.empty()) {
     error("", "model", "ONNX shape inference failed: " + why);
     return nullptr;
   }

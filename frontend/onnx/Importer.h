@@ -24,9 +24,9 @@ struct ImportOptions {
   int64_t resourceThresholdBytes = 64;
   /// Name of the generated entry function.
   std::string entryName = "forward";
-  /// Run ONNX's shape inference in a forked child, so that a libonnx crash on a
-  /// malformed model is an error (ShapeInference.h). Fuzz targets turn it off.
-  bool isolateShapeInference = true;
+  /// Run libonnx's shape inference and version converter in a forked child, so that a
+  /// libonnx crash on a malformed model is an error (LibOnnx.h). Fuzz targets turn it off.
+  bool isolateLibOnnx = true;
 };
 
 /// One problem found in the model: the node it concerns and why.

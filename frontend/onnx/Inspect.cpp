@@ -8,7 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/ImportContext.h"
 #include "frontend/onnx/Importer.h"
-#include "frontend/onnx/ShapeInference.h"
+#include "frontend/onnx/LibOnnx.h"
 
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
@@ -91,7 +91,7 @@ bool inspectOnnxFile(const std::string &path, const ImportOptions &options, std:
   }
   // Data propagation sizes Reshapes whose target shape is computed (Shape -> ... -> Concat).
   onnx::ShapeInferenceOptions opts(/*check_type=*/false, /*strict_mode=*/0, /*data_prop=*/true);
-  bool inferred = inferShapes(model, opts, options.isolateShapeInference).empty();
+  bool inferred = inferShapes(model, opts, options.isolateLibOnnx).empty();
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto *list : {&graph->input(), &graph->value_info(), &graph->output()})
     for (const auto &v : *list) shapes[v.name()] = dimsOf(v.type());

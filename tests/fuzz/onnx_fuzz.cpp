@@ -30,7 +30,7 @@ const kiln::onnx_frontend::ImportOptions &options() {
   static kiln::onnx_frontend::ImportOptions o = [] {
     kiln::onnx_frontend::ImportOptions o;
 #ifndef KILN_FUZZ_REPLAY
-    o.isolateShapeInference = false;
+    o.isolateLibOnnx = false;
 #endif
     return o;
   }();

@@ -1,11 +1,13 @@
-//===- ShapeInference.cpp - ONNX shape inference, isolated from crashes -----===//
-#include "frontend/onnx/ShapeInference.h"
+//===- LibOnnx.cpp - libonnx's model passes, isolated from its crashes ------===//
+#include "frontend/onnx/LibOnnx.h"
 
 #include <onnx/defs/schema.h>
+#include <onnx/version_converter/convert.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <functional>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,9 +15,10 @@ namespace kiln::onnx_frontend {
 
 namespace {
 
-std::string runHere(onnx::ModelProto &model, const onnx::ShapeInferenceOptions &options) {
+/// Runs `work` on `model`; its exceptions become the returned message.
+std::string guarded(onnx::ModelProto &model, const std::function<void(onnx::ModelProto &)> &work) {
   try {
-    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), options);
+    work(model);
   } catch (const std::exception &e) {
     std::string what = e.what();
     return what.empty() ? "failed without a reason" : what;
@@ -57,27 +60,27 @@ bool adopt(onnx::GraphProto &to, onnx::GraphProto &from, bool apply) {
   return true;
 }
 
-} // namespace
-
-std::string inferShapes(onnx::ModelProto &model, const onnx::ShapeInferenceOptions &options, bool isolate) {
-  if (!isolate) return runHere(model, options);
+/// Runs `work` on `model` in a forked child, which sends the model back (without its
+/// top-level initializers unless `withInitializers`) into `result`. Returns "" or the
+/// error: the work's, or the child's crash.
+std::string inChild(onnx::ModelProto &model, const std::function<void(onnx::ModelProto &)> &work,
+                    bool withInitializers, onnx::ModelProto &result) {
   int fds[2];
-  if (::pipe(fds) != 0) return runHere(model, options); // no pipe: nothing to isolate with
+  if (::pipe(fds) != 0) return "cannot create a pipe to run it in a child process";
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(fds[0]);
     ::close(fds[1]);
-    return runHere(model, options);
+    return "cannot fork a child process to run it in";
   }
   if (pid == 0) {
-    // The child: infer, then send "O" + the model without its (large, unchanged)
-    // top-level initializers, or "E" + the error. _exit: no destructors, no atexit.
+    // The child: "O" + the model, or "E" + the error. _exit: no destructors, no atexit.
     ::close(fds[0]);
-    std::string error = runHere(model, options), out;
+    std::string error = guarded(model, work), out;
     if (error.empty()) {
-      model.mutable_graph()->clear_initializer();
+      if (!withInitializers) model.mutable_graph()->clear_initializer();
       out = "O";
-      if (!model.AppendToString(&out)) out = "Ecannot serialise the inferred model";
+      if (!model.AppendToString(&out)) out = "Ecannot serialise the result";
     } else {
       out = "E" + error;
     }
@@ -98,19 +101,38 @@ std::string inferShapes(onnx::ModelProto &model, const onnx::ShapeInferenceOptio
   }
   if (WIFSIGNALED(status))
     return "it crashed on this model (signal " + std::to_string(WTERMSIG(status)) + ", " +
-           strsignal(WTERMSIG(status)) +
-           "); libonnx does this on some inconsistent shapes, e.g. a Conv or pooling node whose input and "
-           "weights differ in rank";
+           strsignal(WTERMSIG(status)) + "): libonnx does this on some malformed models, e.g. a Conv or pooling " +
+           "node whose input and weights differ in rank";
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || in.empty())
     return "it ended without a result (exit status " +
            std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")";
   if (in[0] == 'E') return in.substr(1);
-  onnx::ModelProto inferred;
-  if (in[0] != 'O' || !inferred.ParseFromArray(in.data() + 1, int(in.size() - 1)))
+  if (in[0] != 'O' || !result.ParseFromArray(in.data() + 1, int(in.size() - 1)))
     return "it returned a model Kiln cannot read back";
+  return "";
+}
+
+} // namespace
+
+std::string inferShapes(onnx::ModelProto &model, const onnx::ShapeInferenceOptions &options, bool isolate) {
+  auto work = [&](onnx::ModelProto &m) {
+    onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), options);
+  };
+  if (!isolate) return guarded(model, work);
+  onnx::ModelProto inferred;
+  if (std::string why = inChild(model, work, /*withInitializers=*/false, inferred); !why.empty()) return why;
   if (!adopt(*model.mutable_graph(), *inferred.mutable_graph(), false))
     return "it returned a model of another structure";
   adopt(*model.mutable_graph(), *inferred.mutable_graph(), true);
+  return "";
+}
+
+std::string convertVersion(onnx::ModelProto &model, int64_t opset, bool isolate) {
+  auto work = [&](onnx::ModelProto &m) { m = onnx::version_conversion::ConvertVersion(m, int(opset)); };
+  if (!isolate) return guarded(model, work); // ConvertVersion builds a new model: a throw leaves `model` as it was
+  onnx::ModelProto converted;
+  if (std::string why = inChild(model, work, /*withInitializers=*/true, converted); !why.empty()) return why;
+  model = std::move(converted);
   return "";
 }
 
