@@ -585,9 +585,9 @@ static int run(runner_t *r, int argc, char **argv) {
     fprintf(stderr, "runner: %ld runs, %.6g ms per run\n", r->repeat,
             elapsed * 1e3 / (double)r->repeat);
   if (r->observe_path && kiln_observe_write(r->observe_path) != 0)
-    return fail("cannot write the calibration ranges to '%s'", r->observe_path);
+    return fail("cannot write the calibration ranges to '%s' (or recording them ran out of memory)", r->observe_path);
   if (r->gram_path && kiln_observe_write_grams(r->gram_path) != 0)
-    return fail("cannot write the calibration Gram matrices to '%s'", r->gram_path);
+    return fail("cannot write the calibration Gram matrices to '%s' (or recording them ran out of memory)", r->gram_path);
   return write_outputs(r);
 }
 

@@ -16,12 +16,17 @@
 /* `table` (*size elements of `elem` bytes) grown so that index `id` exists, the new
  * elements zeroed (*size updated; *old, if given, gets the previous size); NULL when out
  * of memory, `table` then left as it was. */
+static int lost; /* an observation dropped for want of memory: the writers then fail */
+
 static void *reserve(void *table, int32_t *size, int32_t id, size_t elem, int32_t *old) {
   if (old) *old = *size;
   if (id < *size) return table;
   int32_t grown_size = id + 16;
   char *grown = realloc(table, (size_t)grown_size * elem);
-  if (!grown) return NULL;
+  if (!grown) {
+    lost = 1;
+    return NULL;
+  }
   memset(grown + (size_t)*size * elem, 0, (size_t)(grown_size - *size) * elem);
   *size = grown_size;
   return grown;
@@ -40,8 +45,12 @@ struct observed {
   struct histogram pos, neg;
 };
 
-static struct observed *table;
-static int32_t table_size;
+/* A layer's input is observed under its index, its output (kiln-lower-to-kernels) under
+ * index + KILN_OBSERVE_OUTPUT: one table each, so that an output does not grow the inputs'
+ * table to 2^20 entries (34 GB, which failed silently and lost every output range). */
+#define KILN_OBSERVE_OUTPUT (1 << 20)
+static struct observed *tables[2];
+static int32_t table_sizes[2];
 
 struct error_sum {
   double signal, noise;
@@ -86,11 +95,13 @@ static inline void add(struct histogram *h, float magnitude) {
 
 void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g) {
   if (id < 0) return;
+  const int which = id >= KILN_OBSERVE_OUTPUT;
+  if (which) id -= KILN_OBSERVE_OUTPUT;
   int32_t old;
-  struct observed *grown = reserve(table, &table_size, id, sizeof *table, &old);
-  if (!grown) return;
-  table = grown;
-  for (int32_t k = old; k < table_size; ++k) {
+  struct observed *table = reserve(tables[which], &table_sizes[which], id, sizeof *table, &old);
+  if (!table) return;
+  tables[which] = table;
+  for (int32_t k = old; k < table_sizes[which]; ++k) {
     table[k].lo = INFINITY;
     table[k].hi = -INFINITY;
   }
@@ -140,13 +151,17 @@ static void write_histogram(FILE *f, int32_t id, const char *sign, const struct 
 }
 
 int kiln_observe_write(const char *path) {
+  if (lost) return -1;
   FILE *f = fopen(path, "a");
   if (!f) return -1;
-  for (int32_t id = 0; id < table_size; ++id)
-    if (table[id].count > 0) {
-      fprintf(f, "%d %lld %.9g %.9g\n", id, (long long)table[id].count, table[id].lo, table[id].hi);
-      write_histogram(f, id, "+", &table[id].pos);
-      write_histogram(f, id, "-", &table[id].neg);
+  for (int which = 0; which < 2; ++which)
+    for (int32_t k = 0; k < table_sizes[which]; ++k) {
+      const struct observed *o = &tables[which][k];
+      const int32_t id = k + (which ? KILN_OBSERVE_OUTPUT : 0);
+      if (o->count <= 0) continue;
+      fprintf(f, "%d %lld %.9g %.9g\n", id, (long long)o->count, o->lo, o->hi);
+      write_histogram(f, id, "+", &o->pos);
+      write_histogram(f, id, "-", &o->neg);
     }
   for (int32_t id = 0; id < errors_size; ++id)
     if (errors[id].seen) fprintf(f, "e %d %.17g %.17g\n", id, errors[id].signal, errors[id].noise);
@@ -171,12 +186,18 @@ void kiln_observe_gram(int32_t id, const float *in, const kiln_conv_geometry_t *
   struct gram *gr = &grams[id];
   if (!gr->sum) {
     gr->sum = calloc((size_t)(k * k), sizeof(double));
-    if (!gr->sum) return;
+    if (!gr->sum) {
+      lost = 1;
+      return;
+    }
     gr->k = k;
   }
   if (gr->k != k) return;
   double *x = malloc(sizeof(double) * (size_t)k);
-  if (!x) return;
+  if (!x) {
+    lost = 1;
+    return;
+  }
   for (int64_t b = 0; b < g->n; ++b)
     for (int64_t y = 0; y < g->oh; ++y)
       for (int64_t xo = 0; xo < g->ow; ++xo) {
@@ -201,6 +222,7 @@ void kiln_observe_gram(int32_t id, const float *in, const kiln_conv_geometry_t *
 /* Appends, per layer, "KGRM", int32 id, int64 k, int64 rows, k*k doubles (full, symmetric);
  * a reader sums the records of one id (one per calibration run). */
 int kiln_observe_write_grams(const char *path) {
+  if (lost) return -1;
   FILE *f = fopen(path, "ab");
   if (!f) return -1;
   int ok = 1;
