@@ -2,7 +2,7 @@
 # Runs one libFuzzer target for SECONDS (docs/HARDENING.md), building it first in
 # build-asan/ with -DKILN_FUZZ=ON (which implies the ASan + UBSan build).
 #
-#   bash scripts/fuzz.sh onnx|weights|npy|plan|accel|vulkan SECONDS [libFuzzer options...]
+#   bash scripts/fuzz.sh onnx|weights|npy|plan|gram|accel|vulkan SECONDS [libFuzzer options...]
 #
 # The run starts from the committed seeds (tests/fuzz/corpus/TARGET, read only) and
 # grows a working corpus in build-asan/fuzz/TARGET/corpus; a crash, leak or timeout is
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 if [ $# -lt 2 ]; then
-  echo "usage: $0 onnx|weights|npy|plan|accel|vulkan SECONDS [libFuzzer options...]" >&2
+  echo "usage: $0 onnx|weights|npy|plan|gram|accel|vulkan SECONDS [libFuzzer options...]" >&2
   exit 2
 fi
 TARGET=$1 SECONDS_=$2
