@@ -79,9 +79,9 @@ int applyPlanStructures(CommonOptions &o, const std::string &planPath, bool &nee
       llvm::errs() << "error: plan '" << planPath << "': layer " << k << " has no \"name\"\n";
       return 1;
     }
-    if (name->contains(',') || name->contains('=') || name->contains('"')) {
+    if (name->contains(',') || name->contains('=') || !fitsPassOption(*name)) {
       llvm::errs() << "error: plan '" << planPath << "': layer '" << *name
-                   << "': a name with ',', '=' or '\"' cannot be given a structure\n";
+                   << "': a name with ',', '=', '\"', '{' or '}' cannot be given a structure\n";
       return 1;
     }
     if (!seen.insert(name->str()).second) {

@@ -128,6 +128,10 @@ int compileCommon(CommonOptions &o, const std::string &dir, codegen::Artifact &a
 /// Prints "error: MSG" and the command's help to stderr; returns 2.
 int commandUsage(const std::string &msg, const char *help);
 
+/// Whether `s` can be a quoted pass option's value (layer lists, file paths): the pass
+/// pipeline syntax cannot carry '"', '{' or '}' there.
+inline bool fitsPassOption(llvm::StringRef s) { return s.find_first_of("\"{}") == llvm::StringRef::npos; }
+
 /// A plan layer's structure: "dense", "N:M", "smartdeal[:bB][:dD][:gG]" or "butterfly".
 struct Structure {
   enum Kind { Dense, NM, SmartDeal, Butterfly } kind = Dense;

@@ -465,19 +465,19 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
       if (!value(o.compile.sparsify) || !isNMPattern(o.compile.sparsify))
         return usageError("--sparsify takes N:M with 1 <= N < M <= 16 (e.g. 2:4)", help);
     } else if (a == "--sparsify-layers") {
-      if (!value(o.compile.sparsifyLayers) || o.compile.sparsifyLayers.find('"') != std::string::npos)
+      if (!value(o.compile.sparsifyLayers) || !kiln::tool::fitsPassOption(o.compile.sparsifyLayers))
         return usageError("--sparsify-layers takes NAME=N:M|dense,... (names as the report prints them)", help);
     } else if (a == "--decompose") {
       if (!value(o.compile.decompose) || !parseDecompose(o.compile))
         return usageError("--decompose takes smartdeal[:bB][:dD] (B exponent bits in 1..7, D density in (0, 1])",
                           help);
     } else if (a == "--decompose-layers") {
-      if (!value(o.compile.decomposeLayers) || o.compile.decomposeLayers.find('"') != std::string::npos)
+      if (!value(o.compile.decomposeLayers) || !kiln::tool::fitsPassOption(o.compile.decomposeLayers))
         return usageError("--decompose-layers takes NAME=bB:dD[:gG]|dense,... (names as the report prints them)",
                           help);
     } else if (a == "--butterfly") {
       if (!value(o.compile.butterfly) || llvm::StringRef(o.compile.butterfly).trim(" ,").empty() ||
-          o.compile.butterfly.find('"') != std::string::npos)
+          !kiln::tool::fitsPassOption(o.compile.butterfly))
         return usageError("--butterfly takes NAME,NAME2,... or all (names as the reports print them)", help);
     } else if (a == "--calib") {
       if (!value(o.calibPath)) return usageError("--calib needs a file (.npy or IDX)", help);
@@ -499,7 +499,7 @@ int parseArgs(int argc, char **argv, bool isRun, CommonOptions &o, const char *h
     } else if (a == "--plan") {
       if (!value(o.planIn)) return usageError("--plan needs a JSON file", help);
     } else if (a == "--gram") {
-      if (!value(o.gramIn) || o.gramIn.find('"') != std::string::npos)
+      if (!value(o.gramIn) || !kiln::tool::fitsPassOption(o.gramIn))
         return usageError("--gram needs a Gram file (the runner's --observe-gram output)", help);
     } else if (a == "--dump-import") {
       o.dumpImport = true;
