@@ -137,7 +137,8 @@ LogicalResult importConv(NodeImporter &n) {
                   " with group " + std::to_string(group));
   std::vector<int64_t> ks = n.attrInts("kernel_shape");
   if (!ks.empty() && is1d) ks.insert(ks.begin(), 1);
-  if (!ks.empty() && (ks[0] != KH || ks[1] != KW)) return n.fail("kernel_shape differs from the weight shape");
+  if (!ks.empty() && (ks.size() != 2 || ks[0] != KH || ks[1] != KW))
+    return n.fail("kernel_shape differs from the weight shape");
   // 1-D attributes get a leading unit spatial axis.
   auto fix1d = [&](const char *name, int64_t fill) {
     std::vector<int64_t> v = n.attrInts(name);
