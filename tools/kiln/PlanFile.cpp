@@ -2,8 +2,9 @@
 //
 // The parts of `kiln plan` that read files a user may have been handed or edited: the
 // per-layer "structure" keys of a plan (applied by every command's --plan) and the
-// planner's cache (DIR/cache/planner.json). Kept apart from the search so that the
-// plan fuzz target (tests/fuzz/plan_fuzz.cpp) runs exactly this code.
+// planner's cache (DIR/cache/planner.json), with the JSON reader and writer every
+// command uses. Kept apart from the search so that the plan fuzz target
+// (tests/fuzz/plan_fuzz.cpp) runs exactly this code.
 //
 //===----------------------------------------------------------------------===//
 #include "tools/kiln/Tool.h"
