@@ -4,6 +4,7 @@
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "runtime/include/kiln/butterfly.h"
 #include "runtime/include/kiln/kernels.h"
+#include "runtime/include/kiln/kernels.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
@@ -859,10 +860,10 @@ struct LowerToKernelsPass : impl::KilnLowerToKernelsBase<LowerToKernelsPass> {
           call(b, loc, "kiln_conv2d_nhwc_f32_packed", {inPtr, pointer(b, loc, packed), outPtr, g});
         }
         if (auto id = op->getAttrOfType<IntegerAttr>(kObserveAttr)) {
-          // The output too (after the fused bias and clamp), under index + 2^20.
+          // The output too (after the fused bias and clamp), under index + KILN_OBSERVE_OUTPUT.
           int64_t n = geom[0], m = geom[2], oh = geom[5], ow = geom[6];
           Value og = geometry(b, loc, {n, m, m, 1, 1, oh, ow, 1, 1, 1, 1, oh * ow * m, ow * m, m});
-          call(b, loc, "kiln_observe_f32", {i32(b, loc, id.getInt() + (1 << 20)), outPtr, og});
+          call(b, loc, "kiln_observe_f32", {i32(b, loc, id.getInt() + KILN_OBSERVE_OUTPUT), outPtr, og});
         }
         done.push_back(op);
       } else if (auto mm = dyn_cast<linalg::BatchMatmulOp>(op)) {

@@ -14,6 +14,7 @@
 #include "tools/kiln/Tool.h"
 
 extern "C" {
+#include "kiln/kernels.h"
 #include "kiln/npy.h"
 }
 
@@ -256,7 +257,7 @@ int calibrate(CommonOptions &o, const std::string &planPath, Calibration &cal) {
       auto it = id ? seen.find(*id) : seen.end();
       llvm::json::Object row{{"name", *l->getString("name")}, {"op", *l->getString("op")}};
       // The output's range (after a fused activation): informational, for exporters.
-      if (auto out = id ? seen.find(*id + (1 << 20)) : seen.end(); out != seen.end())
+      if (auto out = id ? seen.find(*id + KILN_OBSERVE_OUTPUT) : seen.end(); out != seen.end())
         row["output_range"] = llvm::json::Array{out->second.first, out->second.second};
       if (it == seen.end()) {
         row["bits"] = 32; // never reached on the calibration data

@@ -162,8 +162,10 @@ void kiln_observe_f32(int32_t id, const float *in, const kiln_conv_geometry_t *g
 /* Diagnostics: accumulates, under `id`, the energy of `ref` and of `got - ref` over
  * `count` values; kiln_observe_write adds a line "e id signal noise" per id. */
 void kiln_observe_error(int32_t id, const float *ref, const float *got, int64_t count);
-/* -1 if the file cannot be written, or if an observation was dropped for want of memory
- * (the same for kiln_observe_write_grams). An id >= 2^20 is a layer's output (index + 2^20). */
+/* A layer's output is observed under its index + KILN_OBSERVE_OUTPUT (its input under its
+ * index). kiln_observe_write: -1 if the file cannot be written, or if an observation was
+ * dropped for want of memory (the same for kiln_observe_write_grams). */
+#define KILN_OBSERVE_OUTPUT (1 << 20)
 int kiln_observe_write(const char *path);
 /* Accumulates the Gram matrix X^T X of the inputs a convolution or matmul's weights
  * multiply (im2col rows, K = KH*KW*C in (kh, kw, c) order) under `id` (calibration for

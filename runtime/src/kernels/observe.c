@@ -45,10 +45,9 @@ struct observed {
   struct histogram pos, neg;
 };
 
-/* A layer's input is observed under its index, its output (kiln-lower-to-kernels) under
- * index + KILN_OBSERVE_OUTPUT: one table each, so that an output does not grow the inputs'
- * table to 2^20 entries (34 GB, which failed silently and lost every output range). */
-#define KILN_OBSERVE_OUTPUT (1 << 20)
+/* Inputs and outputs (ids from KILN_OBSERVE_OUTPUT on) have one table each, so that an
+ * output does not grow the inputs' table to 2^20 entries (34 GB, which failed silently and
+ * lost every output range). */
 static struct observed *tables[2];
 static int32_t table_sizes[2];
 
