@@ -1,9 +1,9 @@
 // Banked buffer memory: BYTES bytes as rows of RW bytes; row i lives in bank i % NB at
-// word i / NB. Every bank is a single-port memory of DEPTH words with byte enables (a
-// write and a read of the same word cannot happen in one cycle in the buffers' use: the
-// controller orders DMA writes before the reads of a buffer). The buffer's access
-// patterns never put two different words of one bank in one cycle (checked in
-// simulation), so each bank maps onto one SRAM macro.
+// word i / NB. Every bank is a memory of DEPTH words with one write port (byte enables)
+// and one read port (a 1R1W SRAM macro): the DMA writes one part of a buffer while the
+// compute unit reads another. A write and a read of the same word never meet in one
+// cycle (the controller's interlock keeps the ranges apart). The write lanes of one
+// cycle never touch two different words of one bank (checked in simulation).
 //  - write: WL byte lanes (enable, byte address, byte); the lanes of one cycle that fall
 //    into one bank fall into one word of it.
 //  - read: NR consecutive rows from raddr (a multiple of RW), data one cycle later; rows

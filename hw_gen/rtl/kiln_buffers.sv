@@ -1,5 +1,5 @@
 // On-chip buffers (docs/ACCELERATOR.md, Buffers): WBUF, IBUF, PBUF and ABUF, each a
-// kiln_bank_mem of single-port banks with byte enables. After reset they sweep every
+// kiln_bank_mem of 1R1W banks with byte enables. After reset they sweep every
 // bank word to zero (one word per bank a cycle, `clearing` meanwhile: the accelerator
 // reads busy); their contents persist across programs.
 //  - WBUF: rows of ROWS bytes (one GEMM step's weights), enough banks that one DMA beat

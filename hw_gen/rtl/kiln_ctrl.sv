@@ -1,5 +1,5 @@
 // Controller (docs/ACCELERATOR.md, Registers and Instructions): host registers and
-// counters, the control register file, instruction fetch and decode/execute.
+// counters, the control register file, instruction fetch and decode/dispatch.
 //
 // Fetch: a prefetch queue of FQ_DEPTH instructions, filled over the DMA's memory port
 // whenever the DMA does not use it (one request per instruction, two when BUS_BYTES = 4).
@@ -7,12 +7,21 @@
 // refilled from the next instruction; responses of flushed requests are dropped (epoch).
 // Decode: the reference model's checks, in its order, on the instruction at the head of
 // the queue and the current control registers; a failing instruction has no effect.
-// Execute: SET retires in one cycle; LOAD and STORE start when the DMA's issue engine is
-// free (LOAD retires at once, its data is written back while later instructions run);
-// LOAD_WIN, GEMM, REQUANT, POOL and REBUILD wait until every DMA write-back is done; STORE,
-// GEMM, REQUANT, POOL and REBUILD retire when they are done. REBUILD's check that K is a
-// multiple of 3C takes a 32-cycle serial remainder (K mod 3C) before it decodes. END and errors finish when the DMA and
-// memory port are quiet.
+// Dispatch, in program order, to two units that run at once: the DMA (LOAD, LOAD_WIN,
+// STORE) and the compute sequencer (GEMM, REQUANT, POOL). Both latch their registers at
+// dispatch. An interlock keeps the result that of one instruction at a time:
+//  - the byte ranges of each buffer that dispatched LOAD / LOAD_WIN still write (one
+//    interval per buffer, the union; forgotten when the DMA is idle) and the ranges the
+//    running compute instruction reads are kept;
+//  - GEMM, REQUANT and POOL wait for the compute unit and until the DMA no longer
+//    writes what they read;
+//  - LOAD waits for the DMA's issue engine, LOAD_WIN for the whole DMA, and both until
+//    the running compute instruction no longer reads what they write;
+//  - STORE waits while a REQUANT or POOL (which write OUT) runs; it retires when issued
+//    (then the queue is refilled), so nothing writes OUT while it reads it;
+//  - REBUILD waits until both units are idle and runs alone.
+// REBUILD's check that K is a multiple of 3C takes a 32-cycle serial remainder (K mod 3C)
+// before it decodes. END and errors finish when every unit and the memory port are quiet.
 module kiln_ctrl
   import kiln_accel_pkg::*;
 #(
@@ -164,6 +173,11 @@ module kiln_ctrl
   assign dv_done = dv_cnt == 6'd32;
   assign rb_head = insn_v && op == 8'(OP_REBUILD) && insn[31:16] == 16'd0;
 
+  // The byte ranges [h_lo, h_hi) of each buffer the head instruction writes (LOAD,
+  // LOAD_WIN) or reads (GEMM, REQUANT, POOL); exact where its checks pass.
+  logic [63:0] h_lo[4], h_hi[4];
+  logic [3:0]  h_v;
+
   // Exact products for the bounds checks: a factor above the buffer already fails.
   function automatic logic [63:0] clampv(input logic [31:0] v, input int lim);
     return (64'(v) > 64'(lim)) ? 64'(lim) + 64'd1 : 64'(v);
@@ -172,6 +186,11 @@ module kiln_ctrl
   always_comb begin
     logic [63:0] k, n, steps, woff, aoff, ioff, x, c, kh, kw;
     err = 8'(ERR_NONE);
+    h_v = '0;
+    for (int b = 0; b < 4; b++) begin
+      h_lo[b] = '0;
+      h_hi[b] = '0;
+    end
     k = 64'(r[R_K]);
     n = 64'(r[R_NM_N]);
     woff = 64'(r[R_WOFF]);
@@ -194,6 +213,9 @@ module kiln_ctrl
               default:   x = 64'(ABUF_BYTES);
             endcase
             if (64'(r[R_BOFF]) + 64'(r[R_LEN]) > x) err = 8'(ERR_BOUNDS);
+            h_v[a[1:0]]  = r[R_LEN] != 32'd0;
+            h_lo[a[1:0]] = 64'(r[R_BOFF]);
+            h_hi[a[1:0]] = 64'(r[R_BOFF]) + 64'(r[R_LEN]);
           end
         end
         8'(OP_LOAD_WIN): begin
@@ -204,21 +226,36 @@ module kiln_ctrl
             c  = clampv(r[R_C], ABUF_BYTES);
             kh = clampv(r[R_KH], ABUF_BYTES);
             kw = clampv(r[R_KW], ABUF_BYTES);
-            if (aoff + kh * kw * c * 64'(COLS) > 64'(ABUF_BYTES)) err = 8'(ERR_BOUNDS);
+            h_v[BUF_A]  = r[R_NPIX] != 32'd0;
+            h_lo[BUF_A] = aoff;
+            h_hi[BUF_A] = aoff + kh * kw * c * 64'(COLS);
+            if (h_hi[BUF_A] > 64'(ABUF_BYTES)) err = 8'(ERR_BOUNDS);
           end
         end
         8'(OP_GEMM): begin
+          h_v[BUF_W]  = steps != 64'd0;
+          h_lo[BUF_W] = woff;
+          h_hi[BUF_W] = woff + steps * 64'(ROWS);
+          h_v[BUF_A]  = steps != 64'd0;
+          h_lo[BUF_A] = aoff;
+          h_hi[BUF_A] = aoff + k * 64'(COLS);
+          h_v[BUF_I]  = a[1] && steps != 64'd0;
+          h_lo[BUF_I] = ioff;
+          h_hi[BUF_I] = ioff + steps * 64'(SLOT);
           if (a[7:2] != 6'd0) err = 8'(ERR_PARAM);
           else if (woff % 64'(ROWS) != 64'd0 || aoff % 64'(COLS) != 64'd0) err = 8'(ERR_PARAM);
           else if (a[1] && (k % 64'(NM_M) != 64'd0 || n == 64'd0 || n > 64'(NM_M) || ioff % 64'(SLOT) != 64'd0))
             err = 8'(ERR_PARAM);
-          else if (woff + steps * 64'(ROWS) > 64'(WBUF_BYTES) || aoff + k * 64'(COLS) > 64'(ABUF_BYTES) ||
-                   (a[1] && ioff + steps * 64'(SLOT) > 64'(IBUF_BYTES)))
+          else if (h_hi[BUF_W] > 64'(WBUF_BYTES) || h_hi[BUF_A] > 64'(ABUF_BYTES) ||
+                   (a[1] && h_hi[BUF_I] > 64'(IBUF_BYTES)))
             err = 8'(ERR_BOUNDS);
         end
         8'(OP_REQUANT): begin
+          h_v[BUF_P]  = 1'b1;
+          h_lo[BUF_P] = 64'(r[R_POFF]);
+          h_hi[BUF_P] = 64'(r[R_POFF]) + 64'(12 * ROWS);
           if (a[7:1] != 7'd0) err = 8'(ERR_PARAM);
-          else if (64'(r[R_POFF]) + 64'(12 * ROWS) > 64'(PBUF_BYTES)) err = 8'(ERR_BOUNDS);
+          else if (h_hi[BUF_P] > 64'(PBUF_BYTES)) err = 8'(ERR_BOUNDS);
         end
         8'(OP_POOL): begin
           if (a != 8'd0) err = 8'(ERR_PARAM);
@@ -226,7 +263,10 @@ module kiln_ctrl
           else begin
             c  = clampv(r[R_C], ABUF_BYTES);
             kw = clampv(r[R_WIN], ABUF_BYTES);
-            if (aoff + kw * c * 64'(COLS) > 64'(ABUF_BYTES)) err = 8'(ERR_BOUNDS);
+            h_v[BUF_A]  = c != 64'd0;
+            h_lo[BUF_A] = aoff;
+            h_hi[BUF_A] = aoff + kw * c * 64'(COLS);
+            if (h_hi[BUF_A] > 64'(ABUF_BYTES)) err = 8'(ERR_BOUNDS);
           end
         end
         8'(OP_STORE): begin
@@ -256,8 +296,24 @@ module kiln_ctrl
     end
   end
 
-  // ---- execute -----------------------------------------------------------------------------
-  logic retire;  // the head instruction executes this cycle
+  // ---- interlock ---------------------------------------------------------------------------
+  // d_*: what dispatched LOAD / LOAD_WIN still write (valid while the DMA is busy);
+  // c_*: what the running compute instruction reads (valid while it is busy), c_out: it
+  // writes OUT (REQUANT, POOL).
+  logic [63:0] d_lo[4], d_hi[4], c_lo[4], c_hi[4];
+  logic [3:0]  d_v, c_v;
+  logic        c_out, raw_hz, war_hz;
+  always_comb begin
+    raw_hz = 1'b0;
+    war_hz = 1'b0;
+    for (int b = 0; b < 4; b++) begin
+      if (h_v[b] && dma_busy && d_v[b] && h_lo[b] < d_hi[b] && d_lo[b] < h_hi[b]) raw_hz = 1'b1;
+      if (h_v[b] && comp_busy && c_v[b] && h_lo[b] < c_hi[b] && c_lo[b] < h_hi[b]) war_hz = 1'b1;
+    end
+  end
+
+  // ---- dispatch ----------------------------------------------------------------------------
+  logic retire;  // the head instruction leaves the queue this cycle
   always_comb begin
     retire     = 1'b0;
     dma_start  = 1'b0;
@@ -275,29 +331,29 @@ module kiln_ctrl
         unique case (op)
           8'(OP_LOAD): begin
             dma_cmd = CMD_LOAD;
-            retire = !dma_issue_busy;
+            retire = !dma_issue_busy && !war_hz;
           end
           8'(OP_LOAD_WIN): begin
             dma_cmd = CMD_WIN;
-            retire = !dma_busy;
+            retire = !dma_busy && !war_hz;
           end
           8'(OP_STORE): begin
             dma_cmd = CMD_STORE;
-            retire = !dma_issue_busy;
+            retire = !dma_issue_busy && !(comp_busy && c_out);
           end
           8'(OP_GEMM): begin
             comp_op = C_GEMM;
-            retire = !dma_busy;
+            retire = !comp_busy && !raw_hz;
           end
           8'(OP_REQUANT): begin
             comp_op = C_REQUANT;
-            retire = !dma_busy;
+            retire = !comp_busy && !raw_hz;
           end
           8'(OP_POOL): begin
             comp_op = C_POOL;
-            retire = !dma_busy;
+            retire = !comp_busy && !raw_hz;
           end
-          8'(OP_REBUILD): retire = !dma_busy;
+          8'(OP_REBUILD): retire = !dma_busy && !comp_busy;
           default: retire = 1'b1;  // END, SET
         endcase
         dma_start  = retire && (op == 8'(OP_LOAD) || op == 8'(OP_LOAD_WIN) || op == 8'(OP_STORE));
@@ -308,6 +364,33 @@ module kiln_ctrl
     fq_pop = retire;
     flush  = host_start || (st == S_STORE_WAIT && !dma_issue_busy);
     flush_addr = host_start ? {prog_addr[31:3], 3'd0} : pc_addr;
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      d_v   <= '0;
+      c_v   <= '0;
+      c_out <= 1'b0;
+    end else begin
+      logic [3:0] dv;
+      dv = dma_busy ? d_v : '0;
+      if (dma_start && op != 8'(OP_STORE))
+        for (int b = 0; b < 4; b++)
+          if (h_v[b]) begin
+            d_lo[b] <= (dv[b] && d_lo[b] < h_lo[b]) ? d_lo[b] : h_lo[b];
+            d_hi[b] <= (dv[b] && d_hi[b] > h_hi[b]) ? d_hi[b] : h_hi[b];
+            dv[b] = 1'b1;
+          end
+      d_v <= dv;
+      if (comp_start) begin
+        c_v   <= h_v;
+        c_out <= op != 8'(OP_GEMM);
+        for (int b = 0; b < 4; b++) begin
+          c_lo[b] <= h_lo[b];
+          c_hi[b] <= h_hi[b];
+        end
+      end
+    end
   end
 
   always_ff @(posedge clk) begin
@@ -426,13 +509,13 @@ module kiln_ctrl
                   end
                   8'(OP_SET): r[a[4:0]] <= imm;
                   8'(OP_STORE): st <= S_STORE_WAIT;
-                  8'(OP_GEMM), 8'(OP_REQUANT), 8'(OP_POOL), 8'(OP_REBUILD): st <= S_COMP_WAIT;
+                  8'(OP_REBUILD): st <= S_COMP_WAIT;
                   default: ;
                 endcase
               end
             end
           S_STORE_WAIT: if (!dma_issue_busy) st <= S_RUN;
-          S_COMP_WAIT: if (!comp_busy && !rb_busy) st <= S_RUN;
+          S_COMP_WAIT: if (!rb_busy) st <= S_RUN;
           S_FINISH:
             if (!dma_busy && !dma_outstanding && !comp_busy && !rb_busy) begin
               st <= S_IDLE;

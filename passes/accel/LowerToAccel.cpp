@@ -114,10 +114,12 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
   LayerNamer namer;
   func::FuncOp func;
 
+  /// The tensor `root` holds now; with `create`, a new tensor that a layer writes there
+  /// (it has its own device memory, so a buffer the host reuses, e.g. a convolution's
+  /// output in its input's buffer, is two tensors on the device).
   int tensorFor(Value root, bool create) {
     auto it = tensorOf.find(root);
-    if (it != tensorOf.end()) return it->second;
-    if (!create) return -1;
+    if (!create) return it != tensorOf.end() ? it->second : -1;
     auto t = cast<MemRefType>(root.getType());
     Tensor x;
     x.bytes = t.getNumElements();
@@ -154,7 +156,11 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       if (strides[0] != strides[1]) return op->emitError("the accelerator needs equal strides in y and x");
       L.stride = strides[0];
       Value in = conv.getDpsInputs()[0];
-      if (auto pad = implicitPad(in, op)) {
+      out = conv.getDpsInits()[0];
+      // The output starts as the bias (or zero): the GEMM's bias.
+      Operation *prev = op->getPrevNode();
+      Operation *biasOp = prev && (biasFill(prev, out) || isZeroFill(prev, out)) ? prev : nullptr;
+      if (auto pad = implicitPad(in, op, biasOp)) {
         L.padT = pad->padH;
         L.padL = pad->padW;
         for (Operation *d : pad->dead) covered.insert(d);
@@ -162,16 +168,17 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       }
       auto is = cast<MemRefType>(in.getType()).getShape();
       auto fs = cast<MemRefType>(conv.getDpsInputs()[1].getType()).getShape();
-      out = conv.getDpsInits()[0];
       auto os = cast<MemRefType>(out.getType()).getShape();
       if (is[0] != 1) return op->emitError("the accelerator runs batch 1");
       L.h = is[1], L.w = is[2], L.c = is[3], L.kh = fs[1], L.kw = fs[2], L.oh = os[1], L.ow = os[2], L.m = os[3];
       L.in = readTensor(in, op);
-      if (Value b = biasFill(op->getPrevNode(), out)) {
+      if (Value b = biasFill(prev, out)) {
         auto data = constantData(b, symbols);
         if (!data) return op->emitError("bias is not a constant");
         L.bias = *data;
-        covered.insert(op->getPrevNode());
+        covered.insert(prev);
+      } else if (biasOp) {
+        covered.insert(prev);  // zero bias
       }
       if (auto clamp = clampAfter(op->getNextNode(), out)) {
         L.lo = clamp->first, L.hi = clamp->second;
@@ -502,64 +509,89 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     auto I = [&](int64_t v) { return b.getI64IntegerAttr(v); };
     const Tensor &in = tensors[L.in];
     const int64_t esz = raw ? 4 : 1, pTiles = (pixels + COLS - 1) / COLS;
-    auto loadTiles = [&](int64_t t0, int64_t count) {
-      accel::LoadOp::create(b, loc, b.getStringAttr("p"), I(pAddr + t0 * pTile), I(count * pTile), I(0));
+    // The layer as a sequence of steps (pixel tile, weight tile): one GEMM, REQUANT and
+    // STORE each, after the gather and the weight tile it needs. Weights stay resident
+    // when every tile fits the buffers; otherwise they are reloaded for every pixel tile,
+    // or the pixels gathered again for every weight tile, whichever moves fewer bytes.
+    const bool resident = tiles * wTile <= int64_t(cfg.wbuf_bytes) && (sdt || tiles * iTile <= int64_t(cfg.ibuf_bytes)) &&
+                          tiles * pTile <= int64_t(cfg.pbuf_bytes);
+    struct Step {
+      int64_t p0, t;
+    };
+    std::vector<Step> order;
+    const bool weightsOuter = !resident && (sdt || tiles * pixels * K + tiles * (wTile + iTile + pTile) <=
+                                                       pixels * K + pTiles * tiles * (wTile + iTile + pTile));
+    if (weightsOuter) {
+      for (int64_t t = 0; t < tiles; ++t)
+        for (int64_t p = 0; p < pTiles; ++p) order.push_back({p * COLS, t});
+    } else {
+      for (int64_t p = 0; p < pTiles; ++p)
+        for (int64_t t = 0; t < tiles; ++t) order.push_back({p * COLS, t});
+    }
+    // Two slots of the activation buffer (and, for streamed weights, of the weight,
+    // index and parameter buffers) where they fit: the next step's loads then run on the
+    // DMA while this step's GEMM runs (the controller's interlock orders the rest).
+    const int64_t aBytes = kPad * COLS;
+    const bool aDouble = 2 * aBytes <= int64_t(cfg.abuf_bytes);
+    const bool wDouble = !resident && !sdt && 2 * wTile <= int64_t(cfg.wbuf_bytes) &&
+                         2 * iTile <= int64_t(cfg.ibuf_bytes) && 2 * pTile <= int64_t(cfg.pbuf_bytes);
+    std::vector<int64_t> aSlot(order.size()), wSlot(order.size());
+    std::vector<bool> newGather(order.size()), newWeights(order.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      newGather[i] = i == 0 || order[i].p0 != order[i - 1].p0;
+      newWeights[i] = !resident && (i == 0 || order[i].t != order[i - 1].t);
+      aSlot[i] = i == 0 ? 0 : newGather[i] && aDouble ? 1 - aSlot[i - 1] : aSlot[i - 1];
+      wSlot[i] = resident ? order[i].t : i == 0 ? 0 : newWeights[i] && wDouble ? 1 - wSlot[i - 1] : wSlot[i - 1];
+    }
+    auto loadTiles = [&](int64_t t0, int64_t count, int64_t slot) {
+      accel::LoadOp::create(b, loc, b.getStringAttr("p"), I(pAddr + t0 * pTile), I(count * pTile), I(slot * pTile));
       if (sdt) {
         // Each tile's stream into the index buffer, rebuilt into its weight slot.
         for (int64_t t = t0; t < t0 + count; ++t) {
           const int64_t len = int64_t(sdt->streams[size_t(t)].size());
           accel::LoadOp::create(b, loc, b.getStringAttr("i"), I(sAddr + t * sTile), I(len), I(0));
-          accel::RebuildOp::create(b, loc, I(kRebuilt), I((t - t0) * wTile), I(0), I(len), I(L.c),
+          accel::RebuildOp::create(b, loc, I(kRebuilt), I((slot + t - t0) * wTile), I(0), I(len), I(L.c),
                                    b.getBoolAttr(sdt->flat), I(sdt->bits), I(sdt->group), I(sTile));
         }
         return;
       }
-      accel::LoadOp::create(b, loc, b.getStringAttr("w"), I(wAddr + t0 * wTile), I(count * wTile), I(0));
-      if (nm) accel::LoadOp::create(b, loc, b.getStringAttr("i"), I(iAddr + t0 * iTile), I(count * iTile), I(0));
+      accel::LoadOp::create(b, loc, b.getStringAttr("w"), I(wAddr + t0 * wTile), I(count * wTile), I(slot * wTile));
+      if (nm)
+        accel::LoadOp::create(b, loc, b.getStringAttr("i"), I(iAddr + t0 * iTile), I(count * iTile), I(slot * iTile));
     };
-    if (sdt) accel::LoadOp::create(b, loc, b.getStringAttr("i"), I(bAddr), I(basesBytes), I(sTile));
-    auto gather = [&](int64_t p0) {
+    auto gather = [&](size_t i) {
+      const int64_t p0 = order[i].p0;
       accel::LoadWinOp::create(b, loc, I(in.addr), I(L.h), I(L.w), I(L.c), I(L.kh), I(L.kw), I(L.stride), I(L.padT),
                                I(L.padL), I(in.zp), I(L.ow), I(p0 / L.ow), I(p0 % L.ow),
-                               I(std::min(COLS, pixels - p0)), I(0));
+                               I(std::min(COLS, pixels - p0)), I(aSlot[i] * aBytes));
     };
-    auto compute = [&](int64_t p0, int64_t t, int64_t slot) {
-      accel::GemmOp::create(b, loc, I(kPad), I(slot * wTile), I(0), I(slot * iTile), I(n), b.getBoolAttr(false));
-      accel::RequantOp::create(b, loc, I(slot * pTile), I(zp), I(lo), I(hi), b.getBoolAttr(raw));
-      const int64_t m0 = t * R;
+    auto store = [&](size_t i) {
+      const int64_t p0 = order[i].p0, m0 = order[i].t * R;
       accel::StoreOp::create(b, loc, I(out.addr + (p0 * M + m0) * esz), I(M * esz), I(std::min(COLS, pixels - p0)),
                              I(std::min(R, M - m0)), b.getBoolAttr(raw));
     };
-    const bool resident = tiles * wTile <= int64_t(cfg.wbuf_bytes) && (sdt || tiles * iTile <= int64_t(cfg.ibuf_bytes)) &&
-                          tiles * pTile <= int64_t(cfg.pbuf_bytes);
-    if (resident) {
-      loadTiles(0, tiles);
-      for (int64_t p = 0; p < pTiles; ++p) {
-        gather(p * COLS);
-        for (int64_t t = 0; t < tiles; ++t) compute(p * COLS, t, t);
+    if (sdt) accel::LoadOp::create(b, loc, b.getStringAttr("i"), I(bAddr), I(basesBytes), I(sTile));
+    if (resident) loadTiles(0, tiles, 0);
+    // Step i: GEMM(i), STORE(i-1) (the DMA writes it out while the PE array works), the
+    // loads of step i+1 into the other slots, REQUANT(i); loads into a slot step i still
+    // reads come after its REQUANT.
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (i == 0) {
+        if (newWeights[0]) loadTiles(order[0].t, 1, 0);
+        gather(0);
       }
-    } else {
-      // Weights per tile: reload them for every pixel tile, or gather the pixels again
-      // for every weight tile, whichever moves fewer bytes.
-      const int64_t gatherBytes = pixels * K, weightBytes = tiles * (wTile + iTile + pTile);
-      if (sdt || tiles * gatherBytes + weightBytes <= gatherBytes + pTiles * weightBytes) {
-        for (int64_t t = 0; t < tiles; ++t) {
-          loadTiles(t, 1);
-          for (int64_t p = 0; p < pTiles; ++p) {
-            gather(p * COLS);
-            compute(p * COLS, t, 0);
-          }
-        }
-      } else {
-        for (int64_t p = 0; p < pTiles; ++p) {
-          gather(p * COLS);
-          for (int64_t t = 0; t < tiles; ++t) {
-            loadTiles(t, 1);
-            compute(p * COLS, t, 0);
-          }
-        }
-      }
+      accel::GemmOp::create(b, loc, I(kPad), I(wSlot[i] * wTile), I(aSlot[i] * aBytes), I(wSlot[i] * iTile), I(n),
+                            b.getBoolAttr(false));
+      if (i > 0) store(i - 1);
+      const bool next = i + 1 < order.size();
+      const bool wNext = next && newWeights[i + 1], aNext = next && newGather[i + 1];
+      if (wNext && wDouble) loadTiles(order[i + 1].t, 1, wSlot[i + 1]);
+      if (aNext && aDouble) gather(i + 1);
+      accel::RequantOp::create(b, loc, I(wSlot[i] * pTile), I(zp), I(lo), I(hi), b.getBoolAttr(raw));
+      if (wNext && !wDouble) loadTiles(order[i + 1].t, 1, wSlot[i + 1]);
+      if (aNext && !aDouble) gather(i + 1);
     }
+    store(order.size() - 1);
     return success();
   }
 
@@ -573,15 +605,25 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     OpBuilder b = OpBuilder::atBlockBegin(&layer.getBody().emplaceBlock());
     Location loc = L.op->getLoc();
     auto I = [&](int64_t v) { return b.getI64IntegerAttr(v); };
-    for (int64_t p0 = 0; p0 < pixels; p0 += COLS) {
-      const int64_t np = std::min(COLS, pixels - p0);
+    // Two activation slots where they fit: the next pixel tile's gather runs on the DMA
+    // while the pool unit works on this one.
+    const int64_t aBytes = L.kh * L.kw * L.c * COLS;
+    const bool aDouble = 2 * aBytes <= int64_t(cfg.abuf_bytes);
+    auto gather = [&](int64_t p0) {
       accel::LoadWinOp::create(b, loc, I(in.addr), I(L.h), I(L.w), I(L.c), I(L.kh), I(L.kw), I(L.stride), I(0), I(0),
-                               I(0), I(L.ow), I(p0 / L.ow), I(p0 % L.ow), I(np), I(0));
+                               I(0), I(L.ow), I(p0 / L.ow), I(p0 % L.ow), I(std::min(COLS, pixels - p0)),
+                               I(aDouble ? (p0 / COLS % 2) * aBytes : 0));
+    };
+    gather(0);
+    for (int64_t p0 = 0; p0 < pixels; p0 += COLS) {
+      const int64_t np = std::min(COLS, pixels - p0), next = p0 + COLS;
       for (int64_t c0 = 0; c0 < L.c; c0 += R) {
-        accel::PoolOp::create(b, loc, I(L.c), I(L.kh * L.kw), I(c0), I(0));
+        accel::PoolOp::create(b, loc, I(L.c), I(L.kh * L.kw), I(c0), I(aDouble ? (p0 / COLS % 2) * aBytes : 0));
+        if (c0 == 0 && aDouble && next < pixels) gather(next);
         accel::StoreOp::create(b, loc, I(out.addr + p0 * L.c + c0), I(L.c), I(np), I(std::min(R, L.c - c0)),
                                b.getBoolAttr(false));
       }
+      if (!aDouble && next < pixels) gather(next);
     }
     return success();
   }
@@ -612,12 +654,17 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       // Column j = channel c0 + j; reduction row k = pixel k (an "image" of P rows of C).
       accel::LoadWinOp::create(b, loc, I(in.addr), I(P), I(C), I(1), I(P), I(1), I(1), I(0), I(0), I(0), I(C), I(0),
                                I(c0), I(nc), I(0));
-      for (int64_t p0 = 0; p0 < P; p0 += R) {
-        accel::GemmOp::create(b, loc, I(R), I(0), I(p0 * COLS), I(0), I(0), b.getBoolAttr(false));
-        accel::RequantOp::create(b, loc, I(0), I(0), I(0), I(255), b.getBoolAttr(false));
+      // GEMM(i), STORE(i-1) (written out while the PE array works), REQUANT(i).
+      auto store = [&](int64_t p0) {
         accel::StoreOp::create(b, loc, I(out.addr + c0 * P + p0), I(P), I(nc), I(std::min(R, P - p0)),
                                b.getBoolAttr(false));
+      };
+      for (int64_t p0 = 0; p0 < P; p0 += R) {
+        accel::GemmOp::create(b, loc, I(R), I(0), I(p0 * COLS), I(0), I(0), b.getBoolAttr(false));
+        if (p0 > 0) store(p0 - R);
+        accel::RequantOp::create(b, loc, I(0), I(0), I(0), I(255), b.getBoolAttr(false));
       }
+      store((P - 1) / R * R);
     }
     return success();
   }

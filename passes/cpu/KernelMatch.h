@@ -119,7 +119,10 @@ struct ImplicitPad {
   llvm::SmallVector<mlir::Operation *> dead; ///< in the order they can be erased (after the consumer)
 };
 
-std::optional<ImplicitPad> implicitPad(mlir::Value in, mlir::Operation *consumer);
+/// `ownInit`: an op between the copy and `consumer` that may write `src`'s buffer because
+/// it initialises `consumer`'s output there (a caller that gives the output its own
+/// storage, as the accelerator does); null for none.
+std::optional<ImplicitPad> implicitPad(mlir::Value in, mlir::Operation *consumer, mlir::Operation *ownInit = nullptr);
 
 } // namespace kiln::kernels
 

@@ -360,10 +360,19 @@ bool isZeroFill(Operation *op, Value buf) {
     auto yield = dyn_cast<linalg::YieldOp>(map.getMapper().front().getTerminator());
     return yield && yield.getNumOperands() == 1 && isZero(yield.getOperand(0));
   }
+  // A generic of no input writing +0 everywhere (a zero bias broadcast).
+  if (auto g = dyn_cast<linalg::GenericOp>(op)) {
+    if (g.getNumDpsInputs() != 0 || g.getNumDpsInits() != 1 || g.getDpsInits()[0] != buf ||
+        !g.getIndexingMapsArray()[0].isIdentity() || g.getNumLoops() != g.getNumParallelLoops())
+      return false;
+    auto yield = dyn_cast<linalg::YieldOp>(g.getRegion().front().getTerminator());
+    return yield && &g.getRegion().front().front() == yield.getOperation() && yield.getNumOperands() == 1 &&
+           isZero(yield.getOperand(0));
+  }
   return false;
 }
 
-std::optional<ImplicitPad> implicitPad(Value in, Operation *consumer) {
+std::optional<ImplicitPad> implicitPad(Value in, Operation *consumer, Operation *ownInit) {
   auto alloc = in.getDefiningOp<memref::AllocOp>();
   if (!alloc || alloc->getBlock() != consumer->getBlock()) return std::nullopt;
   Operation *fill = nullptr;
@@ -392,6 +401,7 @@ std::optional<ImplicitPad> implicitPad(Value in, Operation *consumer) {
   // Nothing between the copy and the convolution may touch the source.
   Value root = rootBuffer(src);
   for (Operation *op = copy->getNextNode(); op && op != consumer; op = op->getNextNode()) {
+    if (op == ownInit) continue;
     bool touches = false;
     op->walk([&](Operation *inner) {
       for (Value v : inner->getOperands())

@@ -1114,6 +1114,62 @@ def case_fmnist_accel(env, case):
         raise Failure(f"SmartDeal top-1 {right_sd}/{n} vs dense {right}/{n}")
 
 
+def conv_layer_model(path, cin, cout, k, hw, seed, head_bias=True):
+    """A k x k convolution (cin -> cout, `hw` x `hw` pixels, padding k // 2) + ReLU, then a
+    1x1 convolution to 16 channels (the accelerator's model output is a raw GEMM), with
+    seeded random weights; writes the model, one input and 8 calibration samples."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+    b = (0.1 * rng.standard_normal(cout)).astype(np.float32)
+    hw_ = (rng.standard_normal((16, cout, 1, 1)) / np.sqrt(cout)).astype(np.float32)
+    hb = (0.1 * rng.standard_normal(16)).astype(np.float32) if head_bias else np.zeros(16, np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[k // 2] * 4, kernel_shape=[k, k]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Conv", ["r", "hw", "hb"], ["y"], kernel_shape=[1, 1])]
+    g = helper.make_graph(nodes, "conv_layer",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, hw, hw])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, hw, hw])],
+                          [numpy_helper.from_array(a, n) for a, n in ((w, "w"), (b, "b"), (hw_, "hw"), (hb, "hb"))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+    np.save(path[:-5] + "_in.npy", rng.random((1, cin, hw, hw), dtype=np.float32))
+    np.save(path[:-5] + "_calib.npy", rng.random((8, cin, hw, hw), dtype=np.float32))
+
+
+SIM_LAYER = re.compile(r"^(\S+)\s+gemm\S*(?: \S+)?\s+(\d+)\s+(\d+)\s+([0-9.]+)%", re.M)
+
+
+def case_accel_util(env, case):
+    """Convolutions whose shapes fill the accelerator's 16 x 16 PE array (16 x 16 pixels,
+    64+ channels), on the Verilated RTL: bit-exact with the reference model, and the
+    big layer's PE utilisation (useful MACs / (PEs x cycles), DMA overlapped with the
+    GEMMs) at least the recorded minimum. The shapes: 3x3 64 -> 128 (weights streamed:
+    they do not fit WBUF), 3x3 64 -> 64 (weights resident; the output reuses its input's
+    host buffer) and 1x1 256 -> 256 with a zero-bias head."""
+    tol = load_tolerances(case)
+    d = env.case_dir(case)
+    shapes = [("c64_128", 64, 128, 3, True), ("c64_64", 64, 64, 3, True), ("c256_1x1", 256, 256, 1, False)]
+    for i, (name, cin, cout, k, head_bias) in enumerate(shapes):
+        model = os.path.join(d, name + ".onnx")
+        conv_layer_model(model, cin, cout, k, 16, 100 + i, head_bias)
+        out = run_capture([env.kiln, "sim", model, "--input", "x=" + model[:-5] + "_in.npy",
+                           "--calib", model[:-5] + "_calib.npy", "-o", os.path.join(d, name)],
+                          f"kiln sim {name}", env.timeout)
+        me = SIM_EXACT.search(out)
+        if not me or me.group(1) != "1" or me.group(2) != "1":
+            raise Failure(f"{name}: kiln sim was not bit-exact with the reference model")
+        layers = SIM_LAYER.findall(out)
+        if not layers:
+            raise Failure(f"{name}: cannot find the per-layer table")
+        lname, cycles, gemm, util = layers[0]
+        log(f"{name}: {lname} {cycles} cycles, {gemm} in GEMM, PE utilisation {util}%")
+        if float(util) / 100 < float(tol["min_pe_util"]):
+            raise Failure(f"{name}: PE utilisation {util}% below {float(tol['min_pe_util']) * 100:.0f}%")
+
+
 CASES = {
     "mobilenet_v2": lambda env: case_torchvision(env, "mobilenet_v2"),
     "resnet18": lambda env: case_torchvision(env, "resnet18"),
@@ -1138,6 +1194,7 @@ CASES = {
                                                           FMNIST_SMARTDEAL_LAYERS, 3),
     "fmnist_vit_butterfly": lambda env: case_fmnist_vit_butterfly(env, "fmnist_vit_butterfly"),
     "fmnist_accel": lambda env: case_fmnist_accel(env, "fmnist_accel"),
+    "accel_util": lambda env: case_accel_util(env, "accel_util"),
     "fmnist_gru": lambda env: case_fmnist(env, "fmnist_gru", model=FMNIST_GRU_MODEL),
     "fmnist_gru_accuracy": lambda env: case_fmnist_eval(env, "fmnist_gru_accuracy", FMNIST_GRU_MODEL),
     "bert_tiny": lambda env: case_bert_tiny(env, "bert_tiny"),

@@ -11,6 +11,7 @@
 #include "tools/kiln/Tool.h"
 
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -292,6 +293,10 @@ int cmdSim(int argc, char **argv) {
   if (labels.i.empty()) {
     if (!o.outDir.empty()) {
       std::string path = o.outDir + "/output.npy";
+      if (std::error_code ec = llvm::sys::fs::create_directories(o.outDir)) {
+        llvm::errs() << "error: cannot create '" << o.outDir << "': " << ec.message() << "\n";
+        return 1;
+      }
       if (kiln_npy_write(path.c_str(), KILN_DTYPE_F32, outRank, outDims, out.data()) != KILN_OK) {
         llvm::errs() << "error: cannot write '" << path << "'\n";
         return 1;
