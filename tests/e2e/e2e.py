@@ -1090,6 +1090,8 @@ def case_fmnist_accel(env, case):
     plan = os.path.join(d, "cpu", "model.plan.json")
     right, n, cycles, gemm, wbytes = run_kiln_sim(env, ["--plan", plan], "dense")
     log(f"accelerator int8 top-1 {right}/{n}, CPU int8 {mc.group(2)}/{mc.group(3)}; {cycles} cycles per image")
+    if cycles > int(tol["max_dense_cycles"]):
+        raise Failure(f"dense int8 takes {cycles} cycles per image (limit {tol['max_dense_cycles']})")
     if n != int(mc.group(3)) or abs(right - int(mc.group(2))) > int(tol["max_top1_diff_images"]):
         raise Failure(f"accelerator top-1 {right}/{n} differs from the CPU int8 path's {mc.group(2)}/{mc.group(3)}")
     right24, _, cycles24, gemm24, wbytes24 = run_kiln_sim(
