@@ -39,7 +39,8 @@ module kiln_accel
   logic [TAG_BITS-1:0] f_tag, f_rtag;
   logic [8*BUS_BYTES-1:0] f_rdata;
   logic comp_start, comp_busy, comp_gemm;
-  logic [1:0] comp_op, comp_flags;
+  logic [1:0] comp_op;
+  logic [2:0] comp_flags;
   logic rb_start, rb_busy, rb_ire, rb_we;
   logic [31:0] rb_iaddr, rb_waddr;
   logic [8*ROWS-1:0] rb_wdata;

@@ -1,8 +1,9 @@
 // Compute sequencer (docs/ACCELERATOR.md, GEMM / REQUANT / POOL): walks the buffers for
 // the PE array, the requantise lanes and the pool unit, and writes OUT.
 //  - GEMM: one reduction step a cycle (buffers read one cycle ahead); dense: K steps,
-//    N:M: K/NM_M*N steps, the ABUF group advancing every N steps. Busy for steps + 2
-//    cycles (one cycle when K = 0).
+//    N:M: K/NM_M*N steps, the ABUF group advancing every N steps; W4: a WBUF row holds
+//    two steps' int4 weights (the low half, then the high half), each nibble
+//    sign-extended for its PE row. Busy for steps + 2 cycles (one cycle when K = 0).
 //  - REQUANT: one output row a cycle (PBUF row r, ACC row r, COLS lanes): ROWS + 1 cycles.
 //  - POOL: one (row, window position) a cycle; rows past C take one cycle.
 module kiln_compute
@@ -15,7 +16,7 @@ module kiln_compute
   input  logic                   rst_n,
   input  logic                   start,
   input  logic [1:0]             op,      // OPC_GEMM, OPC_REQUANT, OPC_POOL
-  input  logic [1:0]             flags,   // instruction operand a (validated)
+  input  logic [2:0]             flags,   // instruction operand a (validated)
   input  logic [32*NUM_REGS-1:0] regs,
   output logic                   busy,
   output logic                   gemm_active,
@@ -39,7 +40,8 @@ module kiln_compute
   output logic [32*COLS-1:0]     out_data
 );
   localparam logic [1:0] C_GEMM = 2'd0, C_REQUANT = 2'd1;  // else POOL
-  localparam int ACC_BIT = $clog2(GEMM_ACC), NM_BIT = $clog2(GEMM_NM), RAW_BIT = $clog2(RAW32);
+  localparam int ACC_BIT = $clog2(GEMM_ACC), NM_BIT = $clog2(GEMM_NM), W4_BIT = $clog2(GEMM_W4),
+                 RAW_BIT = $clog2(RAW32);
   localparam int LM = $clog2(NM_M);
 
   function automatic logic [31:0] rg(input int i);
@@ -50,7 +52,7 @@ module kiln_compute
   state_t st;
 
   // GEMM
-  logic        g_nm, g_first;
+  logic        g_nm, g_first, g_w4, g_half, mac_w4, mac_half;
   logic [31:0] g_left, g_n, g_cnt, g_wp, g_ip, g_ap;
   logic        mac_v, mac_first, mac_nm, pe_clear;
   logic [32*ROWS*COLS-1:0] acc;
@@ -105,6 +107,8 @@ module kiln_compute
                 k     = rg(R_K);
                 steps = flags[NM_BIT] ? (k >> LM) * rg(R_NM_N) : k;
                 g_nm    <= flags[NM_BIT];
+                g_w4    <= flags[W4_BIT];
+                g_half  <= 1'b0;
                 g_first <= !flags[ACC_BIT];
                 g_left  <= steps;
                 g_n     <= rg(R_NM_N);
@@ -143,9 +147,13 @@ module kiln_compute
           mac_v     <= 1'b1;
           mac_first <= g_first;
           mac_nm    <= g_nm;
+          mac_w4    <= g_w4;
+          mac_half  <= g_half;
           g_first   <= 1'b0;
           g_left    <= g_left - 32'd1;
-          g_wp      <= g_wp + 32'(ROWS);
+          // W4: the row holds this step and the next one
+          g_half    <= g_w4 && !g_half;
+          if (!g_w4 || g_half) g_wp <= g_wp + 32'(ROWS);
           g_ip      <= g_ip + 32'(SLOT);
           if (g_nm) begin
             if (g_cnt + 32'd1 == g_n) begin
@@ -188,13 +196,22 @@ module kiln_compute
   // ---- PE array ----------------------------------------------------------------------------
   logic [IDX_BITS*ROWS-1:0] idx;
   assign idx = i_data[IDX_BITS*ROWS-1:0];
+  // The PE rows' weights: int8 as read, or W4 nibbles of the step's half row.
+  logic [8*ROWS-1:0] w_pe;
+  always_comb begin
+    for (int r = 0; r < ROWS; r++) begin
+      logic [3:0] nib;
+      nib = w_data[(mac_half ? 4 * ROWS : 0) + 4 * r +: 4];
+      w_pe[8*r +: 8] = mac_w4 ? {{4{nib[3]}}, nib} : w_data[8*r +: 8];
+    end
+  end
   kiln_pe_array u_pe (
     .clk, .rst_n,
     .clear(pe_clear),
     .valid(mac_v),
     .first(mac_first),
     .nm(mac_nm),
-    .w(w_data),
+    .w(w_pe),
     .idx,
     .act(a_data),
     .acc

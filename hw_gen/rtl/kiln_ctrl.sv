@@ -62,7 +62,7 @@ module kiln_ctrl
   // compute
   output logic                   comp_start,
   output logic [1:0]             comp_op,
-  output logic [1:0]             comp_flags,
+  output logic [2:0]             comp_flags,
   input  logic                   comp_busy,
   input  logic                   comp_gemm,
   // REBUILD unit
@@ -74,6 +74,7 @@ module kiln_ctrl
   localparam int NP = (B >= 8) ? 1 : 2;  // memory requests per instruction
   localparam int QW = $clog2(FQ_DEPTH);
   localparam int SLOT = ROWS * IDX_BITS / 8;
+  localparam int HALF_ROWS = ROWS / 2;  // bytes of one W4 step (ROWS is always even)
   localparam logic [1:0] CMD_LOAD = 2'd0, CMD_WIN = 2'd1, CMD_STORE = 2'd2;
   localparam logic [1:0] C_GEMM = 2'd0, C_REQUANT = 2'd1, C_POOL = 2'd2;
 
@@ -184,8 +185,9 @@ module kiln_ctrl
   endfunction
 
   always_comb begin
-    logic [63:0] k, n, steps, woff, aoff, ioff, x, c, kh, kw;
+    logic [63:0] k, n, steps, woff, aoff, ioff, x, c, kh, kw, wbytes;
     err = 8'(ERR_NONE);
+    wbytes = '0;
     h_v = '0;
     for (int b = 0; b < 4; b++) begin
       h_lo[b] = '0;
@@ -233,20 +235,22 @@ module kiln_ctrl
           end
         end
         8'(OP_GEMM): begin
+          // W4: ROWS/2 bytes a step; the unit reads whole rows of ROWS bytes
+          wbytes      = a[2] ? steps * 64'(HALF_ROWS) : steps * 64'(ROWS);
           h_v[BUF_W]  = steps != 64'd0;
           h_lo[BUF_W] = woff;
-          h_hi[BUF_W] = woff + steps * 64'(ROWS);
+          h_hi[BUF_W] = woff + (a[2] ? ((steps + 64'd1) >> 1) * 64'(ROWS) : wbytes);
           h_v[BUF_A]  = steps != 64'd0;
           h_lo[BUF_A] = aoff;
           h_hi[BUF_A] = aoff + k * 64'(COLS);
           h_v[BUF_I]  = a[1] && steps != 64'd0;
           h_lo[BUF_I] = ioff;
           h_hi[BUF_I] = ioff + steps * 64'(SLOT);
-          if (a[7:2] != 6'd0) err = 8'(ERR_PARAM);
+          if (a[7:3] != 5'd0) err = 8'(ERR_PARAM);
           else if (woff % 64'(ROWS) != 64'd0 || aoff % 64'(COLS) != 64'd0) err = 8'(ERR_PARAM);
           else if (a[1] && (k % 64'(NM_M) != 64'd0 || n == 64'd0 || n > 64'(NM_M) || ioff % 64'(SLOT) != 64'd0))
             err = 8'(ERR_PARAM);
-          else if (h_hi[BUF_W] > 64'(WBUF_BYTES) || h_hi[BUF_A] > 64'(ABUF_BYTES) ||
+          else if (woff + wbytes > 64'(WBUF_BYTES) || h_hi[BUF_A] > 64'(ABUF_BYTES) ||
                    (a[1] && h_hi[BUF_I] > 64'(IBUF_BYTES)))
             err = 8'(ERR_BOUNDS);
         end
@@ -322,7 +326,7 @@ module kiln_ctrl
     dma_raw    = a[0];
     comp_start = 1'b0;
     comp_op    = C_GEMM;
-    comp_flags = a[1:0];
+    comp_flags = a[2:0];
     rb_start   = 1'b0;
     if (st == S_RUN && insn_v) begin
       if (rb_head && !dv_done) retire = 1'b0;  // the remainder is not ready yet

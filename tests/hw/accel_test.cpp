@@ -158,12 +158,13 @@ struct Gen {
   }
 
   void gemm(Prog &pr) {
-    bool nm = p(40);
-    uint32_t a = (nm ? KILN_ACCEL_GEMM_NM : 0) | (p(40) ? KILN_ACCEL_GEMM_ACC : 0);
+    bool nm = p(40), w4 = p(35);
+    uint32_t a = (nm ? KILN_ACCEL_GEMM_NM : 0) | (p(40) ? KILN_ACCEL_GEMM_ACC : 0) | (w4 ? KILN_ACCEL_GEMM_W4 : 0);
     uint32_t k = p(5) ? 0 : p(50) ? uint32_t(u(1, 64)) : uint32_t(u(1, 700)), n = uint32_t(u(1, M));
     if (nm) k = k / M * M;
-    uint64_t steps = nm ? k / M * n : k;
-    uint32_t woff = uint32_t(u(0, (kCfg.wbuf_bytes - steps * R) / R)) * R;
+    uint64_t steps = nm ? k / M * n : k, wbytes = steps * (w4 ? R / 2 : R);
+    // sometimes as far up WBUF as it fits (W4 with an odd step count: half a row short)
+    uint32_t woff = uint32_t(p(10) ? (kCfg.wbuf_bytes - wbytes) / R : u(0, (kCfg.wbuf_bytes - wbytes) / R)) * R;
     uint32_t aoff = uint32_t(u(0, (kCfg.abuf_bytes - uint64_t(k) * C) / C)) * C;
     uint32_t ioff = uint32_t(u(0, (kCfg.ibuf_bytes - steps * slot) / slot)) * slot;
     pr.set(KILN_ACCEL_R_K, k);
@@ -390,7 +391,12 @@ std::vector<ErrCase> errorCases() {
     return ErrCase{name, [=](P &p) { gemm(p); p.set(reg, val); p.op(KILN_ACCEL_OP_GEMM, a); }, code};
   };
   const uint32_t slot = R * kiln_accel_idx_bits(&kCfg) / 8;
-  v.push_back(G(KILN_ACCEL_R_K, 2 * M, 4, KILN_ACCEL_ERR_PARAM, "gemm_flags"));
+  v.push_back(G(KILN_ACCEL_R_K, 2 * M, 8, KILN_ACCEL_ERR_PARAM, "gemm_flags"));
+  v.push_back(G(KILN_ACCEL_R_WOFF, kCfg.wbuf_bytes - M * R, KILN_ACCEL_GEMM_W4, 0, "gemm_w4_fits"));
+  v.push_back(G(KILN_ACCEL_R_WOFF, kCfg.wbuf_bytes - (M - 1) * R, KILN_ACCEL_GEMM_W4, KILN_ACCEL_ERR_BOUNDS,
+                "gemm_w4_bounds"));
+  v.push_back(G(KILN_ACCEL_R_WOFF, kCfg.wbuf_bytes - 2 * R, KILN_ACCEL_GEMM_W4 | KILN_ACCEL_GEMM_NM, 0,
+                "gemm_w4_nm_fits"));
   v.push_back(G(KILN_ACCEL_R_WOFF, R + 1, 0, KILN_ACCEL_ERR_PARAM, "gemm_woff_align"));
   v.push_back(G(KILN_ACCEL_R_AOFF, C + 1, 0, KILN_ACCEL_ERR_PARAM, "gemm_aoff_align"));
   v.push_back(G(KILN_ACCEL_R_K, M + 1, 2, KILN_ACCEL_ERR_PARAM, "gemm_nm_k"));

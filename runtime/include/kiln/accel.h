@@ -57,7 +57,9 @@ enum {
 enum { KILN_ACCEL_BUF_W = 0, KILN_ACCEL_BUF_I = 1, KILN_ACCEL_BUF_P = 2, KILN_ACCEL_BUF_A = 3 };
 
 /* GEMM flags (operand a). */
-enum { KILN_ACCEL_GEMM_ACC = 1, KILN_ACCEL_GEMM_NM = 2 };
+/* W4: int4 weights, two per byte (row r of step s is the low nibble of byte s*rows/2 +
+ * r/2 for even r, the high nibble for odd r, sign-extended); rows is always even. */
+enum { KILN_ACCEL_GEMM_ACC = 1, KILN_ACCEL_GEMM_NM = 2, KILN_ACCEL_GEMM_W4 = 4 };
 /* REQUANT and STORE flags (operand a). */
 enum { KILN_ACCEL_RAW32 = 1 };
 

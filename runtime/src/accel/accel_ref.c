@@ -95,14 +95,15 @@ static int step(ref_device *d, uint64_t insn) {
     return 0;
   }
   case KILN_ACCEL_OP_GEMM: {
-    if (a & ~3u) return -KILN_ACCEL_ERR_PARAM;
-    const int nm = (a & KILN_ACCEL_GEMM_NM) != 0;
+    if (a & ~7u) return -KILN_ACCEL_ERR_PARAM;
+    const int nm = (a & KILN_ACCEL_GEMM_NM) != 0, w4 = (a & KILN_ACCEL_GEMM_W4) != 0;
     uint64_t K = r[KILN_ACCEL_R_K], woff = r[KILN_ACCEL_R_WOFF], ioff = r[KILN_ACCEL_R_IOFF], aoff = r[KILN_ACCEL_R_AOFF];
     uint64_t N = r[KILN_ACCEL_R_NM_N], M = c->nm_m, ib = kiln_accel_idx_bits(c), slot_bytes = ROWS * ib / 8;
     if (woff % ROWS || aoff % COLS) return -KILN_ACCEL_ERR_PARAM;
     if (nm && (K % M || N == 0 || N > M || ioff % slot_bytes)) return -KILN_ACCEL_ERR_PARAM;
     uint64_t steps = nm ? K / M * N : K;
-    if (woff + steps * ROWS > d->buf_bytes[KILN_ACCEL_BUF_W] || aoff + K * COLS > d->buf_bytes[KILN_ACCEL_BUF_A] ||
+    const uint64_t step_bytes = w4 ? ROWS / 2 : ROWS;
+    if (woff + steps * step_bytes > d->buf_bytes[KILN_ACCEL_BUF_W] || aoff + K * COLS > d->buf_bytes[KILN_ACCEL_BUF_A] ||
         (nm && ioff + steps * slot_bytes > d->buf_bytes[KILN_ACCEL_BUF_I]))
       return -KILN_ACCEL_ERR_BOUNDS;
     const int8_t *Wt = (const int8_t *)d->buf[KILN_ACCEL_BUF_W] + woff;
@@ -116,7 +117,14 @@ static int step(ref_device *d, uint64_t insn) {
           for (uint64_t b = 0; b < ib; ++b, ++bit) idx |= (uint64_t)((I[s * slot_bytes + bit / 8] >> (bit % 8)) & 1) << b;
           k = s / N * M + idx;
         }
-        int32_t w = Wt[s * ROWS + row];
+        int32_t w;
+        if (w4) {
+          const uint8_t byte = (uint8_t)Wt[s * step_bytes + row / 2];
+          const uint8_t nib = (row & 1) ? byte >> 4 : byte & 15;
+          w = nib >= 8 ? (int32_t)nib - 16 : (int32_t)nib; /* sign-extended nibble */
+        } else {
+          w = Wt[s * ROWS + row];
+        }
         for (uint64_t col = 0; col < COLS; ++col)
           d->acc[row * COLS + col] = (int32_t)((uint32_t)d->acc[row * COLS + col] + (uint32_t)(w * (int32_t)A[k * COLS + col]));
       }
