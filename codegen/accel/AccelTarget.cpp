@@ -76,7 +76,8 @@ public:
         set(KILN_ACCEL_R_IOFF, g.getIoff());
         set(KILN_ACCEL_R_NM_N, g.getNmN());
       }
-      op(KILN_ACCEL_OP_GEMM, (g.getAccumulate() ? KILN_ACCEL_GEMM_ACC : 0) | (g.getNmN() ? KILN_ACCEL_GEMM_NM : 0));
+      op(KILN_ACCEL_OP_GEMM, (g.getAccumulate() ? KILN_ACCEL_GEMM_ACC : 0) | (g.getNmN() ? KILN_ACCEL_GEMM_NM : 0) |
+                                 (g.getW4() ? KILN_ACCEL_GEMM_W4 : 0));
     } else if (auto rb = dyn_cast<accel::RebuildOp>(insn)) {
       set(KILN_ACCEL_R_K, rb.getK());
       set(KILN_ACCEL_R_WOFF, rb.getWoff());

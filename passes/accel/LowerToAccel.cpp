@@ -66,6 +66,7 @@ struct Layer {
   float lo = -INFINITY, hi = INFINITY;
   double inScale = 0;
   int64_t inZp = 0;
+  int wbits = 8; ///< weight bits: 8, or 4 (GEMM W4 mode)
 };
 
 /// The source of `v` through reshapes only (no subviews): the same bytes in the same
@@ -140,14 +141,16 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     SymbolTable symbols(getOperation());
     auto quant = op->getAttrOfType<DictionaryAttr>(kQuantAttr);
     auto bits = quant ? quant.getAs<IntegerAttr>("bits") : IntegerAttr();
-    if (!bits || bits.getInt() != 8)
-      return op->emitError("the accelerator runs int8 layers: quantise the model (--quantize int8 --calib DATA)");
+    if (!bits || (bits.getInt() != 8 && bits.getInt() != 4))
+      return op->emitError("the accelerator runs int8 layers (int4 weights too): quantise the model (--quantize "
+                           "int8|int4|mixed --calib DATA)");
     auto packed = matchPackedLayer(op, symbols);
     if (!packed) return op->emitError("the accelerator cannot run this layer (weights are not a constant matrix)");
     Layer L(Layer::Gemm, namer(op), op);
     L.packed = std::move(packed);
     L.inScale = quant.getAs<FloatAttr>("scale").getValueAsDouble();
     L.inZp = quant.getAs<IntegerAttr>("zero_point").getInt();
+    L.wbits = int(bits.getInt());
     Value out;
     if (auto conv = dyn_cast<linalg::Conv2DNhwcFhwcOp>(op)) {
       for (int64_t d : conv.getDilations().getValues<int64_t>())
@@ -415,11 +418,14 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
         for (int64_t k = 0; k < K; ++k) q[size_t(r * K + k)] = sdt->w8[size_t(r * kRebuilt + k)];
       sw = sdt->scale;
     } else {
-      quantizeRows(P.rows, M, K, 8, q, sw);
+      quantizeRows(P.rows, M, K, L.wbits, q, sw);
     }
+    // int4 weights (W4 mode: two per byte); SmartDeal layers are rebuilt as int8.
+    const bool w4 = L.wbits == 4 && !sdt;
+    if (L.wbits == 4 && sdt) L.op->emitRemark("int4 SmartDeal weights are rebuilt as int8 on the accelerator");
     const int64_t tiles = (M + R - 1) / R, slotBytes = R * IB / 8;
     const int64_t wAlign = std::lcm(BUS, R), iAlign = slotBytes ? std::lcm(BUS, slotBytes) : BUS;
-    const int64_t wTile = alignUp((sdt ? kRebuilt : steps) * R, wAlign), iTile = nm ? alignUp(steps * slotBytes, iAlign) : 0,
+    const int64_t wTile = alignUp((sdt ? kRebuilt : steps) * (w4 ? R / 2 : R), wAlign), iTile = nm ? alignUp(steps * slotBytes, iAlign) : 0,
                   pTile = alignUp(12 * R, BUS);
     int64_t sTile = 0, basesBytes = 0;
     if (sdt) {
@@ -454,7 +460,8 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
         } else {
           v = q[r * K + s];
         }
-        wb[size_t(t * wTile + s * R + rr)] = v;
+        if (w4) wb[size_t(t * wTile + s * (R / 2) + rr / 2)] |= int8_t((uint8_t(v) & 15) << (4 * (rr & 1)));
+        else wb[size_t(t * wTile + s * R + rr)] = v;
       }
       const double accScale = L.inScale * sw[r];
       const double b = L.bias.empty() ? 0.0 : L.bias[r];
@@ -500,9 +507,10 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     }
 
     auto layer = accel::LayerOp::create(top, L.op->getLoc(), top.getStringAttr(L.name), top.getStringAttr(
-                                            nm     ? "gemm n:m " + std::to_string(n) + ":" + std::to_string(cfg.nm_m)
-                                            : sdt ? "gemm smartdeal"
-                                                  : "gemm"),
+                                            (nm    ? "gemm n:m " + std::to_string(n) + ":" + std::to_string(cfg.nm_m)
+                                             : sdt ? std::string("gemm smartdeal")
+                                                   : std::string("gemm")) +
+                                                (w4 ? " w4" : "")),
                                         top.getI64IntegerAttr(pixels * M * (nm ? groups * n : K)));
     OpBuilder b = OpBuilder::atBlockBegin(&layer.getBody().emplaceBlock());
     Location loc = L.op->getLoc();
@@ -513,8 +521,12 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     // STORE each, after the gather and the weight tile it needs. Weights stay resident
     // when every tile fits the buffers; otherwise they are reloaded for every pixel tile,
     // or the pixels gathered again for every weight tile, whichever moves fewer bytes.
+    // (With one pixel tile residency saves nothing: streaming the tiles through two
+    // slots overlaps their loads with the GEMMs.)
+    const bool canDouble = !sdt && 2 * wTile <= int64_t(cfg.wbuf_bytes) && 2 * iTile <= int64_t(cfg.ibuf_bytes) &&
+                           2 * pTile <= int64_t(cfg.pbuf_bytes);
     const bool resident = tiles * wTile <= int64_t(cfg.wbuf_bytes) && (sdt || tiles * iTile <= int64_t(cfg.ibuf_bytes)) &&
-                          tiles * pTile <= int64_t(cfg.pbuf_bytes);
+                          tiles * pTile <= int64_t(cfg.pbuf_bytes) && !(pTiles == 1 && tiles > 1 && canDouble);
     struct Step {
       int64_t p0, t;
     };
@@ -533,8 +545,7 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     // DMA while this step's GEMM runs (the controller's interlock orders the rest).
     const int64_t aBytes = kPad * COLS;
     const bool aDouble = 2 * aBytes <= int64_t(cfg.abuf_bytes);
-    const bool wDouble = !resident && !sdt && 2 * wTile <= int64_t(cfg.wbuf_bytes) &&
-                         2 * iTile <= int64_t(cfg.ibuf_bytes) && 2 * pTile <= int64_t(cfg.pbuf_bytes);
+    const bool wDouble = !resident && canDouble;
     std::vector<int64_t> aSlot(order.size()), wSlot(order.size());
     std::vector<bool> newGather(order.size()), newWeights(order.size());
     for (size_t i = 0; i < order.size(); ++i) {
@@ -581,7 +592,7 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
         gather(0);
       }
       accel::GemmOp::create(b, loc, I(kPad), I(wSlot[i] * wTile), I(aSlot[i] * aBytes), I(wSlot[i] * iTile), I(n),
-                            b.getBoolAttr(false));
+                            b.getBoolAttr(false), w4 ? b.getUnitAttr() : UnitAttr());
       if (i > 0) store(i - 1);
       const bool next = i + 1 < order.size();
       const bool wNext = next && newWeights[i + 1], aNext = next && newGather[i + 1];
@@ -660,7 +671,7 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
                                b.getBoolAttr(false));
       };
       for (int64_t p0 = 0; p0 < P; p0 += R) {
-        accel::GemmOp::create(b, loc, I(R), I(0), I(p0 * COLS), I(0), I(0), b.getBoolAttr(false));
+        accel::GemmOp::create(b, loc, I(R), I(0), I(p0 * COLS), I(0), I(0), b.getBoolAttr(false), UnitAttr());
         if (p0 > 0) store(p0 - R);
         accel::RequantOp::create(b, loc, I(0), I(0), I(0), I(255), b.getBoolAttr(false));
       }

@@ -1102,6 +1102,25 @@ def case_fmnist_accel(env, case):
         raise Failure(f"2:4 takes {cycles24 / cycles:.3f}x the dense cycles (limit {tol['max_nm_cycle_ratio']})")
     if gemm24 / gemm > float(tol["max_nm_gemm_cycle_ratio"]):
         raise Failure(f"2:4 GEMM cycles {gemm24 / gemm:.3f}x dense (limit {tol['max_nm_gemm_cycle_ratio']})")
+    # int4 weights (GEMM W4 mode): bit-exact, the CPU int4 path's top-1 (same calibration),
+    # half the weight bytes.
+    cpu4 = run_kiln_eval(env, FMNIST_MODEL, images_path, labels_path,
+                         ["--quantize", "int4", "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500",
+                          "--limit", str(SIM_SAMPLES)], os.path.join(d, "cpu4"))
+    mc4 = EVAL_KILN.search(cpu4)
+    if not mc4:
+        raise Failure("cannot find kiln eval's int4 top-1")
+    right4, _, cycles4, _, wbytes4 = run_kiln_sim(
+        env, ["--plan", os.path.join(d, "cpu4", "model.plan.json")], "int4")
+    log(f"int4: top-1 {right4}/{n} (CPU int4 {mc4.group(2)}/{mc4.group(3)}); weight bytes {wbytes4 / wbytes:.3f}x "
+        f"dense int8, cycles {cycles4 / cycles:.3f}x")
+    # The accelerator requantises in fixed point straight to u8; the CPU path's epilogue
+    # is a float multiply-add and the next layer quantises again: rounding can differ.
+    if abs(right4 - int(mc4.group(2))) > int(tol["max_int4_top1_diff_images"]):
+        raise Failure(f"accelerator int4 top-1 {right4}/{n} differs from the CPU int4 path's {mc4.group(2)}")
+    if wbytes4 / wbytes > float(tol["max_int4_weight_byte_ratio"]):
+        raise Failure(f"int4 moves {wbytes4 / wbytes:.3f}x the int8 weight bytes "
+                      f"(limit {tol['max_int4_weight_byte_ratio']})")
     # SmartDeal (docs/SMARTDEAL.md's per-layer setting): the weights travel compressed
     # and the REBUILD unit makes the int8 weights.
     right_sd, _, cycles_sd, _, wbytes_sd = run_kiln_sim(

@@ -42,8 +42,9 @@ Inputs (one of):
   --data X --labels Y       top-1 accuracy on a labelled set (.npy or IDX, as kiln eval)
   --limit N                 with --data: the first N samples (default 500)
 
-Quantisation (required: the accelerator runs int8):
+Quantisation (required: the accelerator runs int8, int4 weights in its W4 mode):
   --calib DATA              calibrate here (as kiln compile --quantize int8 --calib)
+  --quantize int4|mixed     with --calib: int4 weights, or kiln compile's int8/int4 search
   --plan FILE               or use a plan written by an earlier compile
   --sparsify N:M ... and the other compression options of kiln compile: layers whose N:M
                             group size is the accelerator's run in its N:M mode
@@ -129,7 +130,8 @@ int cmdSim(int argc, char **argv) {
       return commandUsage("the accelerator runs int8: give --calib DATA (or --plan FILE)", kSimHelp);
     o.quantize = "int8";
   }
-  if (!o.quantize.empty() && o.quantize != "int8") return commandUsage("the accelerator runs --quantize int8", kSimHelp);
+  if (!o.quantize.empty() && o.quantize != "int8" && o.quantize != "int4" && o.quantize != "mixed")
+    return commandUsage("the accelerator runs --quantize int8, int4 (int4 weights) or mixed", kSimHelp);
 #ifndef KILN_HAVE_RTL
   if (device == "rtl") return commandUsage("this kiln was built without Verilator: only --device ref", kSimHelp);
   if (device.empty()) {

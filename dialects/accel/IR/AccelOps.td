@@ -86,9 +86,9 @@ def Accel_LoadWinOp : Accel_InsnOp<"load_win"> {
 }
 
 def Accel_GemmOp : Accel_InsnOp<"gemm"> {
-  let summary = "PE-array GEMM over k reduction steps; nm_n > 0: N:M mode keeping nm_n per group";
+  let summary = "PE-array GEMM over k reduction steps; nm_n > 0: N:M mode keeping nm_n per group; w4: int4 weights";
   let arguments = (ins I64Attr:$k, I64Attr:$woff, I64Attr:$aoff, I64Attr:$ioff, I64Attr:$nm_n,
-                       BoolAttr:$accumulate);
+                       BoolAttr:$accumulate, UnitAttr:$w4);
 }
 
 def Accel_RebuildOp : Accel_InsnOp<"rebuild"> {
