@@ -584,8 +584,16 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     if (sdt) accel::LoadOp::create(b, loc, b.getStringAttr("i"), I(bAddr), I(basesBytes), I(sTile));
     if (resident) loadTiles(0, tiles, 0);
     // Step i: GEMM(i), STORE(i-1) (the DMA writes it out while the PE array works), the
-    // loads of step i+1 into the other slots, REQUANT(i); loads into a slot step i still
-    // reads come after its REQUANT.
+    // loads of the next step that needs a new gather or weight tile into the other slot,
+    // REQUANT(i). The other slot is free once the steps loaded before (`aLast`, `wLast`)
+    // have begun: the loads come at the first step of a tile, so they overlap all of its
+    // GEMMs. Without two slots they come after the REQUANT of the step before them.
+    size_t aNext = 1, wNext = 1, aLast = 0, wLast = 0; // next step to load for; last loaded
+    auto advance = [&](size_t &k, const std::vector<bool> &isNew) {
+      while (k < order.size() && !isNew[k]) ++k;
+    };
+    advance(aNext, newGather);
+    advance(wNext, newWeights);
     for (size_t i = 0; i < order.size(); ++i) {
       if (i == 0) {
         if (newWeights[0]) loadTiles(order[0].t, 1, 0);
@@ -594,13 +602,15 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       accel::GemmOp::create(b, loc, I(kPad), I(wSlot[i] * wTile), I(aSlot[i] * aBytes), I(wSlot[i] * iTile), I(n),
                             b.getBoolAttr(false), w4 ? b.getUnitAttr() : UnitAttr());
       if (i > 0) store(i - 1);
-      const bool next = i + 1 < order.size();
-      const bool wNext = next && newWeights[i + 1], aNext = next && newGather[i + 1];
-      if (wNext && wDouble) loadTiles(order[i + 1].t, 1, wSlot[i + 1]);
-      if (aNext && aDouble) gather(i + 1);
+      const bool wNow = wNext < order.size() && (wDouble ? wLast <= i : wNext == i + 1),
+                 aNow = aNext < order.size() && (aDouble ? aLast <= i : aNext == i + 1);
+      if (wNow && wDouble) loadTiles(order[wNext].t, 1, wSlot[wNext]);
+      if (aNow && aDouble) gather(aNext);
       accel::RequantOp::create(b, loc, I(wSlot[i] * pTile), I(zp), I(lo), I(hi), b.getBoolAttr(raw));
-      if (wNext && !wDouble) loadTiles(order[i + 1].t, 1, wSlot[i + 1]);
-      if (aNext && !aDouble) gather(i + 1);
+      if (wNow && !wDouble) loadTiles(order[wNext].t, 1, wSlot[wNext]);
+      if (aNow && !aDouble) gather(aNext);
+      if (wNow) wLast = wNext, advance(++wNext, newWeights);
+      if (aNow) aLast = aNext, advance(++aNext, newGather);
     }
     store(order.size() - 1);
     return success();

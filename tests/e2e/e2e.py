@@ -1081,13 +1081,20 @@ def case_fmnist_accel(env, case):
     if not os.path.isfile(FMNIST_TRAIN_IMAGES):
         raise Failure(f"calibration images not found: {FMNIST_TRAIN_IMAGES} (Debian dataset-fashion-mnist)")
     d = env.case_dir(case)
-    cpu = run_kiln_eval(env, FMNIST_MODEL, images_path, labels_path,
-                        ["--quantize", "int8", "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500",
-                         "--limit", str(SIM_SAMPLES)], os.path.join(d, "cpu"))
-    mc = EVAL_KILN.search(cpu)
-    if not mc:
-        raise Failure("cannot find kiln eval's top-1")
-    plan = os.path.join(d, "cpu", "model.plan.json")
+
+    def cpu_eval(quantize):
+        """kiln eval on the CPU (calibrated on 500 training images): its top-1 match and
+        the plan it wrote, for kiln sim to run the same quantisation."""
+        keep = os.path.join(d, "cpu-" + quantize)
+        out = run_kiln_eval(env, FMNIST_MODEL, images_path, labels_path,
+                            ["--quantize", quantize, "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500",
+                             "--limit", str(SIM_SAMPLES)], keep)
+        m = EVAL_KILN.search(out)
+        if not m:
+            raise Failure(f"cannot find kiln eval's {quantize} top-1")
+        return m, os.path.join(keep, "model.plan.json")
+
+    mc, plan = cpu_eval("int8")
     right, n, cycles, gemm, wbytes = run_kiln_sim(env, ["--plan", plan], "dense")
     log(f"accelerator int8 top-1 {right}/{n}, CPU int8 {mc.group(2)}/{mc.group(3)}; {cycles} cycles per image")
     if cycles > int(tol["max_dense_cycles"]):
@@ -1104,14 +1111,8 @@ def case_fmnist_accel(env, case):
         raise Failure(f"2:4 GEMM cycles {gemm24 / gemm:.3f}x dense (limit {tol['max_nm_gemm_cycle_ratio']})")
     # int4 weights (GEMM W4 mode): bit-exact, the CPU int4 path's top-1 (same calibration),
     # half the weight bytes.
-    cpu4 = run_kiln_eval(env, FMNIST_MODEL, images_path, labels_path,
-                         ["--quantize", "int4", "--calib", FMNIST_TRAIN_IMAGES, "--calib-limit", "500",
-                          "--limit", str(SIM_SAMPLES)], os.path.join(d, "cpu4"))
-    mc4 = EVAL_KILN.search(cpu4)
-    if not mc4:
-        raise Failure("cannot find kiln eval's int4 top-1")
-    right4, _, cycles4, _, wbytes4 = run_kiln_sim(
-        env, ["--plan", os.path.join(d, "cpu4", "model.plan.json")], "int4")
+    mc4, plan4 = cpu_eval("int4")
+    right4, _, cycles4, _, wbytes4 = run_kiln_sim(env, ["--plan", plan4], "int4")
     log(f"int4: top-1 {right4}/{n} (CPU int4 {mc4.group(2)}/{mc4.group(3)}); weight bytes {wbytes4 / wbytes:.3f}x "
         f"dense int8, cycles {cycles4 / cycles:.3f}x")
     # The accelerator requantises in fixed point straight to u8; the CPU path's epilogue
