@@ -9,9 +9,10 @@
 //  - LOAD_WIN: after a short set-up (the 64-bit products, one multiplier, a cycle each),
 //    walks pixel, ky, kx; an in-bounds tap is one run of C bytes (one read per beat it
 //    touches; lane j of a beat is channel beat_addr + j - tap_addr -> ABUF k-row
-//    (k0 + ch), column col); a padded tap writes PADVAL into ABUF, BUS_BYTES channels a
-//    cycle, without a memory access, in cycles where no beat returns (the buffers have
-//    one write port). Addresses are computed modulo 2^64 exactly as the
+//    (k0 + ch), column col), and a kernel row whose KW taps are all in bounds is one run
+//    of KW*C bytes (adjacent in memory, consecutive k-rows); a padded tap writes PADVAL
+//    into ABUF, BUS_BYTES channels a cycle, without a memory access, in cycles where no
+//    beat returns (the buffers have one write port). Addresses are computed modulo 2^64 exactly as the
 //    reference model does; beats at or above 2^32 read as zero.
 //  - STORE: per column one run of NROWS*size bytes at DST + c*DSTRIDE, one write per beat
 //    with byte strobes (none at or above 2^32).
@@ -90,7 +91,7 @@ module kiln_dma
 
   // ---- LOAD_WIN --------------------------------------------------------------------------
   logic [63:0] w_src, w_h, w_w, w_c, w_s, w_pt, w_pl, w_ow, w_oy0, w_ox0;
-  logic [31:0] w_kh, w_kw, w_npix, w_aoff, w_ccols;
+  logic [31:0] w_kh, w_kw, w_npix, w_aoff, w_ccols, w_kwc, w_kwccols;
   logic [7:0]  w_padval;
   logic [2:0]  su_step;
   logic [63:0] mul_a, mul_b, mul_p;
@@ -104,7 +105,8 @@ module kiln_dma
   logic        s_raw;
 
   // ---- request of this cycle ---------------------------------------------------------------
-  logic              win_inb;
+  logic              win_inb, row_run;
+  logic [31:0]       run_c;  // bytes of the current run: C, or KW*C for a whole kernel row
   logic [31:0]       win_chrel;
   logic [63:0]       beat_addr;
   logic [B-1:0]      lane_mask;
@@ -116,6 +118,8 @@ module kiln_dma
 
   always_comb begin
     win_inb   = !tap_iy[63] && !tap_ix[63] && tap_iy < w_h && tap_ix < w_w;
+    row_run   = kx == 32'd0 && win_inb && tap_ix + 64'(w_kw) - 64'd1 < w_w;
+    run_c     = row_run ? w_kwc : w_c[31:0];
     win_chrel = t_i - 32'(tap_addr[LB-1:0]);
     beat_addr = '0;
     lane_mask = '0;
@@ -139,9 +143,9 @@ module kiln_dma
           for (int j = 0; j < B; j++) begin
             logic [31:0] ch;
             ch = win_chrel + 32'(j);
-            lane_mask[j] = !ch[31] && ch < w_c[31:0];
+            lane_mask[j] = !ch[31] && ch < run_c;
           end
-          last_beat = $signed(win_chrel) + 32'sd0 + 32'(B) >= $signed(w_c[31:0]);
+          last_beat = $signed(win_chrel) + 32'sd0 + 32'(B) >= $signed(run_c);
           rd_base   = dst_tap + win_chrel * 32'(COLS);
         end else begin
           pad_valid = !ret_dma;  // the buffers' write port is free
@@ -294,6 +298,8 @@ module kiln_dma
                 w_npix  <= rg(R_NPIX);
                 w_aoff  <= rg(R_AOFF);
                 w_ccols <= rg(R_C) * 32'(COLS);
+                w_kwc   <= rg(R_KW) * rg(R_C);  // a legal LOAD_WIN keeps these in ABUF's range
+                w_kwccols <= rg(R_KW) * rg(R_C) * 32'(COLS);
                 w_padval <= regs[32*R_PADVAL +: 8];
                 su_step <= '0;
                 if (rg(R_NPIX) != 32'd0) st <= D_SETUP;
@@ -349,10 +355,10 @@ module kiln_dma
           if (step) begin
             if (!last_beat) t_i <= t_i + 32'(B);
             else begin
-              // next tap
+              // next tap (after a whole-row run: the next row)
               t_i     <= '0;
-              dst_tap <= dst_tap + w_ccols;
-              if (kx + 32'd1 < w_kw) begin
+              dst_tap <= dst_tap + (row_run ? w_kwccols : w_ccols);
+              if (!row_run && kx + 32'd1 < w_kw) begin
                 kx       <= kx + 32'd1;
                 tap_ix   <= tap_ix + 64'd1;
                 tap_addr <= tap_addr + w_c;

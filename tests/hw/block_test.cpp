@@ -323,7 +323,9 @@ struct DmaRef { // the reference model's LOAD / LOAD_WIN / STORE over flat array
     uint64_t oy = r[KILN_ACCEL_R_OY0], ox = r[KILN_ACCEL_R_OX0];
     uint8_t *A = buf[3].data() + aoff;
     for (uint64_t col = 0; col < npix; ++col) {
-      for (uint64_t ky = 0; ky < KH; ++ky)
+      for (uint64_t ky = 0; ky < KH; ++ky) {
+        uint32_t rowBeats = 0, taps = 0; // a kernel row all in bounds is one run of KW*C bytes
+        uint64_t rowAddr = 0;
         for (uint64_t kx = 0; kx < KW; ++kx) {
           int64_t iy = int64_t(oy * S + ky) - pt, ix = int64_t(ox * S + kx) - pl;
           uint64_t k0 = (ky * KW + kx) * C;
@@ -332,9 +334,13 @@ struct DmaRef { // the reference model's LOAD / LOAD_WIN / STORE over flat array
             continue;
           }
           uint64_t addr = r[KILN_ACCEL_R_SRC] + (uint64_t(iy) * W + uint64_t(ix)) * C;
+          if (kx == 0) rowAddr = addr;
           for (uint64_t ch = 0; ch < C; ++ch) A[(k0 + ch) * COLS + col] = mb(addr + ch);
-          rd += beats(addr, C);
+          rowBeats += beats(addr, C);
+          ++taps;
         }
+        rd += taps == KW ? beats(rowAddr, KW * C) : rowBeats;
+      }
       if (++ox == OW) ox = 0, ++oy;
     }
   }
