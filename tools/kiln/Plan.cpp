@@ -79,7 +79,8 @@ Options:
   --threads N               threads latency is measured with (default 1)
   --runs N                  timed runs per latency measurement (default 200)
   --target x86-64|accel     the target priced: this machine's CPU (default), or Kiln's
-                            accelerator: int8 layers, dense, N:M or SmartDeal, priced by
+                            accelerator: int8 layers (int4 weights with quant), dense,
+                            N:M or SmartDeal, priced by
                             kiln sim on the Verilated RTL (--budget cycles=N|size=BYTES|
                             cycles|size, size being weight bytes moved per inference;
                             --accel-config FILE)
@@ -101,7 +102,11 @@ std::string label(const Choice &c) {
 
 /// The technique a choice belongs to ("none" for fp32 dense).
 std::string technique(const Choice &c, bool accel = false) {
-  if (accel) return c.structure == "dense" ? "none" : c.structure == "smartdeal" ? "smartdeal" : "nm";
+  if (accel) { // int8 is the accelerator's baseline; int4 weights are the quantisation choice
+    if (c.structure == "dense") return c.bits == 4 ? "quant" : "none";
+    if (c.structure == "smartdeal") return "smartdeal";
+    return c.bits == 4 ? "joint" : "nm";
+  }
   if (c.structure == "butterfly") return "butterfly";
   if (c.structure == "smartdeal") return c.bits == 32 ? "smartdeal" : "joint";
   if (c.structure != "dense") return c.bits == 32 ? "nm" : "joint";
@@ -238,8 +243,8 @@ private:
   /// Runs `pick` on the Verilated accelerator (kiln sim, one inference): total cycles
   /// and weight bytes moved, and per layer (name -> cycles, weight bytes).
   bool simulate(const Pick &pick, Measure &m, std::map<std::string, std::pair<double, double>> *perLayer);
-  /// Per layer and structure, the accelerator's cycles and weight bytes (kiln sim of
-  /// the model with every layer in that structure); the rest of the model's cycles.
+  /// Per layer and choice label ("int8", "int4+2:4" ...), the accelerator's cycles and
+  /// weight bytes (kiln sim of the model with every layer in that form).
   std::map<std::string, std::map<std::string, std::pair<double, double>>> accelTable;
   bool fits(const Measure &m) const; ///< within --max-drop and the budget
   const Verified *chosen() const;
@@ -464,14 +469,18 @@ int Planner::prepare() {
     if (techniques.count("nm")) structures.push_back(nmPattern);
     if (techniques.count("smartdeal")) structures.push_back("smartdeal");
     if (accel) {
-      // The accelerator runs int8 layers: fp32 (choice 0) is the reference only.
+      // The accelerator runs int8 layers, and int4 weights (its GEMM W4 mode; SmartDeal
+      // layers are rebuilt as int8): fp32 (choice 0) is the reference only.
       if (!reached) {
         llvm::errs() << "error: layer '" << l.name << "' was never reached on the calibration data, so it has no "
                      << "int8 range: the accelerator cannot run it\n";
         return 1;
       }
       l.choices.push_back({32, "dense"});
-      for (const std::string &s : structures) l.choices.push_back({8, s});
+      for (const std::string &s : structures) {
+        l.choices.push_back({8, s});
+        if (techniques.count("quant") && s != "smartdeal") l.choices.push_back({4, s});
+      }
     } else {
       for (const std::string &s : structures)
         for (int bits : {32, 16, 8, 4}) {
@@ -534,15 +543,16 @@ int Planner::prepare() {
     baseBytes = double(a.weightsBytes);
     return 0;
   }
-  // The accelerator's cost table: one simulation per structure with every layer in it.
-  // A layer's cycles and weight bytes do not depend on the other layers' forms.
+  // The accelerator's cost table: one simulation per choice (precision and structure)
+  // with every layer in it. A layer's cycles and weight bytes do not depend on the other
+  // layers' forms.
   for (size_t si = 1; si < layers[0].choices.size(); ++si) {
-    std::string st = layers[0].choices[si].structure;
+    std::string st = label(layers[0].choices[si]);
     Pick all(layers.size(), int(si));
     Measure m;
     std::map<std::string, std::pair<double, double>> per;
     if (!simulate(all, m, &per)) {
-      if (st == "dense") {
+      if (st == "int8") {
         llvm::errs() << "error: kiln sim of the int8 model failed: " << m.reason << "\n";
         return 1;
       }
@@ -562,7 +572,7 @@ int Planner::prepare() {
       continue;
     }
     for (auto &[name, cb] : per) accelTable[name][st] = cb;
-    if (st == "dense") {
+    if (st == "int8") {
       // What the rest of the model (pooling, transposes ...) costs.
       baseLatencyMs = m.latencyMs;
       baseBytes = m.bytes;
@@ -572,7 +582,7 @@ int Planner::prepare() {
           baseBytes -= it->second.second;
         }
     }
-    llvm::outs() << llvm::format("plan: accelerator, every layer int8 %s: %.0f cycles, %.0f weight bytes moved\n",
+    llvm::outs() << llvm::format("plan: accelerator, every layer %s: %.0f cycles, %.0f weight bytes moved\n",
                                  st.c_str(), m.latencyMs, m.bytes);
   }
   return 0;
@@ -609,7 +619,7 @@ int Planner::measureTrials() {
         const std::pair<double, double> *priced = nullptr;
         if (accel)
           if (auto lt = accelTable.find(l.name); lt != accelTable.end())
-            if (auto st = lt->second.find(c.structure); st != lt->second.end()) priced = &st->second;
+            if (auto st = lt->second.find(label(c)); st != lt->second.end()) priced = &st->second;
         if (accel && !priced) {
           why = "the accelerator does not run this layer in this form (kiln sim failed on it)";
         } else if (accel && build(pick, latShape, where, a, why) && runChunks(where, a, &m.noise, nullptr)) {
@@ -774,7 +784,7 @@ std::vector<Point> Planner::front(const std::string &family) const {
 std::vector<std::string> Planner::families() const {
   std::vector<std::string> out{"joint"};
   for (std::string t : {"quant", "nm", "smartdeal", "butterfly"})
-    if (techniques.count(t) && !(accel && (t == "quant" || t == "butterfly"))) out.push_back(t);
+    if (techniques.count(t) && !(accel && t == "butterfly")) out.push_back(t);
   return out;
 }
 
