@@ -12,8 +12,8 @@
 //    (k0 + ch), column col), and a kernel row whose KW taps are all in bounds is one run
 //    of KW*C bytes (adjacent in memory, consecutive k-rows); a padded tap writes PADVAL
 //    into ABUF, BUS_BYTES channels a cycle, without a memory access, in cycles where no
-//    beat returns (the buffers have one write port). Addresses are computed modulo 2^64 exactly as the
-//    reference model does; beats at or above 2^32 read as zero.
+//    beat returns (the buffers have one write port). Addresses are computed modulo 2^64
+//    exactly as the reference model does; beats at or above 2^32 read as zero.
 //  - STORE: per column one run of NROWS*size bytes at DST + c*DSTRIDE, one write per beat
 //    with byte strobes (none at or above 2^32).
 // Counting: every LOAD/LOAD_WIN read beat counts RD_BEATS (and WT_BEATS for LOAD into
@@ -298,8 +298,7 @@ module kiln_dma
                 w_npix  <= rg(R_NPIX);
                 w_aoff  <= rg(R_AOFF);
                 w_ccols <= rg(R_C) * 32'(COLS);
-                w_kwc   <= rg(R_KW) * rg(R_C);  // a legal LOAD_WIN keeps these in ABUF's range
-                w_kwccols <= rg(R_KW) * rg(R_C) * 32'(COLS);
+                w_kwc   <= rg(R_KW) * rg(R_C);  // a legal LOAD_WIN keeps it in ABUF's range
                 w_padval <= regs[32*R_PADVAL +: 8];
                 su_step <= '0;
                 if (rg(R_NPIX) != 32'd0) st <= D_SETUP;
@@ -326,6 +325,7 @@ module kiln_dma
           end
         D_SETUP: begin
           su_step <= su_step + 3'd1;
+          if (su_step == 3'd0) w_kwccols <= w_kwc * 32'(COLS);  // a whole-row run's k-rows
           unique case (su_step)
             3'd0: iy0 <= mul_p - w_pt;
             3'd1: ix0 <= mul_p - w_pl;

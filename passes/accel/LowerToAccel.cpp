@@ -162,7 +162,8 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       out = conv.getDpsInits()[0];
       // The output starts as the bias (or zero): the GEMM's bias.
       Operation *prev = op->getPrevNode();
-      Operation *biasOp = prev && (biasFill(prev, out) || isZeroFill(prev, out)) ? prev : nullptr;
+      Value biasValue = prev ? biasFill(prev, out) : Value();
+      Operation *biasOp = biasValue || (prev && isZeroFill(prev, out)) ? prev : nullptr;
       if (auto pad = implicitPad(in, op, biasOp)) {
         L.padT = pad->padH;
         L.padL = pad->padW;
@@ -175,14 +176,12 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
       if (is[0] != 1) return op->emitError("the accelerator runs batch 1");
       L.h = is[1], L.w = is[2], L.c = is[3], L.kh = fs[1], L.kw = fs[2], L.oh = os[1], L.ow = os[2], L.m = os[3];
       L.in = readTensor(in, op);
-      if (Value b = biasFill(prev, out)) {
-        auto data = constantData(b, symbols);
+      if (biasValue) {
+        auto data = constantData(biasValue, symbols);
         if (!data) return op->emitError("bias is not a constant");
         L.bias = *data;
-        covered.insert(prev);
-      } else if (biasOp) {
-        covered.insert(prev);  // zero bias
       }
+      if (biasOp) covered.insert(prev); // a zero fill: zero bias
       if (auto clamp = clampAfter(op->getNextNode(), out)) {
         L.lo = clamp->first, L.hi = clamp->second;
         covered.insert(op->getNextNode());
@@ -630,16 +629,17 @@ struct LowerToAccelPass : impl::KilnLowerToAccelBase<LowerToAccelPass> {
     // while the pool unit works on this one.
     const int64_t aBytes = L.kh * L.kw * L.c * COLS;
     const bool aDouble = 2 * aBytes <= int64_t(cfg.abuf_bytes);
+    auto slotOf = [&](int64_t p0) { return aDouble ? (p0 / COLS % 2) * aBytes : 0; };
     auto gather = [&](int64_t p0) {
       accel::LoadWinOp::create(b, loc, I(in.addr), I(L.h), I(L.w), I(L.c), I(L.kh), I(L.kw), I(L.stride), I(0), I(0),
                                I(0), I(L.ow), I(p0 / L.ow), I(p0 % L.ow), I(std::min(COLS, pixels - p0)),
-                               I(aDouble ? (p0 / COLS % 2) * aBytes : 0));
+                               I(slotOf(p0)));
     };
     gather(0);
     for (int64_t p0 = 0; p0 < pixels; p0 += COLS) {
       const int64_t np = std::min(COLS, pixels - p0), next = p0 + COLS;
       for (int64_t c0 = 0; c0 < L.c; c0 += R) {
-        accel::PoolOp::create(b, loc, I(L.c), I(L.kh * L.kw), I(c0), I(aDouble ? (p0 / COLS % 2) * aBytes : 0));
+        accel::PoolOp::create(b, loc, I(L.c), I(L.kh * L.kw), I(c0), I(slotOf(p0)));
         if (c0 == 0 && aDouble && next < pixels) gather(next);
         accel::StoreOp::create(b, loc, I(out.addr + p0 * L.c + c0), I(L.c), I(np), I(std::min(R, L.c - c0)),
                                b.getBoolAttr(false));

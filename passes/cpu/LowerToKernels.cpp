@@ -4,7 +4,6 @@
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "runtime/include/kiln/butterfly.h"
 #include "runtime/include/kiln/kernels.h"
-#include "runtime/include/kiln/kernels.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"

@@ -76,20 +76,10 @@ static int step(ref_device *d, uint64_t insn) {
     const uint8_t padval = (uint8_t)r[KILN_ACCEL_R_PADVAL];
     for (uint64_t col = 0; col < npix; ++col) {
       for (uint64_t ky = 0; ky < KH; ++ky) {
-        /* A kernel row whose taps are all in bounds is one run of KW*C bytes (its taps are
-         * adjacent in memory and go to consecutive reduction rows). */
-        int row_in = 1;
-        for (uint64_t kx = 0; kx < KW && row_in; ++kx) {
-          int64_t iy = (int64_t)(oy * S + ky) - pt, ix = (int64_t)(ox * S + kx) - pl;
-          row_in = !(iy < 0 || ix < 0 || (uint64_t)iy >= H || (uint64_t)ix >= W);
-        }
-        if (row_in) {
-          int64_t iy = (int64_t)(oy * S + ky) - pt, ix = (int64_t)(ox * S) - pl;
-          uint64_t addr = r[KILN_ACCEL_R_SRC] + ((uint64_t)iy * W + (uint64_t)ix) * C, k0 = ky * KW * C;
-          for (uint64_t j = 0; j < KW * C; ++j) A[(k0 + j) * COLS + col] = mem_byte(d, addr + j);
-          d->cnt.rd_beats += beats(d, addr, KW * C);
-          continue;
-        }
+        /* A kernel row whose taps are all in bounds is read as one run of KW*C bytes (its
+         * taps are adjacent in memory and go to consecutive reduction rows). */
+        uint64_t row_addr = 0, in_taps = 0;
+        uint32_t tap_beats = 0;
         for (uint64_t kx = 0; kx < KW; ++kx) {
           int64_t iy = (int64_t)(oy * S + ky) - pt, ix = (int64_t)(ox * S + kx) - pl;
           uint64_t k0 = (ky * KW + kx) * C;
@@ -99,8 +89,11 @@ static int step(ref_device *d, uint64_t insn) {
           }
           uint64_t addr = r[KILN_ACCEL_R_SRC] + ((uint64_t)iy * W + (uint64_t)ix) * C;
           for (uint64_t ch = 0; ch < C; ++ch) A[(k0 + ch) * COLS + col] = mem_byte(d, addr + ch);
-          d->cnt.rd_beats += beats(d, addr, C);
+          if (kx == 0) row_addr = addr;
+          tap_beats += beats(d, addr, C);
+          ++in_taps;
         }
+        d->cnt.rd_beats += in_taps == KW ? beats(d, row_addr, KW * C) : tap_beats;
       }
       if (++ox == OW) {
         ox = 0;

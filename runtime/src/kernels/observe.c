@@ -13,11 +13,11 @@
 
 #define BINS 2048
 
-/* `table` (*size elements of `elem` bytes) grown so that index `id` exists, the new
- * elements zeroed (*size updated; *old, if given, gets the previous size); NULL when out
- * of memory, `table` then left as it was. */
 static int lost; /* an observation dropped for want of memory: the writers then fail */
 
+/* `table` (*size elements of `elem` bytes) grown so that index `id` exists, the new
+ * elements zeroed (*size updated; *old, if given, gets the previous size); NULL (and
+ * `lost` set) when out of memory, `table` then left as it was. */
 static void *reserve(void *table, int32_t *size, int32_t id, size_t elem, int32_t *old) {
   if (old) *old = *size;
   if (id < *size) return table;
